@@ -1,0 +1,18 @@
+"""``meshagent``: the agent executable's verbs."""
+
+from __future__ import annotations
+
+import sys
+
+from meshagent.cli.dispatch import run_program
+
+VERBS = [
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_program("meshagent", "The meshagent agent.", VERBS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

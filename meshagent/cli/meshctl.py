@@ -1,0 +1,22 @@
+"""``meshctl``: the administrators' console.
+
+It talks to the web service's REST API when one is configured (``--server`` or
+``MESHCTL_SERVER``) and otherwise to the local agent's control socket.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from meshagent.cli.dispatch import run_program
+
+VERBS = [
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_program("meshctl", "The meshagent console.", VERBS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
