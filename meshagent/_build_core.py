@@ -37,20 +37,101 @@ CDEF["version"] = """
 const char *mesh_version(void);
 """
 
-# --- frame.h / wire.h -------------------------------------------------------------
-CDEF["frame"] = """
+# --- wire.h / frame.h -------------------------------------------------------------
+def _wire_constants() -> str:
+    """Declare every enum member of wire.h (values come from the compiler, not from here)."""
+    names = re.findall(r"^\s+(MESH_[A-Z0-9_]+)\s*=", (CSRC / "wire.h").read_text(), re.M)
+    return "".join(f"static const int {name};\n" for name in names)
+
+
+CDEF["frame"] = _wire_constants() + """
+#define MESH_REKEY_AFTER_MESSAGES ...
+
+typedef struct mesh_frame_info {
+    uint8_t type;
+    uint8_t flags;
+    uint8_t hop_limit;
+    uint32_t channel;
+    uint64_t seq;
+    uint32_t length;
+    size_t offset;
+    uint8_t src[16];
+    uint8_t dst[16];
+} mesh_frame_info;
+
+int mesh_frame_write_header(const mesh_frame_info *info, uint8_t *out);
+int mesh_frame_read_header(const uint8_t *in, mesh_frame_info *info);
+int mesh_frames_encode(const mesh_frame_info *infos, size_t n, const uint8_t *payloads,
+                       size_t payloads_len, uint8_t *out, size_t out_cap, size_t *written);
+int mesh_frames_scan(const uint8_t *buf, size_t len, int sealed, mesh_frame_info *infos,
+                     size_t max_infos, size_t *count, size_t *consumed, size_t *next_size);
 """
 
 # --- tunnel.h ---------------------------------------------------------------------
 CDEF["tunnel"] = """
+typedef struct mesh_tunnel mesh_tunnel;
+int mesh_tunnel_new(const uint8_t *send_key, size_t send_key_len, const uint8_t *recv_key,
+                    size_t recv_key_len, uint64_t max_messages, uint64_t expires_ns,
+                    mesh_tunnel **out);
+void mesh_tunnel_free(mesh_tunnel *t);
+uint64_t mesh_tunnel_send_counter(const mesh_tunnel *t);
+int mesh_tunnel_needs_rekey(const mesh_tunnel *t, uint64_t now_ns);
+int mesh_tunnel_seal_frames(mesh_tunnel *t, const uint8_t *plain, size_t plain_len,
+                            uint64_t now_ns, uint8_t *out, size_t out_cap, size_t *written,
+                            size_t *count);
+int mesh_tunnel_seal_stream(mesh_tunnel *t, const mesh_frame_info *tmpl,
+                            const uint8_t *payload, size_t payload_len, size_t frame_payload,
+                            uint64_t now_ns, uint8_t *out, size_t out_cap, size_t *written,
+                            size_t *count);
+int mesh_tunnel_open_records(mesh_tunnel *t, const uint8_t *in, size_t in_len,
+                             mesh_frame_info *infos, size_t max_infos, uint8_t *out,
+                             size_t out_cap, size_t *written, size_t *count);
+int mesh_aes_gcm_seal(const uint8_t *key, size_t key_len, const uint8_t *nonce,
+                      size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *pt,
+                      size_t pt_len, size_t tag_len, uint8_t *out, size_t out_cap);
+int mesh_aes_gcm_open(const uint8_t *key, size_t key_len, const uint8_t *nonce,
+                      size_t nonce_len, const uint8_t *aad, size_t aad_len,
+                      const uint8_t *data, size_t data_len, size_t tag_len, uint8_t *out,
+                      size_t out_cap);
 """
 
 # --- replay.h ---------------------------------------------------------------------
 CDEF["replay"] = """
+typedef struct mesh_replay { ...; } mesh_replay;
+int mesh_replay_init(mesh_replay *w);
+int mesh_replay_check(const mesh_replay *w, uint64_t counter);
+int mesh_replay_update(mesh_replay *w, uint64_t counter);
 """
 
 # --- route.h ----------------------------------------------------------------------
 CDEF["route"] = """
+enum mesh_route_limits { MESH_ROUTE_METRIC_INFINITY, MESH_ROUTE_CAPACITY_MAX, ... };
+enum mesh_route_result { MESH_ROUTE_REJECTED, MESH_ROUTE_ACCEPTED, ... };
+typedef struct mesh_route {
+    uint8_t node_id[...];
+    uint8_t next_hop[...];
+    uint32_t seq;
+    uint32_t expires;
+    uint16_t metric;
+    uint16_t reserved;
+} mesh_route;
+typedef struct mesh_route_table mesh_route_table;
+mesh_route_table *mesh_route_table_new(uint32_t capacity, uint64_t hash_seed);
+void mesh_route_table_free(mesh_route_table *table);
+uint32_t mesh_route_table_capacity(const mesh_route_table *table);
+uint32_t mesh_route_table_size(const mesh_route_table *table);
+size_t mesh_route_table_memory_bytes(const mesh_route_table *table);
+int mesh_route_seq_newer(uint32_t a, uint32_t b);
+int mesh_route_update(mesh_route_table *table, const uint8_t *node_id, const uint8_t *next_hop,
+                      uint16_t metric, uint32_t seq, uint32_t expires);
+int mesh_route_withdraw(mesh_route_table *table, const uint8_t *node_id, uint32_t seq);
+int64_t mesh_route_expire(mesh_route_table *table, uint32_t now);
+int mesh_route_lookup(const mesh_route_table *table, const uint8_t *node_id, mesh_route *out);
+int64_t mesh_route_lookup_batch(const mesh_route_table *table, const uint8_t *ids, size_t count,
+                                mesh_route *out, uint8_t *found);
+int64_t mesh_route_next_hops(const mesh_route_table *table, const uint8_t *ids, size_t count,
+                             uint8_t *next_hops);
+size_t mesh_route_dump(const mesh_route_table *table, mesh_route *out, size_t max);
 """
 
 SOURCES = sorted(str(path.relative_to(ROOT)) for path in CSRC.glob("*.c"))
