@@ -54,32 +54,15 @@ def _key(doc: str, default: Any = None, *, factory: Any = None, minimum: float |
 class NodeConfig:
     """[node]: who this agent is."""
 
-    state_dir: Path = _key("Directory of the agent's files (key, certificate, trust, control "
-                           "socket). Relative to the config file's directory.",
-                           Path("/var/lib/meshagent"))
-    identity: Path = _key("This node's private keys, written by `meshagent mesh enroll` "
-                          "(relative to state_dir).", Path("node.key"))
-    certificate: Path = _key("This node's membership certificate (relative to state_dir).",
-                             Path("node.cert"))
-    trust: Path = _key("The mesh's trust file: mesh id and root public key "
-                       "(relative to state_dir).", Path("mesh.trust"))
+    state_dir: Path = _key("The node directory: its keys (node.key), membership certificate "
+                           "(node.cert) and mesh trust (mesh.trust), as written by `meshagent "
+                           "mesh enroll`; also the default home of the control socket. Relative "
+                           "to the config file's directory.", Path("/var/lib/meshagent"))
     hostname: str = _key("Name shown to peers and in `meshctl nodes`; empty = the system "
                          "host name.", "")
     tags: dict[str, str] = _key("Free-form labels gossiped with this node's record, e.g. "
                                 "{ site = \"lab\" }; `meshctl nodes --tag site=lab` filters "
                                 "on them.", factory=dict)
-
-    @property
-    def identity_path(self) -> Path:
-        return self.state_dir / self.identity
-
-    @property
-    def certificate_path(self) -> Path:
-        return self.state_dir / self.certificate
-
-    @property
-    def trust_path(self) -> Path:
-        return self.state_dir / self.trust
 
     @property
     def display_name(self) -> str:

@@ -35,7 +35,6 @@ def test_relative_paths_resolve_against_the_config_directory(tmp_path: Path) -> 
     path.write_text('[node]\nstate_dir = "state"\n[control]\nsocket = "run/ctl.sock"\n')
     config = load_config(path)
     assert config.node.state_dir == tmp_path / "state"
-    assert config.node.identity_path == tmp_path / "state" / "node.key"
     assert config.control_socket == tmp_path / "run" / "ctl.sock"
 
 
