@@ -54,6 +54,7 @@ enum mesh_wire_sizes {
      * buffering anything, so a streaming decoder holds at most one header plus this. */
     MESH_MAX_FRAME_PAYLOAD = 65536,
     MESH_FRAME_TYPE_RESERVED = 0,  /* type 0 never appears on the wire */
+    MESH_DEFAULT_HOP_LIMIT = 16,   /* hops a new frame may take before relays drop it */
 
     /* Raw AES-GCM (known-answer tests): accepted key, nonce and tag lengths. */
     MESH_GCM_MIN_TAG_BYTES = 4,

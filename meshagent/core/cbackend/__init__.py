@@ -1,0 +1,12 @@
+"""Checked bindings over the C core (``MESHAGENT_BACKEND=c``, the default).
+
+Each call hands whole buffers to C (``ffi.from_buffer``, no copy) into preallocated output
+buffers, and turns the returned status into a typed exception (``errors.ensure``).
+"""
+
+from meshagent.core.cbackend.frame import FrameDecoder, decode_frames, encode_frames
+from meshagent.core.cbackend.replay import ReplayWindow
+from meshagent.core.cbackend.tunnel import Tunnel, aes_gcm_open, aes_gcm_seal
+
+__all__ = ["FrameDecoder", "ReplayWindow", "Tunnel", "aes_gcm_open", "aes_gcm_seal",
+           "decode_frames", "encode_frames"]

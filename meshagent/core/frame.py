@@ -1,0 +1,148 @@
+"""The ``Frame`` value and the stream reassembly shared by both backends.
+
+A ``Frame`` is what the codec and the tunnel take and give. Decoders hand out payloads as
+read-only ``memoryview`` slices of the buffer they decoded (no copy); ``bytes(frame.payload)``
+makes an independent copy when one is needed. A view keeps its buffer alive, so it is
+always safe to hold; it only shares memory with a mutable buffer the caller fed.
+
+``StreamReassembler`` turns bytes arriving in arbitrary pieces into runs of whole frames
+(or sealed records). Each backend supplies the header scan; the reassembler holds at most
+one incomplete frame, whose size the scan has already checked against MAX_FRAME_PAYLOAD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from meshagent.core._checks import U32_MAX, U64_MAX, bytes_of_length, int_in_range
+from meshagent.core.errors import FrameError, InvalidArgument
+from meshagent.core.wire import (
+    DEFAULT_HOP_LIMIT,
+    FRAME_HEADER_BYTES,
+    MAX_FRAME_PAYLOAD,
+    NODE_ID_BYTES,
+    FrameLayout,
+)
+
+__all__ = ["ZERO_NODE_ID", "Buffer", "Frame", "ScanFunction", "StreamReassembler"]
+
+Buffer = bytes | bytearray | memoryview
+ZERO_NODE_ID = bytes(NODE_ID_BYTES)
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame: header fields plus payload (at most MAX_FRAME_PAYLOAD bytes).
+
+    ``type`` 1..255 (0 is reserved on the wire), ``flags`` and ``hop_limit`` 0..255,
+    ``channel`` u32, ``seq`` u64, ``src``/``dst`` node ids of NODE_ID_BYTES.
+    """
+
+    type: int
+    flags: int = 0
+    src: bytes = ZERO_NODE_ID
+    dst: bytes = ZERO_NODE_ID
+    hop_limit: int = DEFAULT_HOP_LIMIT
+    channel: int = 0
+    seq: int = 0
+    payload: Buffer = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        int_in_range(self.type, 255, "type", bottom=FrameLayout.RESERVED_TYPE + 1)
+        int_in_range(self.flags, 255, "flags")
+        int_in_range(self.hop_limit, 255, "hop_limit")
+        int_in_range(self.channel, U32_MAX, "channel")
+        int_in_range(self.seq, U64_MAX, "seq")
+        if type(self.src) is not bytes or len(self.src) != NODE_ID_BYTES:
+            object.__setattr__(self, "src", bytes_of_length(self.src, NODE_ID_BYTES, "src"))
+        if type(self.dst) is not bytes or len(self.dst) != NODE_ID_BYTES:
+            object.__setattr__(self, "dst", bytes_of_length(self.dst, NODE_ID_BYTES, "dst"))
+        payload = self.payload
+        if type(payload) is not bytes:
+            if not isinstance(payload, bytearray | memoryview):
+                raise InvalidArgument("payload must be bytes-like")
+            if isinstance(payload, bytearray) or not payload.readonly:
+                # A frame is a value: keep no view a caller could still write through.
+                object.__setattr__(self, "payload", bytes(payload))
+        if len(self.payload) > MAX_FRAME_PAYLOAD:
+            raise InvalidArgument(f"payload above {MAX_FRAME_PAYLOAD} bytes")
+
+    def __repr__(self) -> str:
+        return (f"Frame(type={self.type}, flags={self.flags}, src={self.src.hex()}, "
+                f"dst={self.dst.hex()}, hop_limit={self.hop_limit}, channel={self.channel}, "
+                f"seq={self.seq}, payload=<{len(self.payload)} bytes>)")
+
+    @property
+    def encoded_size(self) -> int:
+        return FRAME_HEADER_BYTES + len(self.payload)
+
+
+ScanFunction = Callable[[memoryview, bool], tuple[int, int]]
+"""A backend's scan: (buffer, sealed) -> (bytes of whole frames at its start, size of the
+incomplete frame after them once its header is in the buffer, else 0); raises FrameError
+on a bad header."""
+
+
+class StreamReassembler:
+    """Cuts a byte stream into runs of whole frames (or sealed records), whatever the split.
+
+    ``push(data)`` returns zero, one or two read-only buffers of whole frames: the frame
+    that was waiting for this data (copied once, as it spans pieces) and the run of whole
+    frames inside ``data`` itself (a view, no copy). After a FrameError the stream cannot be
+    resynchronised: every later push raises it again.
+    """
+
+    def __init__(self, scan: ScanFunction, sealed: bool) -> None:
+        self._scan = scan
+        self._sealed = sealed
+        self._pending = bytearray()
+        self._failed: FrameError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete frame (at most one header plus its payload)."""
+        return len(self._pending)
+
+    def push(self, data: Buffer) -> list[memoryview]:
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return self._push(memoryview(data).cast("B").toreadonly())
+        except FrameError as exc:
+            self._failed = exc
+            self._pending.clear()
+            raise
+
+    def _push(self, view: memoryview) -> list[memoryview]:
+        runs: list[memoryview] = []
+        if self._pending:
+            view = self._complete_pending(view, runs)
+            if self._pending:
+                return runs
+        consumed, _ = self._scan(view, self._sealed)
+        if consumed:
+            runs.append(view[:consumed])
+        rest = view[consumed:]
+        if rest:
+            self._pending += rest
+            self._scan(memoryview(self._pending), self._sealed)  # reject a bad header now
+        return runs
+
+    def _complete_pending(self, view: memoryview, runs: list[memoryview]) -> memoryview:
+        """Move bytes from ``view`` into the pending frame; emit it once whole."""
+        while view:
+            size = self._pending_size()
+            need = (size or FRAME_HEADER_BYTES) - len(self._pending)
+            self._pending += view[:need]
+            view = view[need:]
+            if size and len(self._pending) == size:
+                runs.append(memoryview(bytes(self._pending)))
+                self._pending.clear()
+                break
+        return view
+
+    def _pending_size(self) -> int:
+        """Total size of the pending frame, or 0 while its header is incomplete."""
+        if len(self._pending) < FRAME_HEADER_BYTES:
+            return 0
+        consumed, next_size = self._scan(memoryview(self._pending), self._sealed)
+        return consumed or next_size

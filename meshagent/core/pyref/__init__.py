@@ -1,0 +1,13 @@
+"""The pure-Python twin of the C core (``MESHAGENT_BACKEND=python``).
+
+Same names and behaviour as ``meshagent.core.cbackend``: byte-identical output and the
+same exception classes. It is slow (one pycryptodome object per frame):
+it exists to cross-check the C core and as the benchmarks' baseline.
+"""
+
+from meshagent.core.pyref.frame import FrameDecoder, decode_frames, encode_frames
+from meshagent.core.pyref.replay import ReplayWindow
+from meshagent.core.pyref.tunnel import Tunnel, aes_gcm_open, aes_gcm_seal
+
+__all__ = ["FrameDecoder", "ReplayWindow", "Tunnel", "aes_gcm_open", "aes_gcm_seal",
+           "decode_frames", "encode_frames"]

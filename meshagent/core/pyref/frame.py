@@ -1,0 +1,133 @@
+"""Pure-Python twin of ``csrc/frame.c``: the same wire format, checks and error order."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from meshagent.core.errors import (
+    FrameMalformed,
+    FrameOversize,
+    FrameTruncated,
+    FrameVersionError,
+    InvalidArgument,
+)
+from meshagent.core.frame import Buffer, Frame, StreamReassembler
+from meshagent.core.wire import (
+    FRAME_HEADER_BYTES,
+    MAX_FRAME_PAYLOAD,
+    NODE_ID_BYTES,
+    SEALED_AAD_BYTES,
+    SEALED_OVERHEAD,
+    WIRE_VERSION,
+    FrameLayout,
+)
+
+__all__ = ["FrameDecoder", "decode_frames", "encode_frames", "read_header", "scan",
+           "write_header"]
+
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
+L = FrameLayout
+
+
+def write_header(frame: Frame, length: int, out: bytearray, at: int) -> None:
+    """Write ``frame``'s header, with payload length ``length``, at ``out[at:]``."""
+    out[at + L.VERSION] = WIRE_VERSION
+    out[at + L.TYPE] = frame.type
+    out[at + L.FLAGS] = frame.flags
+    out[at + L.HOP_LIMIT] = frame.hop_limit
+    _U32.pack_into(out, at + L.LENGTH, length)
+    _U32.pack_into(out, at + L.CHANNEL, frame.channel)
+    _U64.pack_into(out, at + L.SEQ, frame.seq)
+    out[at + L.SRC:at + L.SRC + NODE_ID_BYTES] = frame.src
+    out[at + L.DST:at + L.DST + NODE_ID_BYTES] = frame.dst
+
+
+def read_header(buf: memoryview, at: int) -> tuple[int, int, int, int, int, int, bytes, bytes]:
+    """Check the header at ``buf[at:]``: (type, flags, hop_limit, length, channel, seq, src,
+    dst). Same checks, in the same order, as mesh_frame_read_header."""
+    if buf[at + L.VERSION] != WIRE_VERSION:
+        raise FrameVersionError(f"unknown frame version {buf[at + L.VERSION]}")
+    if buf[at + L.TYPE] == L.RESERVED_TYPE:
+        raise FrameMalformed("frame type 0 is reserved")
+    length = _U32.unpack_from(buf, at + L.LENGTH)[0]
+    if length > MAX_FRAME_PAYLOAD:
+        raise FrameOversize(f"frame length {length} above {MAX_FRAME_PAYLOAD}")
+    return (buf[at + L.TYPE], buf[at + L.FLAGS], buf[at + L.HOP_LIMIT], length,
+            _U32.unpack_from(buf, at + L.CHANNEL)[0], _U64.unpack_from(buf, at + L.SEQ)[0],
+            bytes(buf[at + L.SRC:at + L.SRC + NODE_ID_BYTES]),
+            bytes(buf[at + L.DST:at + L.DST + NODE_ID_BYTES]))
+
+
+def scan(buf: memoryview, sealed: bool) -> tuple[int, int]:
+    """(bytes of whole frames at the start of buf, size of the next incomplete one or 0)."""
+    overhead = SEALED_OVERHEAD if sealed else 0
+    pos = 0
+    while len(buf) - pos >= FRAME_HEADER_BYTES:
+        size = FRAME_HEADER_BYTES + read_header(buf, pos)[3] + overhead
+        if len(buf) - pos < size:
+            return pos, size
+        pos += size
+    return pos, 0
+
+
+def encode_frames(frames: Iterable[Frame]) -> bytes:
+    """All ``frames`` one after another, each header followed by its payload."""
+    frames = list(frames)
+    for frame in frames:
+        if not isinstance(frame, Frame):
+            raise InvalidArgument("encode_frames takes Frame objects")
+    out = bytearray(sum(frame.encoded_size for frame in frames))
+    pos = 0
+    for frame in frames:
+        write_header(frame, len(frame.payload), out, pos)
+        pos += FRAME_HEADER_BYTES
+        out[pos:pos + len(frame.payload)] = frame.payload
+        pos += len(frame.payload)
+    return bytes(out)
+
+
+def frames_in(buf: memoryview, sealed: bool) -> list[tuple[int, int, tuple]]:
+    """(record start, body start, header fields) of every whole frame; FrameTruncated if
+    the buffer does not end on a frame boundary."""
+    body = SEALED_AAD_BYTES if sealed else FRAME_HEADER_BYTES
+    overhead = SEALED_OVERHEAD if sealed else 0
+    found = []
+    pos = 0
+    while len(buf) - pos >= FRAME_HEADER_BYTES:
+        fields = read_header(buf, pos)
+        size = FRAME_HEADER_BYTES + fields[3] + overhead
+        if len(buf) - pos < size:
+            break
+        found.append((pos, pos + body, fields))
+        pos += size
+    if pos != len(buf):
+        raise FrameTruncated(f"{len(buf) - pos} bytes after the last whole frame")
+    return found
+
+
+def decode_frames(buf: Buffer) -> list[Frame]:
+    """Every frame in ``buf``, which must hold whole frames only. Payloads are views of it."""
+    view = memoryview(buf).cast("B").toreadonly()
+    frames = []
+    for _, body, (ftype, flags, hops, length, channel, seq, src, dst) in frames_in(view, False):
+        frames.append(Frame(ftype, flags, src, dst, hops, channel, seq, view[body:body + length]))
+    return frames
+
+
+class FrameDecoder:
+    """Streaming decoder: ``feed`` bytes in any pieces, get the frames completed so far."""
+
+    def __init__(self) -> None:
+        self._stream = StreamReassembler(scan, sealed=False)
+
+    @property
+    def buffered(self) -> int:
+        return self._stream.buffered
+
+    def feed(self, data: Buffer) -> list[Frame]:
+        frames: list[Frame] = []
+        for run in self._stream.push(data):
+            frames += decode_frames(run)
+        return frames

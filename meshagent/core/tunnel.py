@@ -1,0 +1,211 @@
+"""The public ``Tunnel`` behaviour shared by both backends.
+
+A tunnel is one authenticated session between two nodes: frames sealed with ``send_key``
+(AES-256-GCM, nonce = 4 zero bytes || 64-bit big-endian send counter, header and counter as
+associated data) and records opened with ``recv_key`` through a replay window. Layout:
+``csrc/wire.h``. Each backend subclass supplies the primitives (``_seal_encoded``,
+``_seal_stream``, ``_open_records`` ...); this class checks arguments, keeps the clock and
+the rekey limits, reassembles streams and logs rejected input.
+
+Not thread-safe: one task owns a tunnel. After a failed open on a stream (bad tag, replay,
+bad header) the stream is corrupt or attacked; close the connection and the tunnel.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TypeVar
+
+from meshagent.core._checks import bytes_of_length, readonly_view
+from meshagent.core.errors import (
+    AuthenticationError,
+    FrameError,
+    FrameTruncated,
+    InvalidArgument,
+    ReplayError,
+    TunnelClosed,
+)
+from meshagent.core.frame import Buffer, Frame, ScanFunction, StreamReassembler
+from meshagent.core.wire import KEY_BYTES, MAX_FRAME_PAYLOAD, REKEY_AFTER_MESSAGES
+from meshagent.log import get_logger
+
+__all__ = ["TunnelBase"]
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class TunnelBase(ABC):
+    """Sealing and opening of frames for one session; see the module docstring.
+
+    ``rekey_after_messages`` (default and maximum REKEY_AFTER_MESSAGES = 2^60) and
+    ``rekey_after_seconds`` (default: none) bound what may be sealed; past either,
+    sealing raises RekeyRequired and ``needs_rekey`` is true. ``clock`` returns monotonic
+    nanoseconds (tests pass a fake one).
+    """
+
+    _scan: ScanFunction
+
+    def __init__(self, send_key: Buffer, recv_key: Buffer, *,
+                 rekey_after_messages: int | None = None,
+                 rekey_after_seconds: float | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+        send, recv = (bytes_of_length(send_key, KEY_BYTES, "send_key"),
+                      bytes_of_length(recv_key, KEY_BYTES, "recv_key"))
+        limit = REKEY_AFTER_MESSAGES if rekey_after_messages is None else rekey_after_messages
+        if not isinstance(limit, int) or not 1 <= limit <= REKEY_AFTER_MESSAGES:
+            raise InvalidArgument(f"rekey_after_messages must be in [1, {REKEY_AFTER_MESSAGES}]")
+        expires_ns = 0
+        if rekey_after_seconds is not None:
+            if not rekey_after_seconds > 0:
+                raise InvalidArgument("rekey_after_seconds must be positive")
+            expires_ns = clock() + int(rekey_after_seconds * 1e9)
+        self._clock = clock
+        self._closed = False
+        self._stream = StreamReassembler(type(self)._scan, sealed=True)
+        self._start(send, recv, limit, expires_ns)
+
+    # --- backend primitives ---------------------------------------------------------
+
+    @abstractmethod
+    def _start(self, send_key: bytes, recv_key: bytes, max_messages: int,
+               expires_ns: int) -> None:
+        """Key both directions; expires_ns = 0 means no time limit."""
+
+    @abstractmethod
+    def _encode(self, frames: list[Frame]) -> bytes:
+        """The backend's encode_frames."""
+
+    @abstractmethod
+    def _seal_encoded(self, plain: memoryview, now_ns: int) -> bytes: ...
+
+    @abstractmethod
+    def _seal_stream(self, template: Frame, payload: memoryview, frame_payload: int,
+                     now_ns: int) -> bytes: ...
+
+    @abstractmethod
+    def _open_records(self, records: memoryview, max_frames: int | None) -> list[Frame]:
+        """Open whole records; more than max_frames raises FrameMalformed before opening."""
+
+    @abstractmethod
+    def _open_payloads(self, records: memoryview) -> bytes:
+        """Open whole records; their payloads joined."""
+
+    @abstractmethod
+    def _send_counter(self) -> int: ...
+
+    @abstractmethod
+    def _needs_rekey(self, now_ns: int) -> bool: ...
+
+    @abstractmethod
+    def _wipe(self) -> None:
+        """Forget the keys (and free the native session)."""
+
+    # --- public API -----------------------------------------------------------------
+
+    def _live(self) -> None:
+        if self._closed:
+            raise TunnelClosed("tunnel is closed")
+
+    @property
+    def send_counter(self) -> int:
+        """Frames sealed so far; the next frame carries this counter."""
+        self._live()
+        return self._send_counter()
+
+    @property
+    def needs_rekey(self) -> bool:
+        """True once sealing one more frame would raise RekeyRequired."""
+        self._live()
+        return self._needs_rekey(self._clock())
+
+    def seal(self, frame: Frame) -> bytes:
+        """One sealed record, e.g. for one UDP datagram."""
+        return self.seal_frames([frame])
+
+    def seal_frames(self, frames: Iterable[Frame]) -> bytes:
+        """Seal ``frames`` into one buffer of records, in one native call."""
+        self._live()
+        frames = list(frames)
+        if not all(isinstance(frame, Frame) for frame in frames):
+            raise InvalidArgument("seal_frames takes Frame objects")
+        return self._seal_encoded(memoryview(self._encode(frames)), self._clock())
+
+    def seal_encoded(self, plain: Buffer) -> bytes:
+        """Seal a buffer of whole encoded frames (``encode_frames`` output) in one call."""
+        self._live()
+        return self._seal_encoded(readonly_view(plain, "plain"), self._clock())
+
+    def seal_stream(self, template: Frame, payload: Buffer, frame_payload_bytes: int) -> bytes:
+        """Cut ``payload`` into frames of ``frame_payload_bytes`` (the last may be shorter)
+        with ``template``'s header fields, sequence numbers counting up from
+        ``template.seq``, and seal them all in one call. An empty payload gives b""."""
+        self._live()
+        if not isinstance(template, Frame):
+            raise InvalidArgument("template must be a Frame")
+        if not isinstance(frame_payload_bytes, int) or \
+                not 1 <= frame_payload_bytes <= MAX_FRAME_PAYLOAD:
+            raise InvalidArgument(f"frame_payload_bytes must be in [1, {MAX_FRAME_PAYLOAD}]")
+        return self._seal_stream(template, readonly_view(payload, "payload"), frame_payload_bytes,
+                                 self._clock())
+
+    def open(self, datagram: Buffer) -> Frame:
+        """Open a buffer holding exactly one record."""
+        self._live()
+        view = readonly_view(datagram, "datagram")
+        if not view:
+            raise FrameTruncated("empty datagram")
+        return self._rejecting(lambda: self._open_records(view, 1))[0]
+
+    def open_frames(self, records: Buffer) -> list[Frame]:
+        """Open a buffer of whole records; payloads are views of one plaintext buffer."""
+        self._live()
+        view = readonly_view(records, "records")
+        return self._rejecting(lambda: self._open_records(view, None))
+
+    def open_stream(self, records: Buffer) -> bytes:
+        """Open a buffer of whole records and return their payloads joined (the inverse of
+        ``seal_stream`` for bulk transfer; headers are still authenticated)."""
+        self._live()
+        view = readonly_view(records, "records")
+        return self._rejecting(lambda: self._open_payloads(view))
+
+    def feed(self, data: Buffer) -> list[Frame]:
+        """Streaming open: take stream bytes in any pieces, return the frames completed."""
+        self._live()
+        frames: list[Frame] = []
+        for run in self._rejecting(lambda: self._stream.push(data)):
+            frames += self._rejecting(lambda run=run: self._open_records(run, None))
+        return frames
+
+    def feed_stream(self, data: Buffer) -> bytes:
+        """Streaming ``open_stream``: payloads of the records completed by ``data``, joined."""
+        self._live()
+        runs = self._rejecting(lambda: self._stream.push(data))
+        return b"".join(self._rejecting(lambda run=run: self._open_payloads(run))
+                        for run in runs)
+
+    def _rejecting(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except (AuthenticationError, ReplayError, FrameError) as exc:
+            log.warn_limited("tunnel_input_rejected", key=type(exc).__name__,
+                             error=type(exc).__name__, detail=str(exc))
+            raise
+
+    def close(self) -> None:
+        """Wipe the keys; later calls raise TunnelClosed. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._wipe()
+
+    def __enter__(self) -> TunnelBase:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+

@@ -1,0 +1,49 @@
+"""Wire sizes and limits, read from the C header ``csrc/wire.h`` through cffi.
+
+Every number here comes from the compiled core; none is typed in Python.
+"""
+
+from __future__ import annotations
+
+from meshagent.core._native import lib
+
+__all__ = [
+    "COUNTER_BYTES", "DEFAULT_HOP_LIMIT", "FRAME_HEADER_BYTES", "GCM_MAX_NONCE_BYTES",
+    "GCM_MIN_TAG_BYTES", "KEY_BYTES", "MAX_FRAME_PAYLOAD", "NODE_ID_BYTES", "NONCE_BYTES",
+    "NONCE_PREFIX_BYTES", "REKEY_AFTER_MESSAGES", "REPLAY_WINDOW_BITS", "REPLAY_WINDOW_SPAN",
+    "SEALED_AAD_BYTES", "SEALED_OVERHEAD", "TAG_BYTES", "WIRE_VERSION", "FrameLayout",
+]
+
+WIRE_VERSION: int = lib.MESH_WIRE_VERSION
+NODE_ID_BYTES: int = lib.MESH_NODE_ID_BYTES
+KEY_BYTES: int = lib.MESH_KEY_BYTES
+TAG_BYTES: int = lib.MESH_TAG_BYTES
+NONCE_BYTES: int = lib.MESH_NONCE_BYTES
+NONCE_PREFIX_BYTES: int = lib.MESH_NONCE_PREFIX_BYTES
+COUNTER_BYTES: int = lib.MESH_COUNTER_BYTES
+FRAME_HEADER_BYTES: int = lib.MESH_FRAME_HEADER_BYTES
+SEALED_AAD_BYTES: int = lib.MESH_SEALED_AAD_BYTES
+SEALED_OVERHEAD: int = lib.MESH_SEALED_OVERHEAD
+MAX_FRAME_PAYLOAD: int = lib.MESH_MAX_FRAME_PAYLOAD
+DEFAULT_HOP_LIMIT: int = lib.MESH_DEFAULT_HOP_LIMIT
+GCM_MIN_TAG_BYTES: int = lib.MESH_GCM_MIN_TAG_BYTES
+GCM_MAX_NONCE_BYTES: int = lib.MESH_GCM_MAX_NONCE_BYTES
+REPLAY_WINDOW_BITS: int = lib.MESH_REPLAY_WINDOW_BITS
+REPLAY_WINDOW_SPAN: int = lib.MESH_REPLAY_WINDOW_SPAN
+REKEY_AFTER_MESSAGES: int = lib.MESH_REKEY_AFTER_MESSAGES
+
+
+class FrameLayout:
+    """Byte offsets of the header fields (for the pure-Python codec and for tests)."""
+
+    VERSION: int = lib.MESH_FRAME_OFF_VERSION
+    TYPE: int = lib.MESH_FRAME_OFF_TYPE
+    FLAGS: int = lib.MESH_FRAME_OFF_FLAGS
+    HOP_LIMIT: int = lib.MESH_FRAME_OFF_HOP_LIMIT
+    LENGTH: int = lib.MESH_FRAME_OFF_LENGTH
+    CHANNEL: int = lib.MESH_FRAME_OFF_CHANNEL
+    SEQ: int = lib.MESH_FRAME_OFF_SEQ
+    SRC: int = lib.MESH_FRAME_OFF_SRC
+    DST: int = lib.MESH_FRAME_OFF_DST
+    COUNTER: int = lib.MESH_SEALED_OFF_COUNTER
+    RESERVED_TYPE: int = lib.MESH_FRAME_TYPE_RESERVED
