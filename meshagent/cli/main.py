@@ -7,6 +7,7 @@ import sys
 from meshagent.cli.dispatch import run_program
 
 VERBS = [
+    "meshagent.cli.agent_mesh",
 ]
 
 
