@@ -11,6 +11,10 @@ ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration"
 TRANSFER = "http://schemas.xmlsoap.org/ws/2004/09/transfer"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 CIM_COMMON = "http://schemas.dmtf.org/wbem/wscim/1/common"
+TRUST = "http://schemas.xmlsoap.org/ws/2005/02/trust"
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+CIM_BINDING = "http://schemas.dmtf.org/wbem/wsman/1/cimbinding.xsd"
+EVENTING = "http://schemas.xmlsoap.org/ws/2004/08/eventing"
 
 # Resource URI prefixes: a class's resource URI is prefix + class name.
 CIM = "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/"
@@ -35,6 +39,17 @@ ACTION_RELEASE = ENUMERATION + "/Release"
 ACTION_FAULT = ADDRESSING + "/fault"
 ACTION_WSMAN_FAULT = "http://schemas.dmtf.org/wbem/wsman/1/wsman/fault"
 
+# The prefixes real AMT firmware declares on the root of every reply (a: soap, b: addressing,
+# c: wsman, ...); g: and h: are then bound per reply to the class or enumeration namespace.
+REPLY_PREFIXES = {
+    "a": SOAP,
+    "b": ADDRESSING,
+    "c": WSMAN,
+    "d": TRUST,
+    "e": WSSE,
+    "f": CIM_BINDING,
+}
+
 HTTP_PORT = 16992
 TLS_PORT = 16993
 
@@ -51,3 +66,8 @@ def resource_uri(class_name: str) -> str:
 def method_action(class_name: str, method: str) -> str:
     """The action URI of a method invocation: resource URI + '/' + method name."""
     return resource_uri(class_name) + "/" + method
+
+
+def class_name_of(uri: str) -> str:
+    """The class name a resource URI ends with (the inverse of ``resource_uri``)."""
+    return uri.rsplit("/", 1)[-1]

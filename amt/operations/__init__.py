@@ -1,0 +1,1 @@
+"""Typed AMT operations over ``amt.wsman.WsmanClient``, one module per AMT service."""
