@@ -1,0 +1,76 @@
+"""The web service's early check of a submitted command, before it is queued.
+
+Agents are the authority (``CommandPolicy`` on each node checks everything again,
+including the allowlist, scopes, target and replay). The service refuses up front what
+no agent would ever run, so forged or stale commands are not queued, relayed, or
+counted as pending, and each refusal gets an audit entry naming the command:
+
+* the bytes are a ``SignedCommand`` with a well-formed envelope (MalformedCommand);
+* its mesh is registered with this service (UnknownMesh);
+* the envelope's signature verifies and its issuer is its signer (ForgedCommand);
+* the attached operator certificate is the mesh root's, for that key, valid now
+  (UnknownOperator, OperatorExpired);
+* it has not expired (CommandExpired).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from meshagent.commands import (
+    CommandEnvelope,
+    CommandExpired,
+    CommandRejected,
+    ForgedCommand,
+    OperatorCertificate,
+    SignedCommand,
+    UnknownOperator,
+    operator_id_of,
+)
+from meshagent.commands.envelope import COMMAND_KIND
+from meshagent.errors import DecodeError
+from meshagent.identity import MeshTrust
+from meshagent.signing import SignatureError, verify
+
+__all__ = ["CheckedCommand", "UnknownMesh", "check_submission"]
+
+
+class UnknownMesh(CommandRejected):
+    """The command is for a mesh this service does not serve."""
+
+    reason = "unknown_mesh"
+
+
+@dataclass(frozen=True)
+class CheckedCommand:
+    wire: bytes
+    command: SignedCommand
+    envelope: CommandEnvelope
+    operator: OperatorCertificate
+
+
+def check_submission(wire: bytes, trusts: Mapping[bytes, MeshTrust], now: float) -> CheckedCommand:
+    """The parsed command if it passes the checks above; a CommandRejected subclass
+    (with ``command_id`` set once the envelope parsed) otherwise."""
+    command = SignedCommand.from_wire(wire)
+    envelope = command.envelope()
+    try:
+        trust = trusts.get(envelope.mesh_id)
+        if trust is None:
+            raise UnknownMesh(f"mesh {envelope.mesh_id.hex()} is not served here")
+        try:
+            verify(command.command, COMMAND_KIND)
+        except (SignatureError, DecodeError) as exc:
+            raise ForgedCommand(f"command signature: {exc}") from exc
+        if operator_id_of(command.command.signer) != envelope.issuer:
+            raise ForgedCommand("command issuer is not the key that signed it")
+        operator = OperatorCertificate.verify(command.operator_cert, trust, now)
+        if operator.public != command.command.signer:
+            raise UnknownOperator("operator certificate is for another key")
+        if now >= envelope.expires:
+            raise CommandExpired(f"command expired at {envelope.expires:.0f}, now {now:.0f}")
+    except CommandRejected as rejection:
+        rejection.command_id = rejection.command_id or envelope.id
+        raise
+    return CheckedCommand(wire, command, envelope, operator)
