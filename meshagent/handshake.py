@@ -42,11 +42,23 @@ Checks, each a typed ``HandshakeError`` and a (rate-limited) log line:
 Rekeying. A tunnel raises RekeyRequired when its message or time limit is reached.
 ``SessionKeys.rekeyed()`` derives the next epoch's keys with Noise REKEY (section 11.3)
 applied to each direction: no round trip, both sides compute the same keys, and the
-old keys cannot be recomputed from the new ones. The side that hits the limit starts
-sealing with epoch n+1; a receiver keeps the tunnels of epochs n and n+1, tries n+1
-when a record fails under n, and retires n once n+1 has opened a record. REKEY does not
-recover from a leaked key, so a session is also re-established by a fresh handshake
-(new ephemeral keys, certificates checked again) when it gets old or on reconnect.
+old keys cannot be recomputed from the new ones. The side that hits the limit switches
+to epoch n+1 (``tunnel_for(keys.rekeyed())``), whose counters start again at 0:
+
+* on a stream, its last record under epoch n is a frame telling the peer to switch (the
+  frame type belongs to the transport), so the receiver changes tunnels at that point;
+* on datagrams, a receiver keeps the tunnels of epochs n and n+1, tries n+1 when a record
+  fails under n (ReplayError for a counter n has seen, AuthenticationError otherwise),
+  and retires n once n+1 has opened a record.
+
+REKEY does not recover from a leaked key, so a session is also re-established by a fresh
+handshake (new ephemeral keys, certificates checked again) when it gets old or on
+reconnect.
+
+In XX the initiator holds its keys after message 2, before the responder has judged
+message 3: if the responder refuses the initiator it closes the connection, and the
+initiator sees its first read fail. Treat a session as up once the peer's first record
+opens (or the stream stays open), not as soon as ``initiate`` returns.
 """
 
 from __future__ import annotations

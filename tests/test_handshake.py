@@ -5,6 +5,7 @@ import time
 import pytest
 
 from meshagent import codec
+from meshagent.core import AuthenticationError, Frame, RekeyRequired, ReplayError
 from meshagent.handshake import (
     HandshakeAborted,
     HandshakeAuthenticationFailed,
@@ -21,7 +22,9 @@ from meshagent.handshake import (
     SessionKeys,
     StaticKeyMismatch,
     initiate,
+    open_session,
     respond,
+    tunnel_for,
 )
 from meshagent.identity import (
     CertificateExpired,
@@ -108,6 +111,32 @@ def test_rekeyed_keys_match_on_both_sides_and_differ_from_before(alice, bob):
     assert inext.send_key == rnext.recv_key and inext.recv_key == rnext.send_key
     assert inext.send_key != ikeys.send_key and inext.epoch == 1
     assert inext.rekeyed().send_key != inext.send_key
+
+
+def test_tunnels_from_the_keys_carry_frames_both_ways(alice, bob):
+    ikeys, rkeys = run(Initiator(alice), Responder(bob))
+    left, right = tunnel_for(ikeys), tunnel_for(rkeys)
+    frame = Frame(type=1, src=alice.identity.node_id, dst=bob.identity.node_id, payload=b"hi")
+    assert right.open(left.seal(frame)).payload == b"hi"
+    assert left.open(right.seal(Frame(type=2, payload=b"back"))).payload == b"back"
+
+
+def test_tunnel_limit_leads_to_rekeyed_tunnels_that_interoperate(alice, bob):
+    ikeys, rkeys = run(Initiator(alice), Responder(bob))
+    sender, receiver = tunnel_for(ikeys, rekey_after_messages=1), tunnel_for(rkeys)
+    receiver.open(sender.seal(Frame(type=1, payload=b"one")))
+    with pytest.raises(RekeyRequired):
+        sender.seal(Frame(type=1, payload=b"two"))
+    next_sender, next_receiver = tunnel_for(ikeys.rekeyed()), tunnel_for(rkeys.rekeyed())
+    first, second = (next_sender.seal(Frame(type=1, payload=p)) for p in (b"two", b"three"))
+    # The old epoch cannot read the new one: counter 0 is a replay to its window, counter 1
+    # fails the tag; either way the receiver then tries the next epoch.
+    with pytest.raises(ReplayError):
+        receiver.open(first)
+    with pytest.raises(AuthenticationError):
+        receiver.open(second)
+    assert next_receiver.open(first).payload == b"two"
+    assert next_receiver.open(second).payload == b"three"
 
 
 def test_token_joined_node_completes_a_handshake(root, bob):
@@ -351,6 +380,35 @@ async def test_handshake_over_a_tcp_connection(alice, bob):
     client, server = await handshake_over_loopback(alice, bob, replay_guard=ReplayGuard())
     assert client.send_key == server.recv_key and client.peer.hostname == "bob"
     assert server.peer.node_id == alice.identity.node_id
+
+
+async def test_open_session_yields_working_tunnels_over_tcp(alice, bob):
+    accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def on_client(reader, writer):
+        session = await open_session(reader, writer, bob, initiator=False)
+        frame = session.tunnel.open(await reader.readexactly(int.from_bytes(
+            await reader.readexactly(2), "big")))
+        accepted.set_result((session, frame))
+        writer.close()
+
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1",
+                                                   server.sockets[0].getsockname()[1])
+    try:
+        session = await open_session(reader, writer, alice, initiator=True,
+                                     expect_node_id=bob.identity.node_id)
+        record = session.tunnel.seal(Frame(type=3, payload=b"over tcp"))
+        writer.write(len(record).to_bytes(2, "big") + record)
+        await writer.drain()
+        server_session, frame = await asyncio.wait_for(accepted, 5)
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()
+    assert frame.payload == b"over tcp" and frame.type == 3
+    assert server_session.keys.peer.node_id == alice.identity.node_id
+    assert session.keys.handshake_hash == server_session.keys.handshake_hash
 
 
 async def test_silent_peer_times_out(alice, caplog, label):
