@@ -42,6 +42,12 @@ _MAX_TARGET_NODES = 100_000
 _MAX_TAG_TEXT = 256
 
 
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("times must be numbers of seconds")
+    return float(value)
+
+
 @dataclass(frozen=True)
 class Target:
     """Which nodes a command is for: every node, a list of node ids, or all tag pairs given.
@@ -137,7 +143,7 @@ class CommandEnvelope:
         try:
             envelope = cls(command_id, value["mesh"], value["issuer"],
                            Target.from_value(value["target"]), value["action"], value["args"],
-                           float(value["nb"]), float(value["exp"]), value["nonce"])
+                           _seconds(value["nb"]), _seconds(value["exp"]), value["nonce"])
         except (KeyError, TypeError, ValueError, DecodeError) as exc:
             raise MalformedCommand(f"command envelope: {exc}", command_id) from exc
         problem = envelope._shape_problem()

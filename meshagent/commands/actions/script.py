@@ -9,7 +9,9 @@ The script is written to a private temporary directory (0700) and executed: thro
 ``#!`` line if it has one, else by ``/bin/sh``. It runs in its own session so a timeout
 or cancellation kills its whole process group. Standard output and error are each kept
 up to ``max_output_bytes``; the rest is read and dropped (counted in ``*_dropped``).
-A non-zero exit is an ``ActionError`` with code ``script_failed`` carrying the output.
+When the script exits its process group is killed too. A timeout is an ``ActionError``
+with code ``timeout`` carrying the output so far; a non-zero exit is an ``ActionError``
+with code ``script_failed`` carrying the output.
 """
 
 from __future__ import annotations
@@ -33,15 +35,33 @@ log = get_logger(__name__)
 
 _MAX_ARGS = 256
 _READ_CHUNK = 65536
+_DRAIN_S = 2.0
 
 
-async def _read_bounded(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, int]:
-    kept, dropped = bytearray(), 0
-    while chunk := await stream.read(_READ_CHUNK):
-        room = limit - len(kept)
-        kept += chunk[:room]
-        dropped += max(0, len(chunk) - room)
-    return bytes(kept), dropped
+class _ScriptProtocol(asyncio.SubprocessProtocol):
+    """Keeps the first ``limit`` bytes of stdout and stderr, counts the rest, and signals
+    the script's exit separately from its pipes closing (a background child may hold
+    them open; ``Process.wait`` would wait for that)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.kept = {1: bytearray(), 2: bytearray()}
+        self.dropped = {1: 0, 2: 0}
+        self.exited = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        kept = self.kept[fd]
+        room = self.limit - len(kept)
+        kept += raw[:room]
+        self.dropped[fd] += max(0, len(raw) - room)
+
+    def process_exited(self) -> None:
+        self.exited.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
 
 
 def _parse(args: Mapping[str, Any], ctx: ActionContext) -> tuple[bytes, list[str], float]:
@@ -72,27 +92,33 @@ async def run(args: Mapping[str, Any], ctx: ActionContext) -> dict[str, Any]:
             handle.write(content)
         command = [str(path), *argv] if content.startswith(b"#!") else \
             ["/bin/sh", str(path), *argv]
-        proc = await asyncio.create_subprocess_exec(
-            *command, cwd=workdir, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True)
-        log.event("script_started", name=name, pid=proc.pid, timeout_s=timeout_s)
-        assert proc.stdout is not None and proc.stderr is not None
+        loop = asyncio.get_running_loop()
+        transport, proto = await loop.subprocess_exec(
+            lambda: _ScriptProtocol(ctx.max_output_bytes), *command, cwd=workdir,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        pid = transport.get_pid()
+        log.event("script_started", script=name, pid=pid, timeout_s=timeout_s)
+        timed_out = False
         try:
-            (out, out_dropped), (err, err_dropped), code = await asyncio.wait_for(
-                asyncio.gather(_read_bounded(proc.stdout, ctx.max_output_bytes),
-                               _read_bounded(proc.stderr, ctx.max_output_bytes), proc.wait()),
-                timeout_s)
+            await asyncio.wait_for(proto.exited.wait(), timeout_s)
         except TimeoutError:
-            raise ActionError("timeout", f"script {name} ran over {timeout_s:g} s") from None
+            timed_out = True
         finally:
-            # The whole group: a script's background children must not outlive it.
+            # The whole group, also after a normal exit: background children must not
+            # outlive the script (they would also hold its output pipes open).
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-    output = {"name": name, "exit_code": code, "stdout": out, "stderr": err,
-              "stdout_dropped": out_dropped, "stderr_dropped": err_dropped}
-    log.event("script_finished", name=name, exit_code=code)
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(TimeoutError):  # a descendant that left the group
+                await asyncio.wait_for(proto.closed.wait(), _DRAIN_S)  # may keep the pipes
+            transport.close()
+        code = transport.get_returncode()
+    output = {"name": name, "exit_code": code, "stdout": bytes(proto.kept[1]),
+              "stderr": bytes(proto.kept[2]), "stdout_dropped": proto.dropped[1],
+              "stderr_dropped": proto.dropped[2]}
+    if timed_out:
+        raise ActionError("timeout", f"script {name} ran over {timeout_s:g} s", **output)
+    log.event("script_finished", script=name, exit_code=code)
     if code != 0:
         raise ActionError("script_failed", f"script {name} exited with {code}", **output)
     return output
