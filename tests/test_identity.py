@@ -254,11 +254,12 @@ def test_certificate_backdated_outside_its_token_window_is_refused(root):
         MembershipCertificate.verify(late, root.trust, now=NOW + 710)
 
 
-def test_forged_token_is_refused_on_redeem_and_by_members(root):
+def test_forged_token_is_refused_on_redeem_and_by_members(root, caplog):
     forger = MeshRoot(root.mesh_id, SigningKey.generate())
     forged = forger.issue_join_token(["agent"], lifetime_s=600, now=NOW)
-    with pytest.raises(UntrustedJoinToken):
+    with caplog.at_level(logging.WARNING), pytest.raises(UntrustedJoinToken):
         redeem_join_token(forged.encode(), NodeIdentity.generate(), "x", root.trust, now=NOW)
+    assert "join_token_rejected" in caplog.text and "UntrustedJoinToken" in caplog.text
     # redeemed without a pinned trust, a member of the real mesh still refuses it
     cert = redeem_join_token(forged.encode(), NodeIdentity.generate(), "x", now=NOW)
     with pytest.raises(UntrustedJoinToken):

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from meshagent.identity.certificate import MembershipCertificate
-from meshagent.identity.errors import IdentityFileError, UntrustedCertificate
+from meshagent.identity.errors import (
+    CertificateError,
+    IdentityFileError,
+    MalformedJoinToken,
+    UntrustedCertificate,
+)
 from meshagent.identity.files import read_document, write_document
 from meshagent.identity.jointoken import JoinToken
 from meshagent.identity.keys import MeshTrust, NodeIdentity
@@ -74,14 +79,18 @@ def redeem_join_token(token: JoinToken | str, identity: NodeIdentity, hostname: 
     Whether another node redeemed the token first is for members to decide: they
     refuse the second node (``RedeemedTokens``).
     """
-    if isinstance(token, str):
-        token = JoinToken.decode(token, trust)
-    elif trust is not None:
-        token = JoinToken.verify(token.signed, trust, token.secret)
-    if token.secret is None:
-        raise IdentityFileError("join token has no secret: cannot redeem it")
     moment = time.time() if now is None else now
-    token.check_redeemable(moment)
+    try:
+        if isinstance(token, str):
+            token = JoinToken.decode(token, trust)
+        elif trust is not None:
+            token = JoinToken.verify(token.signed, trust, token.secret)
+        if token.secret is None:
+            raise MalformedJoinToken("join token has no secret: cannot redeem it")
+        token.check_redeemable(moment)
+    except CertificateError as exc:
+        log.warning("join_token_rejected", reason=type(exc).__name__, detail=str(exc))
+        raise
     cert = MembershipCertificate.issue(
         token.secret, mesh_id=token.mesh_id, sign_public=identity.sign_public,
         dh_public=identity.dh_public, roles=token.roles, hostname=hostname,

@@ -36,12 +36,9 @@ from meshagent.identity.errors import (
 )
 from meshagent.identity.fields import require, require_roles
 from meshagent.identity.keys import MESH_ID_BYTES, MeshTrust
-from meshagent.log import get_logger
 from meshagent.signing import PUBLIC_KEY_BYTES, SignatureError, Signed, SigningKey, sign, verify
 
 __all__ = ["JoinToken", "TOKEN_ID_BYTES", "TOKEN_PREFIX", "DEFAULT_TOKEN_CERT_LIFETIME_S"]
-
-log = get_logger(__name__)
 
 KIND = "join-token"
 TOKEN_ID_BYTES = 16
@@ -117,7 +114,6 @@ class JoinToken:
         """Raise JoinTokenExpired unless ``now`` is inside the token's validity."""
         moment = time.time() if now is None else now
         if not self.not_before - MAX_CLOCK_SKEW_S <= moment <= self.expires:
-            log.warning("join_token_rejected", reason="expired", token=self.token_id.hex())
             raise JoinTokenExpired(f"join token {self.token_id.hex()} expired or not yet valid")
 
     def encode(self) -> str:
