@@ -1,0 +1,263 @@
+"""Membership messages inside sealed datagrams.
+
+A datagram's plaintext is the canonical msgpack of a list of messages; each message is a
+list whose first item is its type. Several messages share one datagram (a ping plus
+piggybacked gossip). Decoding checks every field's type and size; a bad message raises
+``MessageError`` with the counter name it is dropped under and leaves the others of the
+datagram usable.
+
+====  ===========  ==========================================================
+type  name         fields
+====  ===========  ==========================================================
+1     Ping         seq, target node id, target_suspected (Lifeguard buddy flag)
+2     Ack          seq
+3     PingReq      seq, target node id, target_suspected: "ping it for me"
+4     Nack         seq: "I asked, it did not answer" (Lifeguard)
+5     Alive        signed node record (its incarnation is the claim)
+6     Suspect      node id, incarnation, accuser node id
+7     Dead         node id, incarnation, accuser node id, crashed (port refused)
+8     Power        node id, incarnation, "asleep"|"off", reporter (AMT bridge)
+9     Revocations  root-signed revocation list
+====  ===========  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from meshagent import codec
+from meshagent.errors import DecodeError, MeshError
+
+__all__ = ["Message", "Ping", "Ack", "PingReq", "Nack", "Alive", "Suspect", "Dead", "Power",
+           "Revocations", "MessageError", "encode_messages", "decode_messages",
+           "encode_one", "pack_encoded", "POWER_STATES"]
+
+NODE_ID_BYTES = 16
+MAX_WIRE_FIELD = 16384
+MAX_MESSAGES = 256
+POWER_STATES = ("asleep", "off")
+
+
+class MessageError(MeshError):
+    """One message of a datagram is unusable; ``reason`` is its drop counter."""
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _seq(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 32:
+        raise MessageError("sequence number out of range")
+    return value
+
+
+def _incarnation(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 63:
+        raise MessageError("incarnation out of range")
+    return value
+
+
+def _node(value: Any) -> bytes:
+    if not isinstance(value, bytes) or len(value) != NODE_ID_BYTES:
+        raise MessageError("node id must be 16 bytes")
+    return value
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise MessageError("flag must be a boolean")
+    return value
+
+
+def _blob(value: Any) -> bytes:
+    if not isinstance(value, bytes) or len(value) > MAX_WIRE_FIELD:
+        raise MessageError("document must be bytes within the size limit")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    TYPE = 1
+    seq: int
+    target: bytes
+    target_suspected: bool = False
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.seq, self.target, self.target_suspected]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Ping:
+        return cls(_seq(fields[0]), _node(fields[1]), _flag(fields[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    TYPE = 2
+    seq: int
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.seq]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Ack:
+        return cls(_seq(fields[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class PingReq:
+    TYPE = 3
+    seq: int
+    target: bytes
+    target_suspected: bool = False
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.seq, self.target, self.target_suspected]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> PingReq:
+        return cls(_seq(fields[0]), _node(fields[1]), _flag(fields[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    TYPE = 4
+    seq: int
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.seq]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Nack:
+        return cls(_seq(fields[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    TYPE = 5
+    record: bytes
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.record]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Alive:
+        return cls(_blob(fields[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    TYPE = 6
+    node: bytes
+    incarnation: int
+    accuser: bytes
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.node, self.incarnation, self.accuser]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Suspect:
+        return cls(_node(fields[0]), _incarnation(fields[1]), _node(fields[2]))
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    TYPE = 7
+    node: bytes
+    incarnation: int
+    accuser: bytes
+    crashed: bool = False
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.node, self.incarnation, self.accuser, self.crashed]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Dead:
+        return cls(_node(fields[0]), _incarnation(fields[1]), _node(fields[2]),
+                   _flag(fields[3]))
+
+
+@dataclass(frozen=True, slots=True)
+class Power:
+    TYPE = 8
+    node: bytes
+    incarnation: int
+    state: str
+    reporter: bytes
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.node, self.incarnation, self.state, self.reporter]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Power:
+        if fields[2] not in POWER_STATES:
+            raise MessageError(f"power state must be one of {POWER_STATES}")
+        return cls(_node(fields[0]), _incarnation(fields[1]), fields[2], _node(fields[3]))
+
+
+@dataclass(frozen=True, slots=True)
+class Revocations:
+    TYPE = 9
+    wire: bytes
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.wire]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Revocations:
+        return cls(_blob(fields[0]))
+
+
+Message = Ping | Ack | PingReq | Nack | Alive | Suspect | Dead | Power | Revocations
+_TYPES: dict[int, Any] = {kind.TYPE: kind for kind in
+                          (Ping, Ack, PingReq, Nack, Alive, Suspect, Dead, Power, Revocations)}
+_ARITY = {kind.TYPE: len(kind.__slots__) for kind in _TYPES.values()}
+
+
+def encode_messages(messages: list[Message]) -> bytes:
+    return codec.pack([message.encode() for message in messages])
+
+
+def pack_encoded(parts: list[bytes]) -> bytes:
+    """A datagram plaintext from messages already packed one by one (``encode_one``):
+    a msgpack array header followed by the parts is the same bytes as packing the list."""
+    count = len(parts)
+    header = bytes([0x90 | count]) if count < 16 else b"\xdc" + count.to_bytes(2, "big")
+    return header + b"".join(parts)
+
+
+def encode_one(message: Message) -> bytes:
+    """One message's bytes, to budget piggybacked gossip against the datagram size."""
+    return codec.pack(message.encode())
+
+
+def decode_messages(plaintext: bytes) -> tuple[list[Message], list[MessageError]]:
+    """All usable messages of a datagram plus one error per unusable one.
+
+    Raises MessageError only when the datagram as a whole is not a list of messages.
+    """
+    try:
+        items = codec.unpack(plaintext)
+    except DecodeError as exc:
+        raise MessageError(f"datagram does not parse: {exc}") from exc
+    if not isinstance(items, list) or len(items) > MAX_MESSAGES:
+        raise MessageError("datagram is not a list of messages")
+    messages: list[Message] = []
+    errors: list[MessageError] = []
+    for item in items:
+        if not isinstance(item, list) or not item or not isinstance(item[0], int):
+            errors.append(MessageError("message is not a typed list"))
+            continue
+        kind = _TYPES.get(item[0])
+        if kind is None:
+            errors.append(MessageError(f"unknown message type {item[0]}", "unknown_type"))
+            continue
+        if len(item) - 1 != _ARITY[item[0]]:
+            errors.append(MessageError(f"message type {item[0]} has {len(item) - 1} fields"))
+            continue
+        try:
+            messages.append(kind.decode(item[1:]))
+        except MessageError as exc:
+            errors.append(exc)
+    return messages, errors

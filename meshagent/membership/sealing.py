@@ -1,0 +1,310 @@
+"""Pairwise keys that seal every membership datagram and stream.
+
+No handshake per probe: two members already know each other's X25519 static keys from
+their membership certificates, so each derives the same pair secret
+``X25519(my static, peer static)`` (computed once per peer and cached).
+
+Datagrams
+    key(A->B, epoch) = HKDF-SHA256(secret, salt = mesh id,
+                                   info = "meshagent/datagram" | A | B | epoch_A)
+    wire = version(1) | flags(1) | sender id(16) | receiver id(16) | epoch(8) | counter(8)
+           [| cert length(2) | sender certificate]  (flag 1: first contact)
+           | AES-256-GCM(key, nonce = 0^4 | counter, aad = everything before, plaintext)
+
+    ``epoch`` is chosen at start (milliseconds of wall clock << 16 | 16 random bits), so
+    a restarted agent never reuses a (key, nonce) pair. Receivers keep a replay window
+    (``core.ReplayWindow``, RFC 6479) per peer for its newest epoch and refuse older
+    epochs while the peer is a live member (``accept_older_epoch`` lets membership
+    accept a restarted agent whose clock went backwards once it is known to be gone).
+    A sender attaches its certificate until the peer has sent it anything authenticated
+    (proof the peer knows its key); the receiver verifies that certificate against the
+    mesh trust and revocations (cached) before deriving a key. Outsiders read nothing
+    but node ids, and a revoked node is refused as soon as its certificate is forgotten.
+    There is no forward secrecy for datagrams: they carry membership state, which every
+    member may read anyway.
+
+Streams (full-state exchange, TCP pings, liveness watches)
+    opener -> responder: hello {v, node, cert, nonce}   (plaintext, certificates are public)
+    responder -> opener: hello {v, node, cert, nonce}
+    keys = HKDF-SHA256(secret, 64, salt = mesh id,
+                       info = "meshagent/stream" | opener | responder | nonce_o | nonce_r)
+    then length-prefixed AES-256-GCM messages, nonce = per-direction message counter.
+    Fresh nonces from both sides make a recorded stream useless to replay; only the
+    holder of the certificate's X25519 key can derive the keys.
+
+AES-GCM and the replay window come from ``meshagent.core``; X25519 from the node's
+identity; HKDF from pycryptodome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from Crypto.Hash import SHA256
+from Crypto.Protocol.KDF import HKDF
+
+from meshagent import codec, core
+from meshagent.errors import DecodeError, MeshError
+from meshagent.identity import MembershipCertificate, NodeIdentity, RevocationList
+from meshagent.record import RecordRejected, RecordVerifier
+from meshagent.transport import MessageStream
+
+__all__ = ["PeerKeys", "SealError", "SealedStream", "DATAGRAM_OVERHEAD"]
+
+VERSION = 1
+FLAG_CERT = 1
+_HEADER = struct.Struct(">BB16s16sQQ")
+_CERT_LENGTH = struct.Struct(">H")
+DATAGRAM_OVERHEAD = _HEADER.size + core.TAG_BYTES
+MAX_CERT_BYTES = 4096
+NONCE_PAD = b"\0\0\0\0"
+
+
+class SealError(MeshError):
+    """A datagram or stream could not be opened; ``reason`` is its drop counter."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _nonce(counter: int) -> bytes:
+    return NONCE_PAD + counter.to_bytes(8, "big")
+
+
+@dataclass
+class _Peer:
+    cert: MembershipCertificate
+    cert_wire: bytes
+    secret: bytes | None = None
+    send_key: bytes | None = None
+    send_counter: int = 0
+    knows_me: bool = False
+    recv_epoch: int = -1
+    recv_key: bytes | None = None
+    window: core.ReplayWindow | None = field(default=None, repr=False)
+
+
+class PeerKeys:
+    """This node's pairwise keys with every member whose certificate it accepted."""
+
+    def __init__(self, identity: NodeIdentity, certificate: MembershipCertificate,
+                 verifier: RecordVerifier,
+                 revocations: Callable[[], RevocationList | None] = lambda: None,
+                 epoch: int | None = None) -> None:
+        self.identity = identity
+        self.node_id = identity.node_id
+        self.certificate_wire = certificate.to_wire()
+        self.verifier = verifier
+        self.mesh_id = verifier.trust.mesh_id
+        self._revocations = revocations
+        self.epoch = epoch if epoch is not None else (
+            (int(time.time() * 1000) << 16) | secrets.randbits(16))
+        self._peers: dict[bytes, _Peer] = {}
+        self.accept_older_epoch: Callable[[bytes], bool] = lambda node_id: False
+
+    # -- peers ------------------------------------------------------------------------
+
+    def learn(self, cert: MembershipCertificate) -> None:
+        """Remember a verified certificate (a new serial replaces the old keys)."""
+        peer = self._peers.get(cert.node_id)
+        if peer is None or peer.cert.serial != cert.serial:
+            self._peers[cert.node_id] = _Peer(cert, cert.to_wire())
+
+    def forget(self, node_id: bytes) -> None:
+        self._peers.pop(node_id, None)
+
+    def knows(self, node_id: bytes) -> bool:
+        return node_id in self._peers
+
+    def knows_me(self, node_id: bytes) -> bool:
+        """Whether ``node_id`` has shown it holds our certificate (no need to attach it)."""
+        peer = self._peers.get(node_id)
+        return peer is not None and peer.knows_me
+
+    def peer_forgot_me(self, node_id: bytes) -> None:
+        """Attach our certificate again (the peer may have restarted or lost state)."""
+        peer = self._peers.get(node_id)
+        if peer is not None:
+            peer.knows_me = False
+
+    def _secret(self, peer: _Peer) -> bytes:
+        if peer.secret is None:
+            peer.secret = self.identity.dh(peer.cert.dh_public)
+        return peer.secret
+
+    def _datagram_key(self, peer: _Peer, sender: bytes, receiver: bytes, epoch: int) -> bytes:
+        info = b"meshagent/datagram" + sender + receiver + epoch.to_bytes(8, "big")
+        return HKDF(self._secret(peer), 32, self.mesh_id, SHA256, context=info)
+
+    # -- datagrams --------------------------------------------------------------------
+
+    def seal(self, peer_id: bytes, plaintext: bytes) -> bytes:
+        """One sealed datagram for ``peer_id``; SealError("unknown_peer") without its cert."""
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            raise SealError(f"no certificate for node {peer_id.hex()}", "unknown_peer")
+        if peer.send_key is None:
+            peer.send_key = self._datagram_key(peer, self.node_id, peer_id, self.epoch)
+        counter = peer.send_counter
+        peer.send_counter += 1
+        flags = 0 if peer.knows_me else FLAG_CERT
+        header = _HEADER.pack(VERSION, flags, self.node_id, peer_id, self.epoch, counter)
+        if flags & FLAG_CERT:
+            header += _CERT_LENGTH.pack(len(self.certificate_wire)) + self.certificate_wire
+        return header + core.aes_gcm_seal(peer.send_key, _nonce(counter), header, plaintext)
+
+    def open(self, datagram: bytes) -> tuple[bytes, bytes]:
+        """(sender id, plaintext) of an authentic, fresh datagram, or SealError."""
+        if len(datagram) < DATAGRAM_OVERHEAD:
+            raise SealError("datagram too short", "malformed")
+        version, flags, sender, receiver, epoch, counter = _HEADER.unpack_from(datagram)
+        if version != VERSION:
+            raise SealError(f"datagram version {version}", "malformed")
+        if receiver != self.node_id:
+            raise SealError("datagram for another node", "misdirected")
+        if sender == self.node_id:
+            raise SealError("datagram claims to come from this node", "malformed")
+        offset = _HEADER.size
+        if flags & FLAG_CERT:
+            offset = self._learn_attached(datagram, offset, sender)
+        peer = self._peers.get(sender)
+        if peer is None:
+            raise SealError(f"datagram from unknown node {sender.hex()}", "unknown_sender")
+        if epoch < peer.recv_epoch and not self.accept_older_epoch(sender):
+            raise SealError("datagram from an older run of the sender", "replay")
+        if epoch == peer.recv_epoch and peer.recv_key is not None:
+            key, window = peer.recv_key, peer.window
+        else:
+            key, window = self._datagram_key(peer, sender, self.node_id, epoch), None
+        if window is not None and not window.accepts(counter):
+            raise SealError("datagram replayed", "replay")
+        header = datagram[:offset]
+        try:
+            plaintext = core.aes_gcm_open(key, _nonce(counter), header, datagram[offset:])
+        except core.AuthenticationError as exc:
+            raise SealError("datagram does not authenticate", "auth") from exc
+        if window is None:
+            window = core.ReplayWindow()
+            peer.recv_epoch, peer.recv_key, peer.window = epoch, key, window
+        try:
+            window.check_and_update(counter)
+        except core.CoreError as exc:
+            raise SealError("datagram replayed", "replay") from exc
+        peer.knows_me = True
+        return sender, plaintext
+
+    def _learn_attached(self, datagram: bytes, offset: int, sender: bytes) -> int:
+        if len(datagram) < offset + _CERT_LENGTH.size:
+            raise SealError("datagram too short for its certificate", "malformed")
+        (length,) = _CERT_LENGTH.unpack_from(datagram, offset)
+        start = offset + _CERT_LENGTH.size
+        if length > MAX_CERT_BYTES or len(datagram) < start + length + core.TAG_BYTES:
+            raise SealError("attached certificate has a bad length", "malformed")
+        known = self._peers.get(sender)
+        wire = bytes(datagram[start:start + length])
+        if known is None or known.cert_wire != wire:
+            try:
+                cert = self.verifier.certificate(wire, self._revocations())
+            except RecordRejected as exc:
+                raise SealError(f"attached certificate: {exc}", exc.reason) from exc
+            if cert.node_id != sender:
+                raise SealError("attached certificate is another node's", "bad_certificate")
+            self.learn(cert)
+        return start + length
+
+    # -- streams ----------------------------------------------------------------------
+
+    async def open_stream(self, stream: MessageStream, timeout: float,
+                          expect: bytes | None = None) -> SealedStream:
+        """Opener side of the stream hello; ``expect`` is the node we meant to reach."""
+        nonce = os.urandom(16)
+        await stream.send(self._hello(nonce))
+        peer, peer_nonce = self._read_hello(await stream.recv(timeout))
+        if expect is not None and peer.cert.node_id != expect:
+            raise SealError("stream answered by another node", "bad_certificate")
+        return self._sealed(stream, peer, self.node_id, peer.cert.node_id, nonce, peer_nonce,
+                            opener=True)
+
+    async def accept_stream(self, stream: MessageStream, timeout: float) -> SealedStream:
+        peer, peer_nonce = self._read_hello(await stream.recv(timeout))
+        nonce = os.urandom(16)
+        await stream.send(self._hello(nonce))
+        return self._sealed(stream, peer, peer.cert.node_id, self.node_id, peer_nonce, nonce,
+                            opener=False)
+
+    def _hello(self, nonce: bytes) -> bytes:
+        return codec.pack({"v": VERSION, "node": self.node_id, "cert": self.certificate_wire,
+                           "nonce": nonce})
+
+    def _read_hello(self, data: bytes) -> tuple[_Peer, bytes]:
+        try:
+            hello = codec.unpack(data, MAX_CERT_BYTES + 256)
+        except DecodeError as exc:
+            raise SealError(f"stream hello: {exc}", "malformed") from exc
+        if not isinstance(hello, dict) or hello.get("v") != VERSION or not isinstance(
+                hello.get("cert"), bytes) or not isinstance(hello.get("nonce"), bytes) or len(
+                hello["nonce"]) != 16:
+            raise SealError("stream hello lacks version, certificate or nonce", "malformed")
+        try:
+            cert = self.verifier.certificate(hello["cert"], self._revocations())
+        except RecordRejected as exc:
+            raise SealError(f"stream hello certificate: {exc}", exc.reason) from exc
+        if cert.node_id == self.node_id or hello.get("node") != cert.node_id:
+            raise SealError("stream hello names the wrong node", "bad_certificate")
+        self.learn(cert)
+        return self._peers[cert.node_id], hello["nonce"]
+
+    def _sealed(self, stream: MessageStream, peer: _Peer, opener_id: bytes,
+                responder_id: bytes, opener_nonce: bytes, responder_nonce: bytes, *,
+                opener: bool) -> SealedStream:
+        info = b"meshagent/stream" + opener_id + responder_id + opener_nonce + responder_nonce
+        keys = HKDF(self._secret(peer), 64, self.mesh_id, SHA256, context=info)
+        opener_key, responder_key = keys[:32], keys[32:]
+        send, recv = (opener_key, responder_key) if opener else (responder_key, opener_key)
+        return SealedStream(stream, peer.cert, send, recv)
+
+
+class SealedStream:
+    """Messages sealed with per-direction keys and counters over a ``MessageStream``."""
+
+    def __init__(self, stream: MessageStream, peer: MembershipCertificate, send_key: bytes,
+                 recv_key: bytes) -> None:
+        self.stream = stream
+        self.peer = peer
+        self.peer_id = peer.node_id
+        self._send_key = send_key
+        self._recv_key = recv_key
+        self._sent = 0
+        self._received = 0
+
+    async def send(self, message: bytes) -> None:
+        sealed = core.aes_gcm_seal(self._send_key, _nonce(self._sent), b"", message)
+        self._sent += 1
+        await self.stream.send(sealed)
+
+    def send_nowait(self, message: bytes) -> None:
+        """Queue a message without waiting for the socket (goodbyes while closing)."""
+        sealed = core.aes_gcm_seal(self._send_key, _nonce(self._sent), b"", message)
+        self._sent += 1
+        with contextlib.suppress(Exception):
+            self.stream.writer.write(len(sealed).to_bytes(4, "big") + sealed)
+
+    async def recv(self, timeout: float | None = None) -> bytes:
+        """The next message; StreamClosed / StreamTimeout, or SealError("auth")."""
+        data = await self.stream.recv(timeout)
+        try:
+            message = core.aes_gcm_open(self._recv_key, _nonce(self._received), b"", data)
+        except core.AuthenticationError as exc:
+            raise SealError("stream message does not authenticate", "auth") from exc
+        self._received += 1
+        return message
+
+    def close(self) -> None:
+        self.stream.close()

@@ -1,0 +1,93 @@
+"""What a node believes about one member, and the public view of it.
+
+``MemberState``: ALIVE (answers probes), SUSPECT (missed probes; may still refute),
+UNREACHABLE (suspicion expired, or its agent crashed: its port refused us), LEFT (it said
+goodbye), ASLEEP / OFF (the AMT bridge confirmed the machine sleeps or is off; its agent
+is silent on purpose). ``Member`` is an immutable snapshot handed to callers;
+``MemberChange`` is one state transition, delivered to ``on_change`` callbacks and the
+``changes()`` iterator.
+
+Precedence between claims about the same incarnation follows SWIM: a higher incarnation
+always wins; at equal incarnation UNREACHABLE/LEFT > SUSPECT > ALIVE. Only the member
+itself can raise its incarnation (its record is signed), which is how it refutes.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from meshagent.record import NodeRecord
+from meshagent.transport import Address
+
+__all__ = ["MemberState", "Member", "MemberChange", "MemberEntry"]
+
+
+class MemberState(enum.Enum):
+    ALIVE = "alive"
+    SUSPECT = "suspect"
+    UNREACHABLE = "unreachable"
+    LEFT = "left"
+    ASLEEP = "asleep"
+    OFF = "off"
+
+    @property
+    def probed(self) -> bool:
+        """States whose members we still ping."""
+        return self in (MemberState.ALIVE, MemberState.SUSPECT)
+
+    @property
+    def gone(self) -> bool:
+        return self in (MemberState.UNREACHABLE, MemberState.LEFT)
+
+
+@dataclass(frozen=True)
+class Member:
+    node_id: bytes
+    state: MemberState
+    record: NodeRecord
+    address: Address
+    last_seen: float
+    incarnation: int
+    state_since: float
+    is_self: bool = False
+    power_record: Any = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node_id": self.node_id.hex(), "state": self.state.value,
+                "address": f"{self.address[0]}:{self.address[1]}",
+                "last_seen": self.last_seen, "incarnation": self.incarnation,
+                "state_since": self.state_since, "self": self.is_self,
+                "record": self.record.to_dict()}
+
+
+@dataclass(frozen=True)
+class MemberChange:
+    member: Member
+    old_state: MemberState | None
+    new_state: MemberState
+
+
+@dataclass(slots=True)
+class MemberEntry:
+    """The mutable row of the member table (owned by ``Membership``)."""
+
+    record: NodeRecord
+    address: Address
+    state: MemberState
+    state_since: float
+    state_incarnation: int = 0
+    last_seen: float = 0.0
+    suspicion: Any = None
+    timer: Any = None
+    power_record: Any = None
+
+    @property
+    def node_id(self) -> bytes:
+        return self.record.node_id
+
+    def snapshot(self, is_self: bool = False) -> Member:
+        return Member(self.record.node_id, self.state, self.record, self.address,
+                      self.last_seen, self.state_incarnation, self.state_since, is_self,
+                      self.power_record)

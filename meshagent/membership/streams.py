@@ -1,0 +1,279 @@
+"""Membership over TCP: full-state exchange, TCP pings and liveness watches.
+
+Every stream starts with the sealed-stream hello of ``sealing.PeerKeys`` (both sides prove
+their certificate), then the opener sends one request, a msgpack map with ``op``:
+
+``sync``   ``{"op": "sync", "state": [[record, state, incarnation], ...], "rev": list}``;
+           the responder answers with its own state (taken before merging), then both
+           merge (push-pull, as memberlist). Used to join, to converge fast while the view
+           changes, periodically as anti-entropy, and to retry unreachable members.
+``ping``   answered by ``{"op": "ack"}``: the TCP leg of a probe. A refused connect is the
+           proof of a crashed agent ("refused"); silence is just "timeout".
+``watch``  kept open by both sides, idle. A watch that ends without ``{"op": "bye"}``
+           (sent on leave and when the ring of watched successors changes) means the
+           other agent's process ended: its kernel closed the socket. The survivor calls
+           ``Membership.report_connection_lost`` at once, which turns a ``kill -9`` into a
+           confirmed death within one round trip instead of a suspicion timeout.
+
+Merging trusts nothing: every record goes through ``Membership.accept_record`` (signature,
+certificate, revocations, higher incarnation); states other than alive are claims by the
+sender, applied like gossip (an "unreachable" is taken as a suspicion, as memberlist does,
+so a stale view cannot kill a live member).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from meshagent import codec
+from meshagent.errors import DecodeError
+from meshagent.log import get_logger
+from meshagent.membership.messages import Power, Suspect
+from meshagent.membership.sealing import SealedStream, SealError
+from meshagent.membership.state import MemberState
+from meshagent.transport import (
+    CHANNEL_MEMBERSHIP,
+    MAX_STREAM_MESSAGE,
+    Address,
+    MessageStream,
+    StreamRefused,
+    TransportError,
+)
+
+if TYPE_CHECKING:
+    from meshagent.membership.swim import Membership
+
+__all__ = ["StreamService"]
+
+log = get_logger(__name__)
+
+_STREAM_COST = 20.0  # a stream costs a certificate check and a key derivation
+_STATES = {state.value: state for state in MemberState}
+_BYE = codec.pack({"op": "bye"})
+
+
+class StreamService:
+    def __init__(self, membership: Membership) -> None:
+        self.m = membership
+        self._outgoing: dict[bytes, asyncio.Task[None]] = {}
+        self._incoming: dict[bytes, SealedStream] = {}
+        self._outgoing_streams: dict[bytes, SealedStream] = {}
+
+    # ---------------------------------------------------------------- opener side
+
+    async def _open(self, address: Address, expect: bytes | None) -> SealedStream:
+        timeout = self.m.profile.stream_timeout_s
+        reader, writer = await self.m.transport.open_stream(address, CHANNEL_MEMBERSHIP,
+                                                            timeout)
+        stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE)
+        try:
+            return await self.m.keys.open_stream(stream, timeout, expect)
+        except BaseException:
+            stream.close()
+            raise
+
+    def _state(self) -> bytes:
+        m = self.m
+        entries = [[entry.record.wire, entry.state.value, entry.state_incarnation]
+                   for entry in m._members.values()]
+        rev = m.revocations.to_wire() if m.revocations.signed is not None else None
+        return codec.pack({"op": "sync", "state": entries, "rev": rev})
+
+    async def sync(self, address: Address, expect: bytes | None = None) -> bool:
+        """Push-pull with whatever member listens at ``address``; False if it failed."""
+        try:
+            sealed = await self._open(address, expect)
+        except (TransportError, SealError) as exc:
+            self.m.counters["syncs_failed"] += 1
+            log.debug("sync_failed", peer=f"{address[0]}:{address[1]}", error=str(exc))
+            return False
+        try:
+            await sealed.send(self._state())
+            reply = await sealed.recv(self.m.profile.stream_timeout_s * 2)
+            self._merge(reply, sealed.peer_id)
+            self.m.counters["syncs"] += 1
+            return True
+        except (TransportError, SealError, DecodeError) as exc:
+            self.m.counters["syncs_failed"] += 1
+            log.debug("sync_failed", peer=f"{address[0]}:{address[1]}", error=str(exc))
+            return False
+        finally:
+            sealed.close()
+
+    async def sync_with(self, node_id: bytes) -> bool:
+        entry = self.m._members.get(node_id)
+        return entry is not None and await self.sync(entry.address, node_id)
+
+    async def ping(self, node_id: bytes) -> str:
+        """"ack", "refused" (nothing listens: the agent is gone) or "timeout"."""
+        entry = self.m._members.get(node_id)
+        if entry is None:
+            return "timeout"
+        try:
+            sealed = await self._open(entry.address, node_id)
+        except StreamRefused:
+            return "refused"
+        except (TransportError, SealError):
+            return "timeout"
+        try:
+            await sealed.send(codec.pack({"op": "ping"}))
+            reply = codec.unpack(await sealed.recv(self.m.profile.stream_timeout_s))
+            return "ack" if isinstance(reply, dict) and reply.get("op") == "ack" else "timeout"
+        except (TransportError, SealError, DecodeError):
+            return "timeout"
+        finally:
+            sealed.close()
+
+    # ---------------------------------------------------------------- responder side
+
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     peer: Address) -> None:
+        m = self.m
+        if not m.running or m._loop is None:
+            return
+        if not m._limiter.allow(peer[0], m._loop.time(), _STREAM_COST):
+            m._drop("flood", peer, "stream")
+            return
+        timeout = m.profile.stream_timeout_s
+        stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE)
+        try:
+            sealed = await m.keys.accept_stream(stream, timeout)
+            request = codec.unpack(await sealed.recv(timeout), MAX_STREAM_MESSAGE)
+            op = request.get("op") if isinstance(request, dict) else None
+            if op == "sync":
+                await sealed.send(self._state())
+                self._merge_request(request, sealed.peer_id)
+            elif op == "ping":
+                await sealed.send(codec.pack({"op": "ack"}))
+            elif op == "watch":
+                await self._watched(sealed)
+            else:
+                m._drop("unknown_type", peer, f"stream op {op!r}")
+        except SealError as exc:
+            m._drop(exc.reason, peer, str(exc))
+        except DecodeError as exc:
+            m._drop("malformed", peer, str(exc))
+        except TransportError:
+            m.counters["streams_broken"] += 1
+        finally:
+            stream.close()
+
+    def _merge(self, data: bytes, sender: bytes) -> None:
+        request = codec.unpack(data, MAX_STREAM_MESSAGE)
+        if not isinstance(request, dict):
+            raise DecodeError("state is not a map")
+        self._merge_request(request, sender)
+
+    def _merge_request(self, request: dict[str, Any], sender: bytes) -> None:
+        m = self.m
+        if isinstance(request.get("rev"), bytes):
+            m._on_revocations(request["rev"])
+        entries = request.get("state")
+        if not isinstance(entries, list):
+            m._drop("malformed", None, "state is not a list")
+            return
+        for item in entries:
+            if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], bytes)
+                    and item[1] in _STATES and isinstance(item[2], int)
+                    and not isinstance(item[2], bool) and 0 <= item[2] < 1 << 63):
+                m._drop("malformed", None, "state entry")
+                continue
+            wire, state, incarnation = item
+            node_id = m.node_of_wire(wire)
+            if node_id is None:
+                m.accept_record(wire)
+                node_id = m.node_of_wire(wire)
+                if node_id is None:
+                    continue
+            if state in ("suspect", "unreachable"):
+                m._on_suspect(Suspect(node_id, incarnation, sender))
+            elif state in ("asleep", "off"):
+                m._on_power(Power(node_id, incarnation, state, sender))
+
+    # ---------------------------------------------------------------- watches
+
+    def reconcile_watches(self) -> None:
+        """Watch our ``watch_peers`` successors on the ring of live node ids."""
+        m = self.m
+        if not m.running:
+            return
+        ring = sorted(node_id for node_id, entry in m._members.items() if entry.state.probed)
+        wanted: set[bytes] = set()
+        if len(ring) > 1:
+            start = ring.index(m.node_id) if m.node_id in ring else 0
+            for step in range(1, min(m.profile.watch_peers, len(ring) - 1) + 1):
+                wanted.add(ring[(start + step) % len(ring)])
+        for node_id in list(self._outgoing):
+            if node_id not in wanted:
+                self._end_watch(node_id)
+        for node_id in wanted - set(self._outgoing):
+            self._outgoing[node_id] = m._spawn(self._watch(node_id))
+
+    def _end_watch(self, node_id: bytes) -> None:
+        sealed = self._outgoing_streams.pop(node_id, None)
+        if sealed is not None:
+            sealed.send_nowait(_BYE)
+            sealed.close()
+        task = self._outgoing.pop(node_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _watch(self, node_id: bytes) -> None:
+        m = self.m
+        entry = m._members.get(node_id)
+        if entry is None:
+            return
+        try:
+            sealed = await self._open(entry.address, node_id)
+            await sealed.send(codec.pack({"op": "watch"}))
+        except (TransportError, SealError):
+            if self._outgoing.get(node_id) is asyncio.current_task():
+                del self._outgoing[node_id]
+                m.report_connection_lost(node_id)
+            return
+        me = asyncio.current_task()
+        self._outgoing_streams[node_id] = sealed
+        try:
+            if not await self._until_bye(sealed) and self._outgoing.get(node_id) is me:
+                m.report_connection_lost(node_id)
+        finally:
+            if self._outgoing.get(node_id) is me:
+                del self._outgoing[node_id]
+                self._outgoing_streams.pop(node_id, None)
+            sealed.close()
+
+    async def _watched(self, sealed: SealedStream) -> None:
+        previous = self._incoming.pop(sealed.peer_id, None)
+        if previous is not None:
+            previous.close()
+        self._incoming[sealed.peer_id] = sealed
+        try:
+            if not await self._until_bye(sealed) and self._incoming.get(
+                    sealed.peer_id) is sealed:
+                self.m.report_connection_lost(sealed.peer_id)
+        finally:
+            if self._incoming.get(sealed.peer_id) is sealed:
+                del self._incoming[sealed.peer_id]
+
+    async def _until_bye(self, sealed: SealedStream) -> bool:
+        """Wait for the goodbye (True) or the end of the stream (False)."""
+        while True:
+            try:
+                message = codec.unpack(await sealed.recv(None))
+            except (TransportError, SealError, DecodeError):
+                return False
+            if isinstance(message, dict) and message.get("op") == "bye":
+                return True
+
+    async def say_goodbye(self) -> None:
+        """Before leaving: end every watch with a goodbye so nobody reports a crash."""
+        for node_id in list(self._outgoing):
+            self._end_watch(node_id)
+        for sealed in list(self._incoming.values()):
+            sealed.send_nowait(_BYE)
+            with contextlib.suppress(Exception):
+                await sealed.stream.writer.drain()
+            sealed.close()
+        self._incoming.clear()

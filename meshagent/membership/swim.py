@@ -1,0 +1,811 @@
+"""SWIM membership with Lifeguard, over sealed datagrams, with signed node records.
+
+Pipeline of one received datagram (``_on_datagram``, runs in the event loop, never raises):
+
+    per-source token bucket -> size limit -> PeerKeys.open (version, receiver, sender
+    certificate, epoch, AES-GCM tag, replay window) -> decode_messages -> one handler per
+    message. Every drop increments ``counters["dropped_<reason>"]`` and writes a
+    rate-limited log line; nothing from outside can raise out of this path.
+
+Failure detection (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018):
+
+* ``_probe_loop``: every probe interval, ping the next member of a shuffled round robin.
+  No ack within the probe timeout -> ask ``indirect_checks`` members to ping it (they nack
+  if it does not answer, so a node that hears no nacks blames itself: local health) and
+  try a TCP ping. A refused TCP connect proves the agent is gone: UNREACHABLE at once.
+  No ack by the end of the interval -> SUSPECT, gossiped.
+* A suspicion expires after Lifeguard's dynamic timeout (``Suspicion``), shortened by
+  independent confirmations; then UNREACHABLE, gossiped as Dead.
+* A suspected node refutes by signing its record again at a higher incarnation. Pings to
+  a suspect carry the suspicion (buddy system), so it learns and refutes at once.
+* Crash fast path: every node keeps liveness streams ("watches", ``streams.py``) to its
+  successors on a ring of node ids. When one ends without a goodbye, or a session layer
+  calls ``report_connection_lost``, the node checks at once: TCP refused -> Dead
+  (crashed); no answer -> suspect now instead of at the next probe.
+
+Dissemination: every message about a member goes into the ``BroadcastQueue`` and rides on
+pings, acks and gossip datagrams (``gossip_fanout`` random members per gossip interval,
+immediately when the news is urgent). Full state is exchanged over TCP (``streams.py``):
+on join, quickly while the view keeps changing, then every push-pull interval; unreachable
+members are retried now and then, which merges healed partitions.
+
+Records: only records that verify (``RecordVerifier``: certificate against the mesh trust
+and revocation list, signature by the certificate's key) and carry a higher incarnation
+than the one held are accepted. A newer revocation list (root-signed) replaces ours,
+spreads by gossip, and drops revoked members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
+
+from meshagent import codec
+from meshagent.identity import (
+    CertificateError,
+    MembershipCertificate,
+    MeshTrust,
+    NodeIdentity,
+    RevocationList,
+)
+from meshagent.log import get_logger
+from meshagent.membership.broadcast import BroadcastQueue
+from meshagent.membership.messages import (
+    Ack,
+    Alive,
+    Dead,
+    Message,
+    MessageError,
+    Nack,
+    Ping,
+    PingReq,
+    Power,
+    Revocations,
+    Suspect,
+    decode_messages,
+    encode_one,
+    pack_encoded,
+)
+from meshagent.membership.ratelimit import SourceRateLimiter
+from meshagent.membership.sealing import DATAGRAM_OVERHEAD, PeerKeys, SealError
+from meshagent.membership.state import Member, MemberChange, MemberEntry, MemberState
+from meshagent.membership.streams import StreamService
+from meshagent.membership.suspicion import LocalHealth, Suspicion
+from meshagent.profiles import Profile
+from meshagent.record import (
+    MAX_RECORD_BYTES,
+    NodeRecord,
+    RecordError,
+    RecordVerifier,
+    initial_incarnation,
+)
+from meshagent.transport import (
+    CHANNEL_MEMBERSHIP,
+    Address,
+    Transport,
+    format_address,
+    parse_address,
+)
+
+__all__ = ["Membership", "ChangeCallback"]
+
+log = get_logger(__name__)
+
+ChangeCallback = Callable[[Member, MemberState | None, MemberState], Any]
+MAX_DATAGRAM_IN = 2 * MAX_RECORD_BYTES + 4096
+_SEQ_MOD = 1 << 32
+
+
+class _Probe:
+    """An outstanding ping (ours, or one we relay for a ping-req)."""
+
+    __slots__ = ("acked", "nacks", "on_ack")
+
+    def __init__(self, on_ack: Callable[[], None] | None = None) -> None:
+        self.acked = asyncio.Event()
+        self.nacks = 0
+        self.on_ack = on_ack
+
+
+class Membership:
+    """One node's membership: who is in the mesh, in which state, with which record."""
+
+    def __init__(self, identity: NodeIdentity, certificate: MembershipCertificate,
+                 trust: MeshTrust, transport: Transport, *, profile: Profile = Profile.LAN,
+                 seeds: Sequence[Address] = (), advertise: Sequence[str] = (),
+                 record_fields: dict[str, Any] | None = None,
+                 revocations: RevocationList | None = None,
+                 verifier: RecordVerifier | None = None,
+                 rng: random.Random | None = None) -> None:
+        if certificate.node_id != identity.node_id:
+            raise CertificateError("the certificate is not this node's")
+        self.identity = identity
+        self.certificate = certificate
+        self.trust = trust
+        self.transport = transport
+        self.profile = profile
+        self.seeds = list(seeds)
+        self.node_id = identity.node_id
+        self.counters: Counter[str] = Counter()
+        self.revocations = revocations or RevocationList.empty(trust.mesh_id)
+        self.verifier = verifier or RecordVerifier(trust)
+        self.random = rng or random.Random()
+        self.health = LocalHealth(profile.max_health_multiplier)
+        self.keys = PeerKeys(identity, certificate, self.verifier, lambda: self.revocations)
+        self.keys.accept_older_epoch = self._may_have_restarted
+        self.streams = StreamService(self)
+        self._advertise = list(advertise)
+        self._record_fields = dict(record_fields or {})
+        self._members: dict[bytes, MemberEntry] = {}
+        self._known_wires: dict[bytes, bytes] = {}
+        self._queue = BroadcastQueue()
+        self._limiter = SourceRateLimiter(profile.flood_rate_per_s, profile.flood_burst)
+        self._probes: dict[int, _Probe] = {}
+        self._seq = self.random.randrange(_SEQ_MOD)
+        self._probe_order: list[bytes] = []
+        self._callbacks: list[ChangeCallback] = []
+        self._subscribers: list[asyncio.Queue[MemberChange]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._urgent = asyncio.Event()
+        self._view_changed = True
+        self._running = False
+        self._leaving = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ================================================================ public API
+
+    @property
+    def record(self) -> NodeRecord:
+        return self._members[self.node_id].record
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    async def start(self) -> None:
+        """Listen, sign our record, start the protocol loops and join the seeds."""
+        self._loop = asyncio.get_running_loop()
+        self.transport.set_datagram_handler(self._on_datagram)
+        self.transport.set_stream_handler(CHANNEL_MEMBERSHIP, self.streams.accept)
+        await self.transport.start()
+        endpoints = self._advertise or [format_address(self.transport.local_address)]
+        fields = {"hostname": self.certificate.hostname} | self._record_fields
+        record = NodeRecord.sign(self.identity, self.certificate,
+                                 incarnation=initial_incarnation(), addresses=endpoints,
+                                 **fields)
+        now = self._loop.time()
+        self._members[self.node_id] = MemberEntry(
+            record, self.transport.local_address, MemberState.ALIVE, now,
+            record.incarnation, time.time())
+        self._known_wires[record.wire] = self.node_id
+        self._running = True
+        for loop_body in (self._probe_loop, self._gossip_loop, self._sync_loop,
+                          self._maintenance_loop):
+            self._spawn(loop_body())
+        if self.seeds:
+            self._spawn(self.join(self.seeds))
+
+    async def join(self, addresses: Iterable[Address]) -> int:
+        """Exchange full state with each address; returns how many answered."""
+        results = await asyncio.gather(*(self.streams.sync(address) for address in addresses))
+        joined = sum(1 for ok in results if ok)
+        if joined:
+            self._view_changed = True
+        return joined
+
+    async def stop(self) -> None:
+        """Stop without saying goodbye (peers notice the departure as a crash)."""
+        if not self._running:
+            return
+        self._running = False
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for entry in self._members.values():
+            if entry.timer is not None:
+                entry.timer.cancel()
+        await self.transport.close()
+
+    async def leave(self, timeout: float = 2.0) -> None:
+        """Tell the mesh we are leaving (signed), give gossip a moment, then stop."""
+        if not self._running:
+            return
+        self._leaving = True
+        me = self._replace_own_record(leaving=True)
+        self._set_state(me, MemberState.LEFT)
+        self._broadcast(self.node_id, Alive(me.record.wire), urgent=True)
+        targets = self._random_members(self.profile.gossip_fanout * 2)
+        for node_id in targets:
+            self._send(node_id, [Alive(me.record.wire)], piggyback=False)
+        await self.streams.say_goodbye()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while len(self._queue) and self._alive_count() > 1:
+                    self._urgent.set()
+                    await asyncio.sleep(self.profile.gossip_interval_s)
+        await self.stop()
+
+    def members(self) -> list[Member]:
+        """Every member we know of, this node included (``is_self``)."""
+        return [entry.snapshot(node_id == self.node_id)
+                for node_id, entry in self._members.items()]
+
+    def member(self, node_id: bytes) -> Member | None:
+        entry = self._members.get(node_id)
+        return entry.snapshot(node_id == self.node_id) if entry is not None else None
+
+    def on_change(self, callback: ChangeCallback) -> Callable[[], None]:
+        """Call ``callback(member, old_state, new_state)`` on every state change (a
+        coroutine function is scheduled as a task). Returns an unsubscribe function."""
+        self._callbacks.append(callback)
+        return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    async def changes(self) -> AsyncIterator[MemberChange]:
+        """Every change from now on, in order, for as long as the caller iterates."""
+        queue: asyncio.Queue[MemberChange] = asyncio.Queue()
+        self._subscribers.append(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self._subscribers.remove(queue)
+
+    def update_record(self, **fields: Any) -> NodeRecord:
+        """Change our record (hostname, os, addresses, agent_version, power_source, load,
+        amt_present, tags), sign it at the next incarnation and gossip it."""
+        me = self._replace_own_record(**fields)
+        self._broadcast(self.node_id, Alive(me.record.wire), urgent=True)
+        self._notify(me, MemberState.ALIVE)
+        return me.record
+
+    def mark_asleep(self, node_id: bytes, power_state: str = "asleep",
+                    record: Any = None) -> None:
+        """The AMT bridge confirmed ``node_id`` sleeps ("asleep") or is off ("off").
+
+        Stops suspicion of it, keeps ``record`` (the AMT-side evidence) on the member and
+        gossips the state; the node's agent refutes when it wakes.
+        """
+        entry = self._members.get(node_id)
+        if entry is None or node_id == self.node_id:
+            raise KeyError(f"no member {node_id.hex()}")
+        self._on_power(Power(node_id, entry.state_incarnation, power_state, self.node_id))
+        entry.power_record = record
+
+    def update_revocations(self, revocations: RevocationList) -> bool:
+        """Adopt a newer (already verified) revocation list; True if it was newer."""
+        if revocations.version <= self.revocations.version:
+            return False
+        self.revocations = self.revocations.merge(revocations)
+        if revocations.signed is not None:
+            self._broadcast(b"revocations", Revocations(revocations.to_wire()), urgent=True)
+        for node_id, entry in list(self._members.items()):
+            if node_id != self.node_id and self.revocations.is_revoked(entry.record.cert):
+                self._drop_member(node_id, "revoked")
+        if self.revocations.is_revoked(self.certificate):
+            log.error("own_certificate_revoked", node=self.node_id.hex())
+        return True
+
+    def report_connection_lost(self, node_id: bytes) -> None:
+        """A stream to ``node_id`` ended unexpectedly (reset or EOF): check it now."""
+        entry = self._members.get(node_id)
+        if self._running and entry is not None and entry.state.probed:
+            self._spawn(self._check_lost(node_id))
+
+    # ================================================================ receive path
+
+    def _on_datagram(self, data: bytes, source: Address) -> None:
+        loop = self._loop
+        if loop is None or not self._running:
+            return
+        if not self._limiter.allow(source[0], loop.time()):
+            self._drop("flood", source)
+            return
+        if len(data) > MAX_DATAGRAM_IN:
+            self._drop("oversize", source)
+            return
+        try:
+            sender, plaintext = self.keys.open(data)
+            messages, errors = decode_messages(plaintext)
+        except (SealError, MessageError) as exc:
+            self._drop(exc.reason, source, str(exc))
+            return
+        for error in errors:
+            self._drop(error.reason, source, str(error))
+        self.counters["datagrams_received"] += 1
+        entry = self._members.get(sender)
+        if entry is not None:
+            entry.last_seen = time.time()
+            if entry.address != source and entry.state.probed:
+                entry.address = source  # the member moved (new network, NAT rebinding)
+        for message in messages:
+            self._dispatch(message, sender, source)
+
+    def _dispatch(self, message: Message, sender: bytes, source: Address) -> None:
+        if isinstance(message, Ping):
+            self._on_ping(message, sender)
+        elif isinstance(message, Ack):
+            probe = self._probes.get(message.seq)
+            if probe is not None:
+                probe.acked.set()
+                if probe.on_ack is not None:
+                    probe.on_ack()
+        elif isinstance(message, PingReq):
+            self._on_ping_req(message, sender)
+        elif isinstance(message, Nack):
+            probe = self._probes.get(message.seq)
+            if probe is not None:
+                probe.nacks += 1
+        elif isinstance(message, Alive):
+            self.accept_record(message.record, source, from_owner_at=sender)
+        elif isinstance(message, Suspect):
+            self._on_suspect(message)
+        elif isinstance(message, Dead):
+            self._on_dead(message)
+        elif isinstance(message, Power):
+            self._on_power(message)
+        elif isinstance(message, Revocations):
+            self._on_revocations(message.wire)
+
+    def _drop(self, reason: str, source: Address | None, detail: str = "") -> None:
+        self.counters[f"dropped_{reason}"] += 1
+        peer = format_address(source) if source is not None else "-"
+        log.warn_limited("membership_input_dropped", key=(reason, peer), reason=reason,
+                         peer=peer, detail=detail)
+
+    # ---------------------------------------------------------------- probes answered
+
+    def _on_ping(self, ping: Ping, sender: bytes) -> None:
+        self._send(sender, [Ack(ping.seq)])
+        if ping.target_suspected:
+            me = self._members[self.node_id]
+            self._refute(me.state_incarnation)
+
+    def _on_ping_req(self, request: PingReq, requester: bytes) -> None:
+        target = self._members.get(request.target)
+        if target is None or not self.keys.knows(request.target) or request.target in (
+                self.node_id, requester):
+            self._send(requester, [Nack(request.seq)])
+            return
+        seq = self._next_seq()
+
+        def relay_ack() -> None:
+            self._send(requester, [Ack(request.seq)])
+
+        probe = _Probe(relay_ack)
+        self._probes[seq] = probe
+        self._send(request.target, [Ping(seq, request.target, request.target_suspected)])
+        self._spawn(self._nack_later(seq, probe, requester, request.seq))
+
+    async def _nack_later(self, seq: int, probe: _Probe, requester: bytes,
+                          requester_seq: int) -> None:
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.profile.probe_timeout_s * 0.8):
+                    await probe.acked.wait()
+            if not probe.acked.is_set():
+                self._send(requester, [Nack(requester_seq)])
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.profile.probe_interval_s):
+                    await probe.acked.wait()
+        finally:
+            self._probes.pop(seq, None)
+
+    # ---------------------------------------------------------------- state claims
+
+    def node_of_wire(self, wire: bytes) -> bytes | None:
+        """The member whose current record is exactly ``wire`` (no parsing), if any."""
+        return self._known_wires.get(wire)
+
+    def accept_record(self, wire: bytes, source: Address | None = None,
+                      from_owner_at: bytes | None = None) -> bool:
+        """Take a record (gossip, state exchange, beacon) if it is valid and newer.
+
+        ``source`` is where the bytes came from (for drop logs); when ``from_owner_at``
+        names the record's own node, ``source`` is also where that node can be reached.
+        """
+        entry = None
+        try:
+            record = NodeRecord.from_wire(wire)
+            if record.node_id == self.node_id:
+                self._on_own_record(record)
+                return False
+            entry = self._members.get(record.node_id)
+            if entry is not None and record.incarnation <= entry.state_incarnation:
+                return False
+            record = self.verifier.verify(wire, self.revocations)
+        except RecordError as exc:
+            self._drop(exc.reason, source, str(exc))
+            return False
+        self.keys.learn(record.cert)
+        new_state = MemberState.LEFT if record.leaving else MemberState.ALIVE
+        direct = source if from_owner_at == record.node_id else None
+        if entry is not None:
+            self._known_wires.pop(entry.record.wire, None)
+        self._known_wires[record.wire] = record.node_id
+        if entry is None:
+            address = direct or self._address_of(record)
+            if address is None:
+                self._drop("malformed_record", source, "record has no usable address")
+                return False
+            entry = MemberEntry(record, address, new_state, self._now(),
+                                record.incarnation, time.time())
+            self._members[record.node_id] = entry
+            self._probe_order.insert(self.random.randrange(len(self._probe_order) + 1),
+                                     record.node_id)
+            self._view_changed = True
+            self._notify(entry, None)
+        else:
+            entry.record = record
+            entry.state_incarnation = record.incarnation
+            if direct is not None:
+                entry.address = direct
+            self._clear_suspicion(entry)
+            if entry.state != new_state:
+                self._set_state(entry, new_state)
+            else:
+                self._notify(entry, new_state)
+        self._broadcast(record.node_id, Alive(record.wire), urgent=True)
+        return True
+
+    def _on_own_record(self, record: NodeRecord) -> None:
+        me = self._members[self.node_id]
+        if record.incarnation > me.state_incarnation and record.wire != me.record.wire:
+            self._refute(record.incarnation)  # a record from an earlier run of ours
+
+    def _on_suspect(self, claim: Suspect) -> None:
+        if claim.node == self.node_id:
+            self._refute(claim.incarnation)
+            return
+        entry = self._members.get(claim.node)
+        if entry is None or claim.incarnation < entry.state_incarnation:
+            return
+        if entry.state == MemberState.SUSPECT:
+            if entry.suspicion is not None and entry.suspicion.confirm(claim.accuser):
+                self._arm_suspicion(entry)
+                self._broadcast(claim.node, claim)
+            return
+        if entry.state != MemberState.ALIVE:
+            return
+        alive = self._alive_count()
+        entry.state_incarnation = claim.incarnation
+        entry.suspicion = Suspicion(
+            claim.accuser, started=self._now(), min_s=self.profile.suspicion_min_s(alive),
+            max_s=self.profile.suspicion_max_s(alive),
+            wanted=self.profile.confirmations_wanted(alive))
+        self._arm_suspicion(entry)
+        self._set_state(entry, MemberState.SUSPECT)
+        self._broadcast(claim.node, claim)
+
+    def _arm_suspicion(self, entry: MemberEntry) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+        assert self._loop is not None and entry.suspicion is not None
+        entry.timer = self._loop.call_at(entry.suspicion.deadline, self._suspicion_expired,
+                                         entry.node_id, entry.state_incarnation)
+
+    def _suspicion_expired(self, node_id: bytes, incarnation: int) -> None:
+        entry = self._members.get(node_id)
+        if entry is None or entry.state != MemberState.SUSPECT or (
+                entry.state_incarnation != incarnation):
+            return
+        self._on_dead(Dead(node_id, incarnation, self.node_id, False))
+
+    def _clear_suspicion(self, entry: MemberEntry) -> None:
+        if entry.timer is not None:
+            entry.timer.cancel()
+        entry.timer = None
+        entry.suspicion = None
+
+    def _on_dead(self, claim: Dead) -> None:
+        if claim.node == self.node_id:
+            if not self._leaving:
+                self._refute(claim.incarnation)
+            return
+        entry = self._members.get(claim.node)
+        if entry is None or claim.incarnation < entry.state_incarnation:
+            return
+        if entry.state in (MemberState.UNREACHABLE, MemberState.LEFT, MemberState.ASLEEP,
+                           MemberState.OFF):
+            return
+        entry.state_incarnation = claim.incarnation
+        self._clear_suspicion(entry)
+        self._set_state(entry, MemberState.UNREACHABLE)
+        self.keys.peer_forgot_me(claim.node)
+        self._broadcast(claim.node, claim, urgent=True)
+        if claim.crashed:
+            self.counters["crashes_detected"] += 1
+
+    def _on_power(self, claim: Power) -> None:
+        if claim.node == self.node_id:
+            self._refute(claim.incarnation)
+            return
+        entry = self._members.get(claim.node)
+        if entry is None or claim.incarnation < entry.state_incarnation:
+            return
+        state = MemberState.ASLEEP if claim.state == "asleep" else MemberState.OFF
+        if entry.state in (state, MemberState.LEFT):
+            return
+        entry.state_incarnation = claim.incarnation
+        self._clear_suspicion(entry)
+        self._set_state(entry, state)
+        self._broadcast(claim.node, claim)
+
+    def _on_revocations(self, wire: bytes) -> None:
+        try:
+            version = codec.unpack(codec.unpack(wire)["b"])["version"]
+            if not isinstance(version, int) or version <= self.revocations.version:
+                return
+            revocations = RevocationList.verify(wire, self.trust)
+        except (CertificateError, KeyError, TypeError) as exc:
+            self._drop("bad_revocations", None, str(exc))
+            return
+        except Exception as exc:  # DecodeError and friends from a hostile document
+            self._drop("bad_revocations", None, repr(exc))
+            return
+        self.update_revocations(revocations)
+
+    def _refute(self, accused_incarnation: int) -> None:
+        """Someone thinks we are suspect/dead/asleep: outbid them with a new record."""
+        if self._leaving:
+            return
+        me = self._members[self.node_id]
+        me = self._replace_own_record(
+            incarnation=max(me.state_incarnation, accused_incarnation) + 1)
+        self.health.apply(1)
+        self.counters["refutations"] += 1
+        self._broadcast(self.node_id, Alive(me.record.wire), urgent=True)
+
+    def _replace_own_record(self, **changes: Any) -> MemberEntry:
+        me = self._members[self.node_id]
+        self._known_wires.pop(me.record.wire, None)
+        me.record = me.record.updated(self.identity, **changes)
+        me.state_incarnation = me.record.incarnation
+        self._known_wires[me.record.wire] = self.node_id
+        return me
+
+    def _drop_member(self, node_id: bytes, reason: str) -> None:
+        entry = self._members.pop(node_id, None)
+        if entry is None:
+            return
+        self._known_wires.pop(entry.record.wire, None)
+        self._clear_suspicion(entry)
+        self.keys.forget(node_id)
+        self._queue.discard(node_id)
+        with contextlib.suppress(ValueError):
+            self._probe_order.remove(node_id)
+        old = entry.state
+        entry.state = MemberState.LEFT
+        self.counters[f"members_dropped_{reason}"] += 1
+        self._notify(entry, old)
+
+    # ---------------------------------------------------------------- state changes
+
+    def _set_state(self, entry: MemberEntry, state: MemberState) -> None:
+        old = entry.state
+        entry.state = state
+        entry.state_since = time.time()
+        self._view_changed = True
+        self._notify(entry, old)
+
+    def _notify(self, entry: MemberEntry, old: MemberState | None) -> None:
+        member = entry.snapshot(entry.node_id == self.node_id)
+        change = MemberChange(member, old, member.state)
+        for queue in self._subscribers:
+            queue.put_nowait(change)
+        for callback in list(self._callbacks):
+            try:
+                result = callback(member, old, member.state)
+                if inspect.isawaitable(result):
+                    self._spawn(result)
+            except Exception as exc:  # a listener's bug must not break membership
+                log.warn_limited("change_callback_failed", key=repr(callback),
+                                 error=repr(exc))
+
+    # ================================================================ send path
+
+    def _broadcast(self, subject: Any, message: Message, urgent: bool = False) -> None:
+        self._queue.enqueue(subject, encode_one(message))
+        if urgent:
+            self._urgent.set()
+
+    def _send(self, node_id: bytes, messages: list[Message], piggyback: bool = True) -> None:
+        entry = self._members.get(node_id)
+        if entry is None:
+            return
+        parts = [encode_one(message) for message in messages]
+        if piggyback:
+            budget = (self.profile.max_datagram - DATAGRAM_OVERHEAD - 8
+                      - sum(len(part) for part in parts))
+            if not self.keys.knows_me(node_id):
+                budget -= len(self.keys.certificate_wire) + 2
+            parts += self._queue.take(budget, self._retransmit_limit())
+        self._send_parts(entry, parts)
+
+    def _send_parts(self, entry: MemberEntry, parts: list[bytes]) -> None:
+        try:
+            datagram = self.keys.seal(entry.node_id, pack_encoded(parts))
+        except SealError as exc:
+            self.counters[f"unsent_{exc.reason}"] += 1
+            return
+        self.transport.send_datagram(datagram, entry.address)
+
+    def _retransmit_limit(self) -> int:
+        return self.profile.retransmit_limit(self._alive_count())
+
+    # ================================================================ loops
+
+    async def _probe_loop(self) -> None:
+        while self._running:
+            started = self._now()
+            target = self._next_probe_target()
+            if target is not None:
+                await self._probe(target)
+            self.streams.reconcile_watches()
+            interval = self.health.scale(self.profile.probe_interval_s)
+            await asyncio.sleep(max(0.0, started + interval - self._now()))
+
+    def _next_probe_target(self) -> bytes | None:
+        for _ in range(2):
+            while self._probe_order:
+                node_id = self._probe_order.pop()
+                entry = self._members.get(node_id)
+                if entry is not None and entry.state.probed and node_id != self.node_id:
+                    return node_id
+            self._probe_order = [node_id for node_id, entry in self._members.items()
+                                 if node_id != self.node_id and entry.state.probed]
+            self.random.shuffle(self._probe_order)
+        return None
+
+    async def _probe(self, node_id: bytes) -> None:
+        entry = self._members[node_id]
+        seq = self._next_seq()
+        probe = _Probe()
+        self._probes[seq] = probe
+        interval = self.health.scale(self.profile.probe_interval_s)
+        deadline = self._now() + interval
+        try:
+            suspected = entry.state == MemberState.SUSPECT
+            self._send(node_id, [Ping(seq, node_id, suspected)])
+            if await self._wait(probe.acked, self.health.scale(self.profile.probe_timeout_s)):
+                self.health.apply(-1)
+                return
+            helpers = self._random_members(self.profile.indirect_checks, exclude=node_id)
+            for helper in helpers:
+                self._send(helper, [PingReq(seq, node_id, suspected)])
+            tcp = self._spawn(self.streams.ping(node_id))
+            await self._wait(probe.acked, max(0.0, deadline - self._now()))
+            verdict = tcp.result() if tcp.done() and not tcp.cancelled() else None
+            tcp.cancel()
+            if probe.acked.is_set() or verdict == "ack":
+                self.health.apply(-1)
+                return
+            if verdict == "refused":
+                self._declare_crashed(node_id)
+                return
+            missed = len(helpers) - probe.nacks if helpers else 1
+            self.health.apply(max(0, missed))
+            current = self._members.get(node_id)
+            if current is not None:
+                self.keys.peer_forgot_me(node_id)
+                self._on_suspect(Suspect(node_id, current.state_incarnation, self.node_id))
+        finally:
+            self._probes.pop(seq, None)
+
+    async def _check_lost(self, node_id: bytes) -> None:
+        verdict = await self.streams.ping(node_id)
+        entry = self._members.get(node_id)
+        if entry is None or not entry.state.probed:
+            return
+        if verdict == "refused":
+            self._declare_crashed(node_id)
+        elif verdict != "ack":
+            self._on_suspect(Suspect(node_id, entry.state_incarnation, self.node_id))
+
+    def _declare_crashed(self, node_id: bytes) -> None:
+        entry = self._members.get(node_id)
+        if entry is not None and entry.state.probed:
+            self._on_dead(Dead(node_id, entry.state_incarnation, self.node_id, True))
+
+    async def _gossip_loop(self) -> None:
+        spacing = self.profile.gossip_interval_s / 4
+        while self._running:
+            await self._wait(self._urgent, self.profile.gossip_interval_s)
+            self._urgent.clear()
+            if len(self._queue):
+                for node_id in self._random_members(self.profile.gossip_fanout):
+                    self._send(node_id, [])
+                    if not len(self._queue):
+                        break
+            await asyncio.sleep(spacing)
+
+    async def _sync_loop(self) -> None:
+        """Full-state exchange: fast while the view changes, then every push-pull interval."""
+        delay = self.profile.fast_sync_interval_s
+        while self._running:
+            await asyncio.sleep(delay * (0.5 + self.random.random()))
+            changed, self._view_changed = self._view_changed, False
+            targets = self._random_members(1)
+            if targets:
+                await self.streams.sync_with(targets[0])
+            elif self.seeds:
+                await self.join(self.seeds)
+            if changed or self._view_changed:
+                delay = self.profile.fast_sync_interval_s
+            else:
+                delay = min(delay * 2, self.profile.push_pull_scaled_s(self._alive_count()))
+
+    async def _maintenance_loop(self) -> None:
+        """Retry unreachable members (heals partitions) and forget long-gone ones."""
+        while self._running:
+            await asyncio.sleep(self.profile.reconnect_interval_s * (0.5 + self.random.random()))
+            now = time.time()
+            unreachable = []
+            for node_id, entry in list(self._members.items()):
+                age = now - entry.state_since
+                if entry.state == MemberState.UNREACHABLE:
+                    if age > self.profile.reap_unreachable_s:
+                        self._drop_member(node_id, "reaped")
+                    else:
+                        unreachable.append(node_id)
+                elif entry.state == MemberState.LEFT and age > self.profile.reap_left_s:
+                    self._drop_member(node_id, "reaped")
+            if unreachable:
+                await self.streams.sync_with(self.random.choice(unreachable))
+            if self._alive_count() <= 1 and self.seeds:
+                await self.join(self.seeds)
+
+    # ================================================================ helpers
+
+    def _now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) % _SEQ_MOD
+        return self._seq
+
+    def _alive_count(self) -> int:
+        return sum(1 for entry in self._members.values() if entry.state.probed)
+
+    def _random_members(self, count: int, exclude: bytes | None = None) -> list[bytes]:
+        candidates = [node_id for node_id, entry in self._members.items()
+                      if entry.state.probed and node_id not in (self.node_id, exclude)]
+        return self.random.sample(candidates, min(count, len(candidates)))
+
+    def _address_of(self, record: NodeRecord) -> Address | None:
+        for endpoint in record.addresses:
+            with contextlib.suppress(ValueError):
+                return parse_address(endpoint, self.transport.local_address[1])
+        return None
+
+    def _may_have_restarted(self, node_id: bytes) -> bool:
+        entry = self._members.get(node_id)
+        return entry is None or not entry.state.probed
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.counters["internal_errors"] += 1
+            log.warn_limited("membership_task_failed", key=repr(task.exception()),
+                             error=repr(task.exception()))
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> bool:
+        if event.is_set():
+            return True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        return event.is_set()
