@@ -167,6 +167,15 @@ def test_private_files_are_created_owner_only(root, node, tmp_path):
     assert MeshTrust.load(tmp_path / "mesh.trust") == root.trust
 
 
+def test_private_key_readable_by_others_is_refused(root, node, tmp_path):
+    root.save(tmp_path / "root.key")
+    node.save(tmp_path / "node.key")
+    for name, load in (("root.key", MeshRoot.load), ("node.key", NodeIdentity.load)):
+        os.chmod(tmp_path / name, 0o640)
+        with pytest.raises(IdentityFileError, match="other users"):
+            load(tmp_path / name)
+
+
 def test_file_of_the_wrong_type_or_missing_is_an_identity_file_error(root, tmp_path):
     root.trust.save(tmp_path / "mesh.trust")
     with pytest.raises(IdentityFileError):

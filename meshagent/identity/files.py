@@ -47,10 +47,19 @@ def write_document(path: str | os.PathLike[str], doc_type: str, fields: dict[str
         raise
 
 
-def read_document(path: str | os.PathLike[str], doc_type: str) -> dict[str, Any]:
-    """Read a file written by ``write_document``; raise IdentityFileError otherwise."""
+def read_document(path: str | os.PathLike[str], doc_type: str, *,
+                  private: bool = False) -> dict[str, Any]:
+    """Read a file written by ``write_document``; raise IdentityFileError otherwise.
+
+    A ``private`` file that other users may read or write is refused, as ssh refuses such
+    keys: the key may already be stolen, and the operator should know (POSIX only; on
+    Windows the mode bits do not describe the ACL).
+    """
     try:
         with open(path, "rb") as handle:
+            if private and os.name == "posix" and os.fstat(handle.fileno()).st_mode & 0o077:
+                raise IdentityFileError(f"{path} is accessible to other users; "
+                                        f"chmod 600 it (and consider the key exposed)")
             data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise IdentityFileError(f"cannot read {path}: {exc.strerror}") from exc

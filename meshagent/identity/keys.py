@@ -87,7 +87,7 @@ class NodeIdentity:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeIdentity:
-        doc = read_document(path, "node-identity")
+        doc = read_document(path, "node-identity", private=True)
         sign, dh = doc.get("sign"), doc.get("dh")
         if not isinstance(sign, bytes) or not isinstance(dh, bytes):
             raise IdentityFileError(f"{path}: keys missing")

@@ -43,7 +43,7 @@ class MeshRoot:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MeshRoot:
-        doc = read_document(path, "mesh-root")
+        doc = read_document(path, "mesh-root", private=True)
         mesh, seed = doc.get("mesh"), doc.get("seed")
         if not isinstance(mesh, bytes) or len(mesh) != MESH_ID_BYTES or not isinstance(
                 seed, bytes):
