@@ -94,7 +94,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROTOCOL_VERSION", "HANDSHAKE_TIMEOUT_S", "REPLAY_WINDOW_S",
-    "SessionKeys", "Initiator", "Responder", "ReplayGuard", "Session",
+    "SessionKeys", "Initiator", "Responder", "ReplayGuard", "SecureSession",
     "HandshakeError", "MalformedHandshake", "HandshakeWrongMesh", "HandshakeReplayed",
     "HandshakeAuthenticationFailed", "PeerCertificateRejected", "StaticKeyMismatch",
     "PeerMismatch", "HandshakeTimeout", "HandshakeAborted",
@@ -443,7 +443,9 @@ def tunnel_for(keys: SessionKeys, **tunnel_options: Any) -> Tunnel:
 
 
 @dataclass(frozen=True)
-class Session:
+class SecureSession:
+    """An established session: the tunnel keyed from it and who is at the other end."""
+
     tunnel: Tunnel
     keys: SessionKeys
 
@@ -451,8 +453,8 @@ class Session:
 async def open_session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                        credentials: NodeCredentials, *, initiator: bool,
                        tunnel_options: dict[str, Any] | None = None,
-                       **options: Any) -> Session:
+                       **options: Any) -> SecureSession:
     """Handshake over the stream as ``initiator`` or responder, then build the tunnel."""
     run = initiate if initiator else respond
     keys = await run(reader, writer, credentials, **options)
-    return Session(tunnel_for(keys, **(tunnel_options or {})), keys)
+    return SecureSession(tunnel_for(keys, **(tunnel_options or {})), keys)
