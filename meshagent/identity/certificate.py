@@ -150,8 +150,8 @@ class MembershipCertificate:
     # -- acceptance -------------------------------------------------------------------
 
     @classmethod
-    def verify(cls, cert: MembershipCertificate | Signed | bytes, trust: MeshTrust, *,
-               now: float | None = None, revocations: RevocationList | None = None,
+    def verify(cls, cert: MembershipCertificate | Signed | bytes, trust: MeshTrust,
+               now: float | None = None, revocations: RevocationList | None = None, *,
                redeemed: RedeemedTokens | None = None) -> MembershipCertificate:
         """Accept ``cert`` as a member of ``trust``'s mesh at ``now``, or raise.
 
