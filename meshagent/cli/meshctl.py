@@ -11,6 +11,8 @@ import sys
 from meshagent.cli.dispatch import run_program
 
 VERBS = [
+    "meshagent.cli.ctl_keys",
+    "meshagent.cli.ctl_allowlist",
 ]
 
 

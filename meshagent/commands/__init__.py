@@ -25,7 +25,7 @@ from meshagent.commands.operator import (
     authorise_operator,
     operator_id_of,
 )
-from meshagent.commands.policy import CommandPolicy
+from meshagent.commands.policy import CommandPolicy, check_authority
 from meshagent.commands.rejections import (
     CommandExpired,
     CommandRejected,
@@ -49,7 +49,7 @@ __all__ = [
     "CommandEnvelope", "SignedCommand", "Target", "sign_command",
     "CommandExecutor",
     "OperatorCertificate", "OperatorKey", "authorise_operator", "operator_id_of",
-    "CommandPolicy",
+    "CommandPolicy", "check_authority",
     "CommandRejected", "MalformedCommand", "ForgedCommand", "UnknownOperator",
     "OperatorRevoked", "OperatorExpired", "NotAllowlisted", "OutOfScope", "NotYetValid",
     "CommandExpired", "WrongTarget", "ReplayedCommand",

@@ -49,9 +49,30 @@ from meshagent.identity import MeshTrust, RevocationList
 from meshagent.log import EventLogger
 from meshagent.signing import SignatureError, Signed, verify
 
-__all__ = ["CommandPolicy", "DEFAULT_CLOCK_SKEW_S"]
+__all__ = ["CommandPolicy", "check_authority", "DEFAULT_CLOCK_SKEW_S"]
 
 DEFAULT_CLOCK_SKEW_S = 30.0
+
+
+def check_authority(command: SignedCommand, envelope: CommandEnvelope, trust: MeshTrust,
+                    now: float, revocations: RevocationList | None = None) -> OperatorCertificate:
+    """Checks 2-4 above: the envelope is signed by its issuer, whom this mesh's root
+    authorised, unrevoked and unexpired. The operator's certificate, or ForgedCommand,
+    UnknownOperator, OperatorRevoked, OperatorExpired.
+
+    Shared by the node's policy and by anyone who must refuse a forged command early (the
+    web service before queueing it).
+    """
+    try:
+        verify(command.command, COMMAND_KIND)
+    except (SignatureError, DecodeError) as exc:
+        raise ForgedCommand(f"command signature: {exc}") from exc
+    if operator_id_of(command.command.signer) != envelope.issuer:
+        raise ForgedCommand("command issuer is not the key that signed it")
+    cert = OperatorCertificate.verify(command.operator_cert, trust, now, revocations)
+    if cert.public != command.command.signer:
+        raise UnknownOperator("operator certificate is for another key")
+    return cert
 
 
 class CommandPolicy:
@@ -112,18 +133,7 @@ class CommandPolicy:
         return envelope
 
     def _admit(self, command: SignedCommand, envelope: CommandEnvelope, now: float) -> None:
-        try:
-            verify(command.command, COMMAND_KIND)
-        except (SignatureError, DecodeError) as exc:
-            raise ForgedCommand(f"command signature: {exc}") from exc
-        if operator_id_of(command.command.signer) != envelope.issuer:
-            raise ForgedCommand("command issuer is not the key that signed it")
-
-        cert = OperatorCertificate.verify(command.operator_cert, self.trust, now,
-                                          self.revocations)
-        if cert.public != command.command.signer:
-            raise UnknownOperator("operator certificate is for another key")
-
+        cert = check_authority(command, envelope, self.trust, now, self.revocations)
         if self.allowlist is None:
             raise NotAllowlisted("this node holds no allowlist")
         self.allowlist.check(envelope.action, envelope.args)
