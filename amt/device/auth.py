@@ -48,9 +48,12 @@ class DigestGuard:
         self.nonce_lifetime_s = nonce_lifetime_s
         self.max_uses = max_uses
         self._nonces: OrderedDict[str, _Nonce] = OrderedDict()
+        self.challenges_issued = 0  # counters for tests and the benchmark
+        self.last_nc = 0
 
     def challenge(self, stale: bool = False) -> str:
         nonce = secrets.token_hex(16)
+        self.challenges_issued += 1
         self._nonces[nonce] = _Nonce(time.monotonic())
         while len(self._nonces) > MAX_NONCES:
             self._nonces.popitem(last=False)
@@ -90,4 +93,5 @@ class DigestGuard:
         if nc in entry.seen:
             return Verdict(None, reason="replayed nc")
         entry.seen.add(nc)
+        self.last_nc = nc
         return Verdict(user)

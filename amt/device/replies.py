@@ -6,7 +6,9 @@ PullResponse), and always sends the same header: b:To (anonymous), b:RelatesTo (
 MessageID), b:Action with a:mustUnderstand="true", b:MessageID
 (``uuid:00000000-8086-8086-8086-<12 hex>``), c:ResourceURI. Faults carry
 a:Code/a:Value + a:Subcode/a:Value, a:Reason/a:Text xml:lang="en-US" and a:Detail.
-The fixture files in tests/data/amt have the same structure and a test compares them.
+Fault envelopes bind another prefix set (g: cimbinding ... e: wsman, c: enumeration) and
+carry no ResourceURI. The fixture files in tests/data/amt have the same structure and a
+test compares them.
 """
 
 from __future__ import annotations
@@ -22,13 +24,18 @@ from amt.wsman.values import properties_xml
 __all__ = ["Fault", "FAULTS", "Replies"]
 
 _ROOT_NS = "".join(f' xmlns:{prefix}="{uri}"' for prefix, uri in ns.REPLY_PREFIXES.items())
+# Fault envelopes bind a different prefix set, in this order, on real firmware.
+_FAULT_NS = "".join(f' xmlns:{prefix}="{uri}"' for prefix, uri in (
+    ("g", ns.CIM_BINDING), ("f", ns.EVENTING), ("e", ns.WSMAN), ("d", ns.TRANSFER),
+    ("c", ns.ENUMERATION), ("b", ns.ADDRESSING), ("a", ns.SOAP), ("h", ns.TRUST),
+    ("i", ns.WSSE), ("xsi", ns.XSI)))
 
 
 @dataclass(frozen=True)
 class Fault:
     """A fault as AMT sends it: HTTP status, subcode QName (prefixed), action, reason."""
 
-    subcode: str  # "b:DestinationUnreachable", "c:AccessDenied"...
+    subcode: str  # "b:DestinationUnreachable", "e:AccessDenied"... (fault envelope prefixes)
     reason: str
     action: str = ns.ACTION_WSMAN_FAULT
     code: str = "a:Sender"
@@ -48,14 +55,14 @@ FAULTS = {
         "A message information header is not valid and the message cannot be processed.",
         ns.ACTION_FAULT),
     "AccessDenied": Fault(
-        "c:AccessDenied", "The sender was not authorized to access the resource."),
+        "e:AccessDenied", "The sender was not authorized to access the resource."),
     "InvalidSelectors": Fault(
-        "c:InvalidSelectors", "The Selectors for the resource were not valid."),
+        "e:InvalidSelectors", "The Selectors for the resource were not valid."),
     "SchemaValidationError": Fault(
-        "c:SchemaValidationError", "The supplied SOAP violates the corresponding XML Schema "
+        "e:SchemaValidationError", "The supplied SOAP violates the corresponding XML Schema "
         "definition."),
     "InvalidEnumerationContext": Fault(
-        "g:InvalidEnumerationContext",
+        "c:InvalidEnumerationContext",
         "The supplied enumeration context is invalid.", ns.ENUMERATION + "/fault"),
 }
 
@@ -117,9 +124,13 @@ class Replies:
                               {"g": ns.ENUMERATION, "h": resource_uri})
 
     def fault(self, fault: Fault, relates_to: str, detail: str = "") -> bytes:
-        extra = {"g": ns.ENUMERATION} if fault.subcode.startswith("g:") else {}
-        body = (f"<a:Fault><a:Code><a:Value>{fault.code}</a:Value><a:Subcode>"
-                f"<a:Value>{fault.subcode}</a:Value></a:Subcode></a:Code><a:Reason>"
-                f'<a:Text xml:lang="en-US">{escape(fault.reason)}</a:Text></a:Reason>'
-                f"<a:Detail>{escape(detail)}</a:Detail></a:Fault>")
-        return self._envelope(fault.action, relates_to, "", body, extra)
+        """A fault: header without ResourceURI, the fault prefixes, an (often empty) Detail."""
+        return (f'<?xml version="1.0" encoding="UTF-8"?><a:Envelope{_FAULT_NS}><a:Header>'
+                f"<b:To>{ns.ANONYMOUS}</b:To><b:RelatesTo>{escape(relates_to)}</b:RelatesTo>"
+                f'<b:Action a:mustUnderstand="true">{escape(fault.action)}</b:Action>'
+                f"<b:MessageID>uuid:00000000-8086-8086-8086-{next(self._ids):012X}</b:MessageID>"
+                f"</a:Header><a:Body><a:Fault><a:Code><a:Value>{fault.code}</a:Value>"
+                f"<a:Subcode><a:Value>{fault.subcode}</a:Value></a:Subcode></a:Code>"
+                f'<a:Reason><a:Text xml:lang="en-US">{escape(fault.reason)}</a:Text></a:Reason>'
+                f"<a:Detail>{escape(detail)}</a:Detail></a:Fault></a:Body></a:Envelope>"
+                ).encode()
