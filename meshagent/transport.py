@@ -172,11 +172,15 @@ class _StreamDispatcher:
             raise ValueError(f"unknown stream channel {channel}")
         self.handlers[channel] = handler
 
-    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    def spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+              peer: Address) -> None:
+        """Serve one accepted connection in a task of ours (cancelled on close)."""
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer, peer))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      peer: Address) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.tasks.add(task)
         try:
             try:
                 async with asyncio.timeout(_PREAMBLE_TIMEOUT_S):
@@ -199,8 +203,6 @@ class _StreamDispatcher:
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
-            if task is not None:
-                self.tasks.discard(task)
 
     async def cancel_all(self) -> None:
         tasks = list(self.tasks)
@@ -294,9 +296,9 @@ class UdpTransport:
         except OSError:
             self.counters["datagrams_unsent"] += 1
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
-        await self._streams.accept(reader, writer, (peer[0], peer[1]))
+        self._streams.spawn(reader, writer, (peer[0], peer[1]))
 
     async def open_stream(self, address: Address, channel: int, timeout: float,
                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -574,7 +576,7 @@ class MemoryTransport:
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                 peer: Address) -> None:
-        asyncio.get_running_loop().create_task(self._streams.accept(reader, writer, peer))
+        self._streams.spawn(reader, writer, peer)
 
     async def open_stream(self, address: Address, channel: int, timeout: float,
                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
