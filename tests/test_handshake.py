@@ -3,6 +3,8 @@ import logging
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from meshagent import codec
 from meshagent.core import AuthenticationError, Frame, RekeyRequired, ReplayError
@@ -445,3 +447,26 @@ async def test_peer_closing_mid_handshake_aborts(alice, caplog, label):
         server.close()
         await server.wait_closed()
     assert "HandshakeAborted" in caplog.text
+
+
+# -- arbitrary input never escapes as anything but a typed error ------------------------
+
+FIXTURES_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FIXTURES_OK
+@given(data=st.binary(max_size=600))
+def test_arbitrary_first_message_gives_a_handshake_error_or_a_reply(bob, data):
+    try:
+        Responder(bob, peer_label="fuzz").respond(data)
+    except HandshakeError:
+        pass
+
+
+@FIXTURES_OK
+@given(data=st.binary(max_size=1200))
+def test_arbitrary_second_message_gives_a_handshake_error(alice, data):
+    initiator = Initiator(alice, peer_label="fuzz")
+    initiator.start()
+    with pytest.raises(HandshakeError):
+        initiator.finish(data)

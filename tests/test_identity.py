@@ -3,8 +3,11 @@ import os
 import stat
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meshagent.identity import (
+    CertificateError,
     CertificateExpired,
     CertificateNotYetValid,
     CertificateRevoked,
@@ -296,5 +299,20 @@ def test_revoking_a_token_serial_revokes_its_certificate(root):
 
 @pytest.mark.parametrize("text", ["", "mjt1_", "mjt1_!!!", "nope", "mjt1_gqF0AaFrAQ"])
 def test_malformed_token_string_is_a_typed_error(text):
+    with pytest.raises(MalformedJoinToken):
+        JoinToken.decode(text)
+
+
+@given(data=st.binary(max_size=400))
+def test_arbitrary_bytes_are_never_a_certificate(data):
+    trust = MeshTrust(bytes(16), bytes(32))
+    with pytest.raises(MalformedCertificate):
+        MembershipCertificate.from_wire(data)
+    with pytest.raises(CertificateError):
+        MembershipCertificate.verify(data, trust, now=NOW)
+
+
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_is_never_a_join_token(text):
     with pytest.raises(MalformedJoinToken):
         JoinToken.decode(text)
