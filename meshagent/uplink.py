@@ -234,8 +234,10 @@ class Uplink:
             self.connects += 1
             log.event("uplink_connected", url=self.url, term=self.term,
                       mesh=self.cert.mesh_id.hex())
-            await self._send_inventory(self.full_inventory(), full=True)
+            # Spooled results first: the service delivers pending commands when the full
+            # inventory arrives, and must know by then which ones are already done.
             await self._resend_spooled()
+            await self._send_inventory(self.full_inventory(), full=True)
             self.connected.set()
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.BINARY:

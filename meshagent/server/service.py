@@ -189,8 +189,10 @@ class MeshService:
     async def attach_leader(self, session: LeaderSession) -> LeaderClaim:
         """Fence and register an authenticated leader; refused if its term is stale.
 
-        On acceptance a previous session of the mesh is closed as superseded, commands
-        it may have lost are re-queued, and everything deliverable is sent."""
+        On acceptance a previous session of the mesh is closed as superseded and the
+        commands it may have lost are re-queued. They are sent once the leader's first
+        full inventory has been stored (``apply_inventory``), so that target states are
+        current and results the leader spooled while disconnected are in first."""
         async with self._lock(session.mesh_id):
             now = self.clock()
             claim = await self.db.claim_leadership(session.mesh_id, session.node_id,
@@ -211,7 +213,6 @@ class MeshService:
             await self.db.audit(f"leader:{session.node_id.hex()}", "leader_connected", None,
                                 {**detail, "requeued": requeued}, now)
         self.events.publish("leaders", "audit", "commands")
-        await self.dispatch(session.mesh_id)
         return claim
 
     async def detach_leader(self, session: LeaderSession) -> None:
@@ -260,7 +261,9 @@ class MeshService:
         for update in updates:
             attached.states[update.node_id] = update.state
         self.events.publish("nodes")
-        if back:
+        if full:  # the start of a session, or a resync: states are current now
+            await self.dispatch(session.mesh_id)
+        elif back:
             await self.dispatch(session.mesh_id, back)
         return refused
 

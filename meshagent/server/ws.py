@@ -66,6 +66,8 @@ class LeaderConnection:
         self.term = term
         self.peer = peer
         self._send_lock = asyncio.Lock()
+        # Commands wait until the leader has been welcomed: the login exchange comes first.
+        self.welcomed = asyncio.Event()
 
     async def send(self, kind: str, **fields: Any) -> None:
         async with self._send_lock:
@@ -73,6 +75,7 @@ class LeaderConnection:
 
     async def send_commands(self, commands: Sequence[CommandRow]) -> None:
         items = [{"id": c.command_id, "node": c.node_id, "cmd": c.envelope} for c in commands]
+        await self.welcomed.wait()
         if not self.ws.closed:
             await self.send("commands", items=items)
 
@@ -199,6 +202,7 @@ async def uplink_handler(request: web.Request) -> web.WebSocketResponse:
         log.event("leader_connected", mesh=cert.mesh_id.hex(), node=cert.node_id.hex(),
                   term=term, peer=peer)
         await conn.send("welcome", mesh=cert.mesh_id, term=term)
+        conn.welcomed.set()
         await _serve(service, conn)
     except LoginRefused as exc:
         log.warn_limited("leader_refused", key=(peer, exc.code), peer=peer, code=int(exc.code),
