@@ -111,7 +111,11 @@ class CommandPolicy:
         return changed
 
     def check(self, signed: SignedCommand | bytes, now: float | None = None) -> CommandEnvelope:
-        """The envelope of an admitted (and now claimed) command, or CommandRejected."""
+        """The envelope of an admitted (and now claimed) command, or CommandRejected.
+
+        SeenStoreError (the replay store cannot be written) is not a rejection: the
+        command was not admitted and may be retried once the disk recovers.
+        """
         envelope: CommandEnvelope | None = None
         try:
             command = signed if isinstance(signed, SignedCommand) else \

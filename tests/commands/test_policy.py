@@ -6,6 +6,8 @@ import logging
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from meshagent import codec
 from meshagent.commands import (
@@ -260,3 +262,25 @@ def test_newer_allowlist_replaces_older_but_not_the_reverse(mesh: Mesh, seen):
     assert policy.update_allowlist(v2.to_wire())
     assert not policy.update_allowlist(v1.to_wire())
     assert policy.allowlist is not None and policy.allowlist.version == 2
+
+
+@given(st.binary(max_size=600))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_random_bytes_are_only_ever_rejected_typed(mesh: Mesh, seen, data):
+    with pytest.raises(CommandRejected):
+        mesh.policy(seen).check(data)
+
+
+@given(st.integers(0, 2000), st.integers(0, 255))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_flipped_byte_of_a_valid_command_is_rejected(mesh: Mesh, seen, position, value):
+    wire = bytearray(mesh.command("ping", now=time.time()).to_wire())
+    position %= len(wire)
+    if wire[position] == value:
+        return
+    wire[position] = value
+    try:
+        mesh.policy(seen).check(bytes(wire))
+    except CommandRejected:
+        return
+    pytest.fail("a modified command was admitted")
