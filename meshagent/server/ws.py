@@ -55,6 +55,10 @@ class LoginRefused(MeshError):
         self.code = code
 
 
+class MessageTooBig(ProtocolError):
+    """A frame above the protocol's limit (but below the transport's hard cap)."""
+
+
 class LeaderConnection:
     """One leader's authenticated uplink; implements ``service.LeaderSession``."""
 
@@ -148,11 +152,14 @@ async def _serve(service: MeshService, conn: LeaderConnection) -> None:
     """Handle one authenticated session's messages until it closes."""
     async for msg in conn.ws:
         if msg.type == WSMsgType.ERROR:
-            log.warn_limited("uplink_error", key=conn.peer, peer=conn.peer,
-                             error=str(conn.ws.exception()))
+            error = conn.ws.exception()
+            log.warn_limited("uplink_error", key=conn.peer, peer=conn.peer, error=str(error))
             return
         if msg.type != WSMsgType.BINARY:
             raise ProtocolError(f"expected a binary frame, got {msg.type.name}")
+        if len(msg.data) > MAX_UPLINK_MESSAGE_BYTES:
+            raise MessageTooBig(f"message of {len(msg.data)} bytes exceeds "
+                                f"{MAX_UPLINK_MESSAGE_BYTES}")
         kind, fields = decode_message(msg.data)
         if kind == "inventory":
             full, nodes = _inventory(fields)
@@ -175,8 +182,10 @@ async def uplink_handler(request: web.Request) -> web.WebSocketResponse:
     service = request.app[SERVICE]
     server_hash = request.app[SERVER_CERT_SHA256]
     peer = request.remote or "?"
-    ws = web.WebSocketResponse(max_msg_size=MAX_UPLINK_MESSAGE_BYTES, heartbeat=HEARTBEAT_S,
-                               compress=False)
+    # The transport's hard cap is twice the protocol's limit: frames in between get a clean
+    # 1009 close from _serve; larger ones make aiohttp drop the connection unread.
+    ws = web.WebSocketResponse(max_msg_size=2 * MAX_UPLINK_MESSAGE_BYTES,
+                               heartbeat=HEARTBEAT_S, compress=False)
     await ws.prepare(request)
     nonce = secrets.token_bytes(NONCE_BYTES)
     conn: LeaderConnection | None = None
@@ -208,6 +217,9 @@ async def uplink_handler(request: web.Request) -> web.WebSocketResponse:
         log.warn_limited("leader_refused", key=(peer, exc.code), peer=peer, code=int(exc.code),
                          reason=str(exc))
         await close_with(ws, exc.code, str(exc))
+    except MessageTooBig as exc:
+        log.warn_limited("uplink_oversize", key=peer, peer=peer, reason=str(exc))
+        await close_with(ws, Close.MESSAGE_TOO_BIG, str(exc))
     except ProtocolError as exc:
         log.warn_limited("uplink_malformed", key=peer, peer=peer, reason=str(exc))
         await close_with(ws, Close.MALFORMED, f"malformed message: {exc}")
