@@ -110,6 +110,10 @@ class SoftwareAmtDevice:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/wsman"
 
+    @property
+    def open_enumerations(self) -> int:
+        return len(self._enumerations)
+
     def _persist(self) -> None:
         if self.state_path is not None:
             self.state.save(self.state_path)
