@@ -16,7 +16,7 @@ from meshagent.identity import MeshRoot, NodeIdentity, RevocationList
 from meshagent.membership import Member, Membership, MemberState
 from meshagent.profiles import Profile
 from meshagent.record import RecordVerifier
-from meshagent.transport import Address, Transport
+from meshagent.transport import Address, MemoryNetwork, Transport, VirtualClockLoop
 
 FAST = Profile.LOCAL.with_changes(probe_interval_s=0.2, probe_timeout_s=0.08,
                                   suspicion_floor_s=0.8, gossip_interval_s=0.02,
@@ -82,3 +82,18 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str = 
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(poll)
     return loop.time() - start
+
+
+def run_virtual(coroutine: object) -> object:
+    """Run a coroutine on a ``VirtualClockLoop``: protocol time passes without waiting."""
+    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+        return runner.run(coroutine)  # type: ignore[arg-type]
+
+
+def memory_mesh(kit: MeshKit, network: MemoryNetwork, count: int, *,
+                subnet: str = "10.0.0", seed_index: int = 0) -> list[Membership]:
+    """``count`` nodes on ``network``; all but the first use the first as their seed."""
+    addresses = [(f"{subnet}.{index + 1}", 7946) for index in range(count)]
+    return [kit.node(network.transport(address),
+                     seeds=[] if index == seed_index else [addresses[seed_index]])
+            for index, address in enumerate(addresses)]

@@ -1,0 +1,263 @@
+"""Membership behaviour of whole meshes on the in-memory network, in virtual time.
+
+Every test runs many protocol periods on ``VirtualClockLoop`` (seconds of protocol time
+cost milliseconds), with real identities, certificates and sealing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from meshagent.identity import NodeIdentity
+from meshagent.membership import Membership, MemberState
+from meshagent.membership.messages import Alive, Suspect
+from meshagent.record import NodeRecord
+from meshagent.transport import MemoryNetwork
+from tests.mesh.meshkit import (
+    FAST,
+    MeshKit,
+    converged,
+    memory_mesh,
+    run_virtual,
+    state_of,
+    wait_until,
+)
+
+
+async def _started(kit: MeshKit, network: MemoryNetwork, count: int) -> list[Membership]:
+    nodes = memory_mesh(kit, network, count)
+    for node in nodes:
+        await node.start()
+    await wait_until(lambda: converged(nodes), 10, "convergence")
+    return nodes
+
+
+def test_mesh_converges_through_one_seed() -> None:
+    async def scenario() -> float:
+        kit = MeshKit()
+        nodes = memory_mesh(kit, MemoryNetwork(seed=1), 30)
+        for node in nodes:
+            await node.start()
+        took = await wait_until(lambda: converged(nodes), 10, "convergence")
+        records = {m.node_id: m.record.hostname for m in nodes[7].members()}
+        assert records[nodes[3].node_id] == "node3"
+        await kit.stop_all()
+        return took
+
+    assert run_virtual(scenario()) < 2.0
+
+
+def test_crashed_member_is_unreachable_everywhere_at_once() -> None:
+    async def scenario() -> float:
+        kit, network = MeshKit(), MemoryNetwork(seed=2)
+        nodes = await _started(kit, network, 20)
+        victim, others = nodes[4], nodes[:4] + nodes[5:]
+        network.crash(victim.transport.local_address)
+        took = await wait_until(
+            lambda: all(state_of(o, victim) == MemberState.UNREACHABLE for o in others),
+            10, "crash detection")
+        assert sum(o.counters["crashes_detected"] for o in others) >= 1
+        await kit.stop_all()
+        return took
+
+    assert run_virtual(scenario()) < 1.0
+
+
+def test_silent_member_becomes_suspect_then_unreachable() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=3)
+        nodes = await _started(kit, network, 12)
+        victim, others = nodes[6], nodes[:6] + nodes[7:]
+        network.pause(victim.transport.local_address)
+        await wait_until(lambda: any(state_of(o, victim) == MemberState.SUSPECT
+                                     for o in others), 5, "a suspicion")
+        took = await wait_until(
+            lambda: all(state_of(o, victim) == MemberState.UNREACHABLE for o in others),
+            10, "unreachable everywhere")
+        assert took < FAST.suspicion_max_s(12) + 3 * FAST.probe_interval_s
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_short_pause_is_refuted_and_never_marked_unreachable() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=4)
+        nodes = await _started(kit, network, 12)
+        victim, others = nodes[3], nodes[:3] + nodes[4:]
+        seen: list[MemberState] = []
+        for other in others:
+            other.on_change(lambda member, old, new: seen.append(new)
+                            if member.node_id == victim.node_id else None)
+        network.pause(victim.transport.local_address)
+        await wait_until(lambda: any(state_of(o, victim) == MemberState.SUSPECT
+                                     for o in others), 5, "a suspicion")
+        await _idle(0.3)  # still paused, well within the suspicion timeout
+        network.resume(victim.transport.local_address)
+        await wait_until(lambda: all(state_of(o, victim) == MemberState.ALIVE
+                                     for o in others), 5, "refutation")
+        assert MemberState.UNREACHABLE not in seen
+        assert victim.counters["refutations"] >= 1
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_idle_mesh_raises_no_suspicion() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=5, latency=0.002)
+        nodes = await _started(kit, network, 15)
+        suspicions: list[bytes] = []
+        for node in nodes:
+            node.on_change(lambda member, old, new: suspicions.append(member.node_id)
+                           if new != MemberState.ALIVE else None)
+        loop_probes = 100  # protocol periods of idle time
+        start = sum(n.counters["datagrams_received"] for n in nodes)
+        await _idle(loop_probes * FAST.probe_interval_s)
+        assert suspicions == []
+        assert sum(n.counters["datagrams_received"] for n in nodes) > start + 15 * 50
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+async def _idle(seconds: float) -> None:
+    """Let protocol time pass (virtual clock): nothing to wait for but time itself."""
+    await asyncio.sleep(seconds)
+
+
+def test_partition_heals_into_one_mesh() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=6)
+        nodes = await _started(kit, network, 10)
+        left, right = nodes[:5], nodes[5:]
+        network.partition([n.transport.local_address for n in left],
+                          [n.transport.local_address for n in right])
+        await wait_until(lambda: all(state_of(a, b) == MemberState.UNREACHABLE
+                                     for a in left for b in right), 20, "split")
+        assert all(state_of(a, b) == MemberState.ALIVE for a in left for b in left)
+        network.heal()
+        await wait_until(lambda: converged(nodes), 30, "healed")
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_graceful_leave_is_left_not_unreachable() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=7)
+        nodes = await _started(kit, network, 8)
+        leaver, others = nodes[2], nodes[:2] + nodes[3:]
+        await leaver.leave()
+        await wait_until(lambda: all(state_of(o, leaver) == MemberState.LEFT for o in others),
+                         5, "leave")
+        assert sum(o.counters["crashes_detected"] for o in others) == 0
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_record_update_reaches_everyone() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=8)
+        nodes = await _started(kit, network, 10)
+        record = nodes[1].update_record(tags={"rack": "b2"}, power_source="battery")
+        await wait_until(lambda: all(o.member(nodes[1].node_id).record.tags == {"rack": "b2"}
+                                     for o in nodes), 5, "record update")
+        assert all(o.member(nodes[1].node_id).incarnation == record.incarnation for o in nodes)
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_asleep_member_is_not_suspected_and_wakes_up_alive() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=9)
+        nodes = await _started(kit, network, 8)
+        sleeper, observer = nodes[5], nodes[0]
+        network.pause(sleeper.transport.local_address)
+        observer.mark_asleep(sleeper.node_id, "asleep", record={"amt": "S3"})
+        await wait_until(lambda: all(state_of(o, sleeper) == MemberState.ASLEEP
+                                     for o in nodes if o is not sleeper), 5, "asleep")
+        await _idle(10 * FAST.suspicion_max_s(8))
+        assert all(state_of(o, sleeper) == MemberState.ASLEEP for o in nodes if o is not sleeper)
+        assert observer.member(sleeper.node_id).power_record == {"amt": "S3"}
+        network.resume(sleeper.transport.local_address)
+        await wait_until(lambda: all(state_of(o, sleeper) == MemberState.ALIVE
+                                     for o in nodes if o is not sleeper), 10, "wake up")
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_revocation_spreads_and_drops_the_member() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=10)
+        nodes = await _started(kit, network, 10)
+        revoked = nodes[4]
+        revocations = kit.root.revoke(node_ids=[revoked.node_id])
+        nodes[0].update_revocations(revocations)
+        others = [n for n in nodes if n is not revoked]
+        await wait_until(lambda: all(o.member(revoked.node_id) is None for o in others), 10,
+                         "revocation")
+        assert all(o.revocations.version == revocations.version for o in others)
+        await _idle(20 * FAST.probe_interval_s)
+        assert all(o.member(revoked.node_id) is None for o in others)
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_forged_record_is_rejected_and_counted() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=11)
+        nodes = await _started(kit, network, 5)
+        honest, liar = nodes[1], nodes[2]
+        # A record claiming to be ``honest`` with a higher incarnation, signed by liar's key.
+        forged = NodeRecord.sign(_impostor(liar, honest), honest.certificate,
+                                 incarnation=honest.record.incarnation + 10,
+                                 hostname="evil", addresses=["10.6.6.6:7946"])
+        assert not nodes[0].accept_record(forged.wire)
+        assert nodes[0].counters["dropped_bad_signature"] == 1
+        liar._broadcast(honest.node_id, Alive(forged.wire), urgent=True)
+        await _idle(2.0)
+        assert all(n.member(honest.node_id).record.hostname == "node1" for n in nodes)
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def _impostor(liar: Membership, victim: Membership) -> NodeIdentity:
+    """The liar's keys presenting themselves as the victim's node id."""
+    class Impostor(NodeIdentity):
+        @property
+        def node_id(self) -> bytes:
+            return victim.node_id
+    return Impostor(liar.identity.sign_key, liar.identity.dh_key)
+
+
+def test_change_events_report_new_suspect_and_dead_members() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=12)
+        nodes = await _started(kit, network, 6)
+        observer, victim = nodes[0], nodes[3]
+        changes = observer.changes()
+        seen: list[MemberState] = []
+
+        async def collect() -> None:
+            async for change in changes:
+                if change.member.node_id == victim.node_id:
+                    seen.append(change.new_state)
+                    if change.new_state == MemberState.UNREACHABLE:
+                        return
+
+        collector = asyncio.ensure_future(collect())
+        await asyncio.sleep(0)
+        observer._on_suspect(Suspect(victim.node_id, victim.record.incarnation,
+                                     nodes[1].node_id))
+        network.crash(victim.transport.local_address)
+        await asyncio.wait_for(collector, 10)
+        assert seen[0] == MemberState.SUSPECT and seen[-1] == MemberState.UNREACHABLE
+        await kit.stop_all()
+
+    run_virtual(scenario())

@@ -1,0 +1,202 @@
+"""Hostile and broken input to a running member: each is dropped with a counter and a log
+line, and the member's view and service are unchanged afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from meshagent import codec
+from meshagent.membership import Membership
+from meshagent.membership.messages import Alive
+from meshagent.membership.swim import MAX_DATAGRAM_IN
+from meshagent.record import NodeRecord
+from meshagent.transport import CHANNEL_MEMBERSHIP, MemoryNetwork, MemoryTransport
+from tests.mesh.meshkit import MeshKit, converged, memory_mesh, run_virtual, wait_until
+
+ATTACKER = ("10.6.6.6", 7946)
+
+
+async def _mesh(count: int = 4, attacker_address: tuple[str, int] = ATTACKER,
+                ) -> tuple[MeshKit, MemoryNetwork, list[Membership], MemoryTransport]:
+    kit, network = MeshKit(), MemoryNetwork(seed=21)
+    nodes = memory_mesh(kit, network, count)
+    for node in nodes:
+        await node.start()
+    await wait_until(lambda: converged(nodes), 10, "convergence")
+    attacker = network.transport(attacker_address)
+    await attacker.start()
+    return kit, network, nodes, attacker
+
+
+async def _still_healthy(kit: MeshKit, nodes: list[Membership]) -> None:
+    """The victim still answers probes and holds the same view."""
+    await asyncio.sleep(1.0)
+    assert converged(nodes)
+    assert all(n.counters["internal_errors"] == 0 for n in nodes)
+    await kit.stop_all()
+
+
+def _attack(payloads: list[bytes], counter: str, expected: int | None = None,
+            attacker_address: tuple[str, int] = ATTACKER) -> None:
+    async def scenario() -> None:
+        kit, _, nodes, attacker = await _mesh(attacker_address=attacker_address)
+        victim = nodes[1]
+        for payload in payloads:
+            attacker.send_datagram(payload, victim.transport.local_address)
+        await asyncio.sleep(0.05)
+        assert victim.counters[counter] == (expected if expected is not None
+                                            else len(payloads))
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_truncated_and_garbage_datagrams_are_dropped() -> None:
+    _attack([b"", b"\x01", b"\x00" * 40, b"\xff" * 200], "dropped_malformed")
+
+
+def test_oversize_datagram_is_dropped() -> None:
+    _attack([b"\x01" * (MAX_DATAGRAM_IN + 1)], "dropped_oversize")
+
+
+def test_flood_from_one_address_is_rate_limited() -> None:
+    async def scenario() -> None:
+        kit, _, nodes, attacker = await _mesh()
+        victim = nodes[1]
+        for _ in range(20_000):
+            attacker.send_datagram(b"\x01" * 100, victim.transport.local_address)
+        await asyncio.sleep(0.05)
+        assert victim.counters["dropped_flood"] > 10_000
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_tampered_datagram_fails_authentication() -> None:
+    async def scenario() -> None:
+        kit, _, nodes, attacker = await _mesh()
+        sender, victim = nodes[0], nodes[1]
+        sealed = bytearray(sender.keys.seal(victim.node_id, codec.pack([])))
+        sealed[-1] ^= 1
+        attacker.send_datagram(bytes(sealed), victim.transport.local_address)
+        await asyncio.sleep(0.05)
+        assert victim.counters["dropped_auth"] == 1
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_replayed_datagram_is_rejected() -> None:
+    async def scenario() -> None:
+        kit, _, nodes, attacker = await _mesh()
+        sender, victim = nodes[0], nodes[1]
+        sealed = sender.keys.seal(victim.node_id, codec.pack([]))
+        attacker.send_datagram(sealed, victim.transport.local_address)
+        attacker.send_datagram(sealed, victim.transport.local_address)
+        await asyncio.sleep(0.05)
+        assert victim.counters["dropped_replay"] == 1
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_unknown_message_type_and_bad_fields_are_dropped_individually() -> None:
+    async def scenario() -> None:
+        kit, _, nodes, attacker = await _mesh()
+        sender, victim = nodes[0], nodes[1]
+        plaintext = codec.pack([[99, 1], [1, "not a seq", b"x", True], [2]])
+        attacker.send_datagram(sender.keys.seal(victim.node_id, plaintext),
+                               victim.transport.local_address)
+        await asyncio.sleep(0.05)
+        assert victim.counters["dropped_unknown_type"] == 1
+        assert victim.counters["dropped_malformed"] == 2
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_record_with_bad_signature_is_dropped() -> None:
+    async def scenario() -> None:
+        kit, _, nodes, attacker = await _mesh()
+        sender, victim, subject = nodes[0], nodes[1], nodes[2]
+        record = subject.record
+        tampered = record.signed.__class__(record.signed.kind, record.signed.body,
+                                           record.signed.signer, bytes(64)).to_wire()
+        plaintext = codec.pack([Alive(tampered).encode()])
+        attacker.send_datagram(sender.keys.seal(victim.node_id, plaintext),
+                               victim.transport.local_address)
+        await asyncio.sleep(0.05)
+        # Same incarnation as the one held: ignored before any signature work.
+        newer = NodeRecord.sign(subject.identity, subject.certificate,
+                                incarnation=record.incarnation + 1, hostname="x")
+        forged = newer.signed.__class__(newer.signed.kind, newer.signed.body,
+                                        newer.signed.signer, bytes(64)).to_wire()
+        plaintext = codec.pack([Alive(forged).encode()])
+        attacker.send_datagram(sender.keys.seal(victim.node_id, plaintext),
+                               victim.transport.local_address)
+        await asyncio.sleep(0.05)
+        assert victim.counters["dropped_bad_signature"] == 1
+        assert victim.member(subject.node_id).record.incarnation == record.incarnation
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_node_of_another_mesh_is_refused() -> None:
+    async def scenario() -> None:
+        kit, network, nodes, _ = await _mesh()
+        stranger_kit = MeshKit()
+        stranger = stranger_kit.node(network.transport(("10.9.9.9", 7946)),
+                                     seeds=[nodes[0].transport.local_address])
+        await stranger.start()
+        await asyncio.sleep(1.0)
+        assert nodes[0].member(stranger.node_id) is None
+        assert nodes[0].counters["dropped_wrong_mesh"] >= 1
+        assert len(stranger.members()) == 1
+        await stranger.stop()
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_revoked_node_is_dropped_and_its_datagrams_refused() -> None:
+    async def scenario() -> None:
+        kit, _, nodes, _ = await _mesh()
+        victim, revoked = nodes[1], nodes[3]
+        victim.update_revocations(kit.root.revoke(node_ids=[revoked.node_id]))
+        await wait_until(lambda: all(n.member(revoked.node_id) is None
+                                     for n in nodes if n is not revoked), 5, "revocation")
+        revoked.keys.peer_forgot_me(victim.node_id)  # attach its certificate again
+        revoked._send_parts(revoked._members[victim.node_id], [])
+        await asyncio.sleep(0.05)
+        assert victim.counters["dropped_revoked"] >= 1
+        assert victim.member(revoked.node_id) is None
+        await revoked.stop()
+        await _still_healthy(kit, [n for n in nodes if n is not revoked])
+
+    run_virtual(scenario())
+
+
+def test_junk_streams_are_dropped() -> None:
+    async def scenario() -> None:
+        kit, network, nodes, attacker = await _mesh()
+        victim = nodes[1]
+        address = victim.transport.local_address
+        reader, writer = await attacker.open_stream(address, CHANNEL_MEMBERSHIP, 1.0)
+        writer.write(b"\x00\x00\x00\x05hello")
+        await asyncio.sleep(0.05)
+        assert victim.counters["dropped_malformed"] == 1
+        writer.close()
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_drops_are_logged_with_a_rate_limit(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="meshagent.membership.swim")
+    _attack([b"\x01" * 10] * 50, "dropped_malformed", attacker_address=("10.6.6.7", 7946))
+    lines = [r for r in caplog.records if "membership_input_dropped" in r.getMessage()]
+    assert 1 <= len(lines) < 5
