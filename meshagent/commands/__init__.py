@@ -9,8 +9,10 @@ which also withdraws operators by key id.
 On a node: ``CommandPolicy.check`` admits a command (or raises a ``CommandRejected``
 subclass with an audit ``reason``), claiming its id in ``SeenCommands``;
 ``CommandExecutor.execute`` runs the action and returns a node-signed ``CommandResult``
-stored durably first. On the console: ``sign_command``; for the root:
-``authorise_operator``, ``MeshRoot.revoke(node_ids=[operator_id])``, ``build_allowlist``.
+stored durably first; ``CommandInbox.receive`` joins the two (bytes in, signed result
+out, re-deliveries answered with the original result). On the console: ``sign_command``;
+for the root: ``authorise_operator``, ``MeshRoot.revoke(node_ids=[operator_id])``,
+``build_allowlist``.
 """
 
 from meshagent.commands.actions import BUILTIN_ACTIONS, ActionContext, ActionError, ActionSpec
@@ -19,6 +21,7 @@ from meshagent.commands.actions.tags import TagStore
 from meshagent.commands.allowlist import Allowlist, AllowlistError, build_allowlist, script_hash
 from meshagent.commands.envelope import CommandEnvelope, SignedCommand, Target, sign_command
 from meshagent.commands.executor import CommandExecutor
+from meshagent.commands.inbox import CommandInbox
 from meshagent.commands.operator import (
     OperatorCertificate,
     OperatorKey,
@@ -47,7 +50,7 @@ __all__ = [
     "BUILTIN_ACTIONS", "ActionContext", "ActionError", "ActionSpec", "PowerControl", "TagStore",
     "Allowlist", "AllowlistError", "build_allowlist", "script_hash",
     "CommandEnvelope", "SignedCommand", "Target", "sign_command",
-    "CommandExecutor",
+    "CommandExecutor", "CommandInbox",
     "OperatorCertificate", "OperatorKey", "authorise_operator", "operator_id_of",
     "CommandPolicy", "check_authority",
     "CommandRejected", "MalformedCommand", "ForgedCommand", "UnknownOperator",
