@@ -9,6 +9,7 @@ from meshagent.cli.dispatch import run_program
 VERBS = [
     "meshagent.cli.agent_mesh",
     "meshagent.cli.agent_amt_sim",
+    "meshagent.cli.agent_server",
 ]
 
 

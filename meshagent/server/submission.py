@@ -7,9 +7,10 @@ counted as pending, and each refusal gets an audit entry naming the command:
 
 * the bytes are a ``SignedCommand`` with a well-formed envelope (MalformedCommand);
 * its mesh is registered with this service (UnknownMesh);
-* the envelope's signature verifies and its issuer is its signer (ForgedCommand);
-* the attached operator certificate is the mesh root's, for that key, valid now
-  (UnknownOperator, OperatorExpired);
+* the signer's authority (``check_authority``, the same check every node applies): the
+  envelope's signature verifies and its issuer is its signer (ForgedCommand); the attached
+  operator certificate is the mesh root's, for that key, valid now (UnknownOperator,
+  OperatorExpired);
 * it has not expired (CommandExpired).
 """
 
@@ -22,16 +23,11 @@ from meshagent.commands import (
     CommandEnvelope,
     CommandExpired,
     CommandRejected,
-    ForgedCommand,
     OperatorCertificate,
     SignedCommand,
-    UnknownOperator,
-    operator_id_of,
+    check_authority,
 )
-from meshagent.commands.envelope import COMMAND_KIND
-from meshagent.errors import DecodeError
 from meshagent.identity import MeshTrust
-from meshagent.signing import SignatureError, verify
 
 __all__ = ["CheckedCommand", "UnknownMesh", "check_submission"]
 
@@ -59,15 +55,7 @@ def check_submission(wire: bytes, trusts: Mapping[bytes, MeshTrust], now: float)
         trust = trusts.get(envelope.mesh_id)
         if trust is None:
             raise UnknownMesh(f"mesh {envelope.mesh_id.hex()} is not served here")
-        try:
-            verify(command.command, COMMAND_KIND)
-        except (SignatureError, DecodeError) as exc:
-            raise ForgedCommand(f"command signature: {exc}") from exc
-        if operator_id_of(command.command.signer) != envelope.issuer:
-            raise ForgedCommand("command issuer is not the key that signed it")
-        operator = OperatorCertificate.verify(command.operator_cert, trust, now)
-        if operator.public != command.command.signer:
-            raise UnknownOperator("operator certificate is for another key")
+        operator = check_authority(command, envelope, trust, now)
         if now >= envelope.expires:
             raise CommandExpired(f"command expired at {envelope.expires:.0f}, now {now:.0f}")
     except CommandRejected as rejection:
