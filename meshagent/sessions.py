@@ -1,0 +1,473 @@
+"""Encrypted TCP sessions with a bounded set of peers: dial, accept, watch, redial.
+
+Pipeline of one session::
+
+    transport stream (CHANNEL_SESSION) -> handshake (Noise XX, certificates) -> core.Tunnel
+    send:    frames --seal_frames--> records --> socket          (one write per batch)
+    receive: socket --> Tunnel.feed (reassemble, open) --> frames
+                     --> channel 0 here (keepalive, goodbye) | everything else: on_frames()
+
+Contract:
+- At most ``max_peers`` sessions at once, inbound and outbound together. The manager dials
+  toward up to ``max_peers // 2`` (at least 1) of the candidates it is given, chosen by a
+  pair affinity hash so that each pair of nodes agrees on its preference and the resulting
+  graph is random but stable; inbound sessions fill the rest. A refused or failed dial backs
+  off exponentially (``reconnect_min`` doubling to ``reconnect_max``) and the next
+  candidate is tried.
+- One session per peer. When both sides dial each other at once, the session initiated
+  by the lower node id is kept. A new session from the same initiator replaces the old
+  one (make-before-break, used to rekey).
+- A peer that closes without saying goodbye (its agent crashed or was killed: the kernel
+  closes or resets its sockets), or whose tunnel fails, is reported with
+  ``on_down(session, crashed=True)`` the moment the socket says so. A goodbye (graceful
+  stop, replaced or refused session) gives ``crashed=False``. A session silent for three
+  keepalive intervals is closed as crashed.
+- Frames of channel 0 belong to this module; all others go to ``on_frames(peer, frames)``.
+- A tunnel that needs a rekey is replaced by a fresh handshake by its initiator.
+
+Everything runs on one event loop; callbacks must not block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from meshagent import codec
+from meshagent.core import CoreError, Frame, RekeyRequired, Tunnel
+from meshagent.errors import DecodeError, MeshError
+from meshagent.log import get_logger
+from meshagent.transport import (
+    CHANNEL_SESSION,
+    Address,
+    Transport,
+    TransportError,
+    format_address,
+)
+
+__all__ = [
+    "SessionManager", "Session", "PeerCandidate", "HandshakeResult", "Handshake",
+    "SESSION_CHANNEL", "SESSION_FRAME_TYPE",
+]
+
+log = get_logger(__name__)
+
+# Frame channel of the session layer's own messages (not the transport's stream channel).
+SESSION_CHANNEL = 0
+# Frame type of every frame the agent sends inside a tunnel (type 0 is reserved).
+SESSION_FRAME_TYPE = 1
+
+_KEEPALIVE = 0
+_GOODBYE = 1
+_READ_BYTES = 256 * 1024
+# A peer that cannot keep up loses frames rather than growing our memory without bound.
+_WRITE_BUFFER_LIMIT = 8 * 1024 * 1024
+_TICK_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCandidate:
+    """A member we may hold a session with, and where its agent listens."""
+
+    node_id: bytes
+    addresses: tuple[Address, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeResult:
+    tunnel: Tunnel
+    peer_id: bytes
+    peer_info: Any = None  # the peer's verified membership certificate
+
+
+class Handshake(Protocol):
+    """Authenticates a fresh TCP stream and returns the tunnel keyed for it.
+
+    Raises MeshError (a HandshakeError or CertificateError subclass) on any rejection,
+    after logging it; ``expected_peer`` (when dialling) must match the peer's node id.
+    """
+
+    def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                 initiator: bool, expected_peer: bytes | None) -> Awaitable[HandshakeResult]:
+        ...
+
+
+class Session:
+    """One authenticated session; the router's ``NeighbourLink`` to that peer."""
+
+    def __init__(self, manager: SessionManager, result: HandshakeResult,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 initiator: bool, address: Address) -> None:
+        self._manager = manager
+        self._tunnel = result.tunnel
+        self.peer_info = result.peer_info
+        self._reader = reader
+        self._writer = writer
+        self.initiator = initiator
+        self.address = address
+        self.established = time.time()
+        self._peer_id = result.peer_id
+        self._last_sent = self._last_heard = time.monotonic()
+        self._goodbye_heard = False
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self.frames_dropped = 0
+
+    @property
+    def peer_id(self) -> bytes:
+        return self._peer_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def send_frames(self, frames: Sequence[Frame]) -> None:
+        if self._closed or not frames:
+            return
+        if self._writer.transport.get_write_buffer_size() > _WRITE_BUFFER_LIMIT:
+            self.frames_dropped += len(frames)
+            log.warn_limited("session_backlog_drop", key=self._peer_id,
+                             peer=self._peer_id.hex(), frames=len(frames))
+            return
+        try:
+            data = self._tunnel.seal_frames(frames)
+        except RekeyRequired:
+            self._manager._rekey(self)
+            return
+        self._writer.write(data)
+        self._last_sent = time.monotonic()
+
+    def _control(self, kind: int, *fields: Any) -> Frame:
+        return Frame(type=SESSION_FRAME_TYPE, src=self._manager.node_id, dst=self._peer_id,
+                     hop_limit=1, channel=SESSION_CHANNEL,
+                     payload=codec.pack([kind, *fields]))
+
+    def keepalive_due(self, now: float, interval: float) -> bool:
+        return now - self._last_sent >= interval
+
+    def silent_for(self, now: float) -> float:
+        return now - self._last_heard
+
+    def needs_rekey(self) -> bool:
+        return self._tunnel.needs_rekey
+
+    async def _run(self) -> None:
+        """Read until the stream ends; report how it ended."""
+        crashed = True
+        reason = "eof"
+        try:
+            while True:
+                data = await self._reader.read(_READ_BYTES)
+                if not data:
+                    break
+                self._last_heard = time.monotonic()
+                frames = self._tunnel.feed(data)
+                forward = [f for f in frames if f.channel != SESSION_CHANNEL]
+                for frame in frames:
+                    if frame.channel == SESSION_CHANNEL:
+                        self._on_control(frame)
+                if forward:
+                    self._manager._on_frames(self._peer_id, forward)
+                if self._goodbye_heard:
+                    break
+        except (ConnectionError, OSError) as exc:
+            reason = type(exc).__name__
+        except CoreError as exc:  # tampered, replayed or malformed stream: cannot continue
+            reason = type(exc).__name__
+            log.warn_limited("session_stream_rejected", key=self._peer_id,
+                             peer=self._peer_id.hex(), error=str(exc))
+        except asyncio.CancelledError:
+            crashed = False
+            reason = "closed"
+        if self._goodbye_heard:
+            crashed, reason = False, "goodbye"
+        self._finish(crashed, reason)
+
+    def _on_control(self, frame: Frame) -> None:
+        try:
+            message = codec.unpack(bytes(frame.payload), 1024)
+            kind = message[0] if isinstance(message, list) and message else None
+        except DecodeError:
+            kind = None
+        if kind == _GOODBYE:
+            self._goodbye_heard = True
+        elif kind != _KEEPALIVE:
+            log.warn_limited("session_control_unknown", key=self._peer_id,
+                             peer=self._peer_id.hex())
+
+    def close(self, reason: str) -> None:
+        """Say goodbye and close; the peer will not count this as a crash."""
+        if self._closed:
+            return
+        with contextlib.suppress(MeshError, ConnectionError, OSError):
+            self._writer.write(self._tunnel.seal_frames([self._control(_GOODBYE, reason)]))
+        self._finish(False, reason)
+        if self._task is not None and self._task is not asyncio.current_task():
+            self._task.cancel()
+
+    def _finish(self, crashed: bool, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._tunnel.close()
+        self._manager._on_session_closed(self, crashed, reason)
+
+
+@dataclass(slots=True)
+class _Backoff:
+    delay: float
+    not_before: float = 0.0
+    failures: int = 0
+
+
+@dataclass
+class SessionStats:
+    dials: int = 0
+    dial_failures: int = 0
+    accepted: int = 0
+    refused_full: int = 0
+    handshake_failures: int = 0
+    crashes_seen: int = 0
+
+
+class SessionManager:
+    """Keeps this node's bounded set of peer sessions."""
+
+    def __init__(self, node_id: bytes, transport: Transport, handshake: Handshake, *,
+                 candidates: Callable[[], Iterable[PeerCandidate]],
+                 on_up: Callable[[Session], None],
+                 on_down: Callable[[Session, bool], None],
+                 on_frames: Callable[[bytes, list[Frame]], None],
+                 max_peers: int = 20, connect_timeout: float = 3.0,
+                 handshake_timeout: float = 5.0, keepalive: float = 10.0,
+                 reconnect_min: float = 0.5, reconnect_max: float = 30.0) -> None:
+        self.node_id = node_id
+        self._transport = transport
+        self._handshake = handshake
+        self._candidates = candidates
+        self._on_up = on_up
+        self._on_down = on_down
+        self._on_frames = on_frames
+        self.max_peers = max_peers
+        self.outbound_target = max(1, max_peers // 2)
+        self.connect_timeout = connect_timeout
+        self.handshake_timeout = handshake_timeout
+        self.keepalive = keepalive
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.sessions: dict[bytes, Session] = {}
+        self._dialling: dict[bytes, asyncio.Task[None]] = {}
+        self._pending_inbound = 0
+        self._backoff: dict[bytes, _Backoff] = {}
+        self._all: set[Session] = set()  # established and not yet finished
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.stats = SessionStats()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Take the transport's session streams and start dialling candidates."""
+        self._transport.set_stream_handler(CHANNEL_SESSION, self._accept)
+        self._task = asyncio.create_task(self._maintain(), name="sessions-maintain")
+        log.event("sessions_started", max_peers=self.max_peers)
+
+    async def stop(self) -> None:
+        """Say goodbye on every session and stop listening and dialling."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for task in list(self._dialling.values()):
+            task.cancel()
+        await asyncio.gather(*self._dialling.values(), return_exceptions=True)
+        for session in list(self.sessions.values()):
+            session.close("stopping")
+        tasks = [s._task for s in self._all if s._task is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def wake(self) -> None:
+        """Candidates changed: look at them now rather than at the next tick."""
+        self._wake.set()
+
+    # ------------------------------------------------------------------ choosing peers
+
+    def _affinity(self, peer: bytes) -> bytes:
+        low, high = sorted((self.node_id, peer))
+        return hashlib.sha256(low + high).digest()
+
+    async def _maintain(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), _TICK_S)
+            self._wake.clear()
+            try:
+                self._dial_wanted()
+                self._keep_alive()
+            except MeshError as exc:  # never let one bad candidate stop the loop
+                log.warning("sessions_maintain_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _dial_wanted(self) -> None:
+        now = time.monotonic()
+        outbound = sum(1 for s in self.sessions.values() if s.initiator) + len(self._dialling)
+        total = len(self.sessions) + len(self._dialling) + self._pending_inbound
+        ranked = sorted((c for c in self._candidates() if c.node_id != self.node_id
+                         and c.addresses), key=lambda c: self._affinity(c.node_id))
+        for candidate in ranked:
+            if outbound >= self.outbound_target or total >= self.max_peers:
+                return
+            peer = candidate.node_id
+            if peer in self.sessions or peer in self._dialling:
+                continue
+            backoff = self._backoff.get(peer)
+            if backoff is not None and backoff.not_before > now:
+                continue
+            self._dialling[peer] = asyncio.create_task(self._dial(candidate),
+                                                       name=f"dial-{peer.hex()[:8]}")
+            outbound += 1
+            total += 1
+
+    def _keep_alive(self) -> None:
+        now = time.monotonic()
+        for session in list(self.sessions.values()):
+            if session.silent_for(now) > 3 * self.keepalive:
+                log.event("session_silent", peer=session.peer_id.hex())
+                session._finish(True, "silent")
+            elif session.keepalive_due(now, self.keepalive):
+                session.send_frames([session._control(_KEEPALIVE)])
+            elif session.initiator and session.needs_rekey():
+                self._rekey(session)
+
+    def _rekey(self, session: Session) -> None:
+        """Make-before-break: the initiator dials a fresh session that replaces this one."""
+        peer = session.peer_id
+        if session.initiator and peer not in self._dialling and not self._stopping:
+            candidate = PeerCandidate(peer, (session.address,))
+            self._dialling[peer] = asyncio.create_task(self._dial(candidate, replacing=True))
+
+    # ------------------------------------------------------------------ establishing
+
+    async def _dial(self, candidate: PeerCandidate, replacing: bool = False) -> None:
+        peer = candidate.node_id
+        self.stats.dials += 1
+        try:
+            for address in candidate.addresses:
+                try:
+                    reader, writer = await self._transport.open_stream(
+                        address, CHANNEL_SESSION, self.connect_timeout)
+                except TransportError as exc:
+                    log.debug("session_connect_failed", peer=peer.hex(),
+                              address=format_address(address), error=type(exc).__name__)
+                    continue
+                if await self._establish(reader, writer, True, address, peer):
+                    self._backoff.pop(peer, None)
+                    return
+            self._failed(peer)
+        finally:
+            if self._dialling.get(peer) is asyncio.current_task():
+                del self._dialling[peer]
+
+    def _failed(self, peer: bytes) -> None:
+        self.stats.dial_failures += 1
+        backoff = self._backoff.setdefault(peer, _Backoff(self.reconnect_min))
+        backoff.failures += 1
+        backoff.not_before = time.monotonic() + backoff.delay * random.uniform(0.8, 1.2)
+        backoff.delay = min(backoff.delay * 2, self.reconnect_max)
+        if len(self._backoff) > 16 * self.max_peers + 1024:
+            oldest = min(self._backoff, key=lambda p: self._backoff[p].not_before)
+            del self._backoff[oldest]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      address: Address) -> None:
+        """Serve one inbound session until it ends (the transport closes the stream then)."""
+        if self._stopping or len(self.sessions) + len(self._dialling) \
+                + self._pending_inbound >= self.max_peers:
+            self.stats.refused_full += 1
+            return
+        self._pending_inbound += 1
+        try:
+            session = await self._establish(reader, writer, False, address, None)
+        finally:
+            self._pending_inbound -= 1
+        if session is not None and session._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(session._task)
+
+    async def _establish(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         initiator: bool, address: Address,
+                         expected: bytes | None) -> Session | None:
+        try:
+            result = await asyncio.wait_for(
+                self._handshake(reader, writer, initiator=initiator, expected_peer=expected),
+                self.handshake_timeout)
+        except (MeshError, OSError, ConnectionError, TimeoutError,
+                asyncio.IncompleteReadError) as exc:
+            self.stats.handshake_failures += 1
+            log.warn_limited("session_handshake_failed", key=address[0], address=address[0],
+                             initiator=initiator, error=f"{type(exc).__name__}: {exc}")
+            writer.close()
+            return None
+        if self._stopping or result.peer_id == self.node_id:
+            result.tunnel.close()
+            writer.close()
+            return None
+        session = Session(self, result, reader, writer, initiator, address)
+        self._all.add(session)
+        if not self._admit(session):
+            session.close("duplicate")
+            return None
+        if not initiator:
+            self.stats.accepted += 1
+        session._task = asyncio.create_task(session._run(),
+                                            name=f"session-{result.peer_id.hex()[:8]}")
+        log.event("session_up", peer=result.peer_id.hex(), address=f"{address[0]}:{address[1]}",
+                  initiator=initiator)
+        self._on_up(session)
+        return session
+
+    def _admit(self, session: Session) -> bool:
+        """Decide between a new session and an existing one to the same peer."""
+        old = self.sessions.get(session.peer_id)
+        if old is not None:
+            if old.initiator != session.initiator:
+                # Both dialled: keep the one the lower node id initiated.
+                lower_is_us = self.node_id < session.peer_id
+                if session.initiator != lower_is_us:
+                    return False
+            self.sessions[session.peer_id] = session
+            old.close("replaced")
+            return True
+        self.sessions[session.peer_id] = session
+        return True
+
+    # ------------------------------------------------------------------ closing
+
+    def _on_session_closed(self, session: Session, crashed: bool, reason: str) -> None:
+        self._all.discard(session)
+        if self.sessions.get(session.peer_id) is not session:
+            return  # a replaced or refused session: the peer is still connected
+        del self.sessions[session.peer_id]
+        if crashed:
+            self.stats.crashes_seen += 1
+        log.event("session_down", peer=session.peer_id.hex(), reason=reason, crashed=crashed)
+        self._on_down(session, crashed)
+        if not self._stopping:
+            if crashed:
+                self._failed(session.peer_id)  # do not redial a crashed peer at once
+            self.wake()
+
+    def close_peer(self, peer: bytes, reason: str) -> None:
+        """Close the session to ``peer`` (it left the mesh or was revoked)."""
+        session = self.sessions.get(peer)
+        if session is not None:
+            session.close(reason)
