@@ -98,14 +98,14 @@ class Profile:
 
 Profile.LAN = Profile(
     name="lan", probe_interval_s=0.5, probe_timeout_s=0.25, indirect_checks=3,
-    suspicion_mult=4, suspicion_floor_s=3.0, suspicion_max_mult=1.5,
+    suspicion_mult=3, suspicion_floor_s=3.0, suspicion_max_mult=1.5,
     gossip_interval_s=0.1, gossip_fanout=3, retransmit_mult=4,
     push_pull_interval_s=30.0, fast_sync_interval_s=0.25, reconnect_interval_s=10.0,
     stream_timeout_s=2.0, watch_peers=2, max_datagram=1400)
 
 Profile.LOCAL = Profile(
     name="local", probe_interval_s=0.5, probe_timeout_s=0.2, indirect_checks=3,
-    suspicion_mult=4, suspicion_floor_s=3.0, suspicion_max_mult=1.5,
+    suspicion_mult=3, suspicion_floor_s=3.0, suspicion_max_mult=1.5,
     gossip_interval_s=0.05, gossip_fanout=4, retransmit_mult=3,
     push_pull_interval_s=15.0, fast_sync_interval_s=0.2, reconnect_interval_s=5.0,
     stream_timeout_s=1.0, watch_peers=2, max_datagram=8192)

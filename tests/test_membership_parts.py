@@ -1,0 +1,222 @@
+"""The pieces of membership on their own: messages, piggyback queue, Lifeguard timers,
+rate limiter, profiles, pairwise sealing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from meshagent import codec
+from meshagent.identity import MeshRoot, NodeIdentity
+from meshagent.membership.broadcast import BroadcastQueue
+from meshagent.membership.messages import (
+    Ack,
+    Dead,
+    Ping,
+    Power,
+    decode_messages,
+    encode_messages,
+    encode_one,
+    pack_encoded,
+)
+from meshagent.membership.ratelimit import SourceRateLimiter
+from meshagent.membership.sealing import PeerKeys, SealError
+from meshagent.membership.suspicion import LocalHealth, Suspicion
+from meshagent.profiles import Profile
+from meshagent.record import RecordVerifier
+
+N1, N2 = b"\x01" * 16, b"\x02" * 16
+
+# ---------------------------------------------------------------- messages
+
+
+def test_messages_round_trip_and_packed_parts_equal_packed_list() -> None:
+    messages = [Ping(5, N1, True), Ack(5), Dead(N1, 9, N2, True), Power(N2, 3, "off", N1)]
+    assert decode_messages(encode_messages(messages)) == (messages, [])
+    for count in (0, 3, 15, 16, 40):
+        parts = [encode_one(Ack(i)) for i in range(count)]
+        assert pack_encoded(parts) == codec.pack([[2, i] for i in range(count)])
+
+
+@pytest.mark.parametrize(("items", "reason"), [
+    ([[42, 1]], "unknown_type"), ([[1, 1, N1]], "malformed"), ([[1, -1, N1, False]], "malformed"),
+    ([[1, 1, b"short", False]], "malformed"), ([[8, N1, 1, "dozing", N2]], "malformed"),
+    (["not a list"], "malformed"), ([[]], "malformed")])
+def test_bad_messages_are_reported_one_by_one(items: list, reason: str) -> None:
+    messages, errors = decode_messages(codec.pack([*items, [2, 7]]))
+    assert messages == [Ack(7)]
+    assert [error.reason for error in errors] == [reason]
+
+
+# ---------------------------------------------------------------- piggyback queue
+
+
+def test_queue_prefers_least_sent_and_newest_and_retires_after_limit() -> None:
+    queue = BroadcastQueue()
+    queue.enqueue("a", b"A" * 10)
+    queue.enqueue("b", b"B" * 10)
+    assert queue.take(15, limit=2) == [b"B" * 10]
+    assert queue.take(15, limit=2) == [b"A" * 10]
+    assert sorted(queue.take(100, limit=2)) == [b"A" * 10, b"B" * 10]
+    assert len(queue) == 0
+
+
+def test_newer_news_replaces_older_about_the_same_subject() -> None:
+    queue = BroadcastQueue()
+    queue.enqueue("node", b"suspect")
+    queue.take(100, limit=5)
+    queue.enqueue("node", b"dead")
+    assert queue.take(100, limit=5) == [b"dead"]
+    queue.discard("node")
+    assert queue.take(100, limit=5) == []
+
+
+# ---------------------------------------------------------------- Lifeguard
+
+
+def test_suspicion_shrinks_with_confirmations_to_its_minimum() -> None:
+    suspicion = Suspicion(N1, started=100.0, min_s=2.0, max_s=8.0, wanted=3)
+    assert suspicion.deadline == 108.0
+    assert suspicion.confirm(N2) and not suspicion.confirm(N2)
+    expected = 8.0 - 6.0 * math.log(2) / math.log(4)
+    assert suspicion.timeout() == pytest.approx(expected)
+    suspicion.confirm(b"\x03" * 16)
+    suspicion.confirm(b"\x04" * 16)
+    assert suspicion.timeout() == 2.0
+    assert not suspicion.confirm(b"\x05" * 16)
+
+
+def test_local_health_scales_timeouts_within_bounds() -> None:
+    health = LocalHealth(limit=4)
+    health.apply(10)
+    assert health.scale(0.5) == 2.0
+    health.apply(-10)
+    assert health.scale(0.5) == 0.5
+
+
+def test_rate_limiter_allows_burst_then_rate() -> None:
+    limiter = SourceRateLimiter(rate_per_s=10, burst=5)
+    assert sum(limiter.allow("1.2.3.4", 0.0) for _ in range(20)) == 5
+    assert limiter.allow("5.6.7.8", 0.0)
+    assert sum(limiter.allow("1.2.3.4", 1.0) for _ in range(20)) == 5  # refilled to burst
+
+
+def test_profiles_give_the_documented_timeouts() -> None:
+    lan = Profile.named("lan")
+    assert lan.suspicion_min_s(1000) == 3 * 3 * 0.5
+    assert lan.suspicion_max_s(100) == lan.suspicion_max_mult * lan.suspicion_min_s(100)
+    assert lan.confirmations_wanted(100) == 1 and lan.confirmations_wanted(2) == 0
+    assert lan.retransmit_limit(100) == 4 * 3
+    assert lan.push_pull_scaled_s(10) == 30.0 and lan.push_pull_scaled_s(128) == 90.0
+    # The SIGSTOP budget: first probe, indirect probe, suspicion, dissemination < 6 s.
+    assert 2 * lan.probe_interval_s + lan.suspicion_max_s(100) < 6.0
+    assert lan.suspicion_min_s(50) > 2.0 + lan.probe_interval_s  # a 2 s pause refutes
+    with pytest.raises(ValueError):
+        Profile.named("moon")
+
+
+# ---------------------------------------------------------------- sealing
+
+
+@pytest.fixture(scope="module")
+def mesh() -> tuple[MeshRoot, list[tuple[NodeIdentity, object]]]:
+    root = MeshRoot.create()
+    nodes = []
+    for name in ("a", "b", "c"):
+        identity = NodeIdentity.generate()
+        nodes.append((identity, root.issue_certificate(identity.sign_public,
+                                                       identity.dh_public, ["member"], name,
+                                                       lifetime_s=3600)))
+    return root, nodes
+
+
+def _keys(mesh: tuple, index: int, revocations: object = None) -> PeerKeys:
+    root, nodes = mesh
+    identity, cert = nodes[index]
+    return PeerKeys(identity, cert, RecordVerifier(root.trust), lambda: revocations)
+
+
+def test_first_datagram_carries_the_certificate_then_not(mesh: tuple) -> None:
+    a, b = _keys(mesh, 0), _keys(mesh, 1)
+    a.learn(mesh[1][1][1])
+    first = a.seal(b.node_id, b"hello")
+    assert b.open(first) == (a.node_id, b"hello")
+    reply = b.seal(a.node_id, b"hi")
+    assert a.open(reply) == (b.node_id, b"hi")
+    second = a.seal(b.node_id, b"again")
+    assert len(second) < len(first) - 100
+    assert b.open(second) == (a.node_id, b"again")
+
+
+def _reason(keys: PeerKeys, datagram: bytes) -> str:
+    with pytest.raises(SealError) as caught:
+        keys.open(datagram)
+    return caught.value.reason
+
+
+def test_sealing_rejects_replay_tamper_misdirection_and_strangers(mesh: tuple) -> None:
+    a, b, c = _keys(mesh, 0), _keys(mesh, 1), _keys(mesh, 2)
+    a.learn(mesh[1][1][1])
+    datagram = a.seal(b.node_id, b"x")
+    b.open(datagram)
+    assert _reason(b, datagram) == "replay"
+    tampered = bytearray(a.seal(b.node_id, b"y"))
+    tampered[-3] ^= 0x40
+    assert _reason(b, bytes(tampered)) == "auth"
+    assert _reason(c, a.seal(b.node_id, b"z")) == "misdirected"
+    a.learn(mesh[1][2][1])
+    a._peers[c.node_id].knows_me = True  # pretend c knew us: no certificate attached
+    assert _reason(c, a.seal(c.node_id, b"who")) == "unknown_sender"
+    assert _reason(b, b"\x01" * 20) == "malformed"
+
+
+def test_older_epoch_of_a_live_peer_is_refused(mesh: tuple) -> None:
+    root, nodes = mesh
+    b = _keys(mesh, 1)
+    old = PeerKeys(nodes[0][0], nodes[0][1], RecordVerifier(root.trust), epoch=5)
+    new = PeerKeys(nodes[0][0], nodes[0][1], RecordVerifier(root.trust), epoch=6)
+    for keys in (old, new):
+        keys.learn(nodes[1][1])
+    stale = old.seal(b.node_id, b"old run")
+    b.open(new.seal(b.node_id, b"new run"))
+    assert _reason(b, stale) == "replay"
+    b.accept_older_epoch = lambda node_id: True  # membership: that node is gone
+    assert b.open(stale) == (old.node_id, b"old run")
+
+
+def test_certificate_of_revoked_node_is_refused(mesh: tuple) -> None:
+    root, nodes = mesh
+    revocations = root.revoke(node_ids=[nodes[0][0].node_id])
+    a, b = _keys(mesh, 0), _keys(mesh, 1, revocations)
+    a.learn(nodes[1][1])
+    assert _reason(b, a.seal(b.node_id, b"let me in")) == "revoked"
+
+
+def test_certificate_of_another_mesh_is_refused(mesh: tuple) -> None:
+    other_root = MeshRoot.create()
+    identity = NodeIdentity.generate()
+    cert = other_root.issue_certificate(identity.sign_public, identity.dh_public, ["m"], "x",
+                                        lifetime_s=3600)
+    stranger = PeerKeys(identity, cert, RecordVerifier(other_root.trust))
+    b = _keys(mesh, 1)
+    stranger.learn(mesh[1][1][1])
+    assert _reason(b, stranger.seal(b.node_id, b"hi")) == "wrong_mesh"
+
+
+def test_attached_certificate_must_be_the_senders(mesh: tuple) -> None:
+    a, b = _keys(mesh, 0), _keys(mesh, 1)
+    a.learn(mesh[1][1][1])
+    a.certificate_wire = mesh[1][2][1].to_wire()  # c's certificate on a's datagram
+    assert _reason(b, a.seal(b.node_id, b"x")) == "bad_certificate"
+
+
+def test_node_id_field_is_authenticated(mesh: tuple) -> None:
+    a, b = _keys(mesh, 0), _keys(mesh, 1)
+    a.learn(mesh[1][1][1])
+    b.open(a.seal(b.node_id, b"x"))
+    a.open(b.seal(a.node_id, b"ok"))  # now a sends without its certificate
+    datagram = bytearray(a.seal(b.node_id, b"y"))
+    datagram[2:18] = mesh[1][2][0].node_id  # claim to be c
+    b.learn(mesh[1][2][1])
+    assert _reason(b, bytes(datagram)) == "auth"
