@@ -71,8 +71,10 @@ class Allowlist:
                                      f"allowlist v{self.version}")
 
     def newer(self, other: Allowlist | None) -> Allowlist:
-        """The one to keep of ``self`` and ``other``: the higher version."""
-        return self if other is None or self.version >= other.version else other
+        """The one to keep of ``self`` (a candidate) and ``other`` (held): the higher
+        version; on a tie the held one, so a list is never swapped for another of its
+        own version."""
+        return self if other is None or self.version > other.version else other
 
     def to_wire(self) -> bytes:
         return self.signed.to_wire()

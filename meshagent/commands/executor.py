@@ -98,12 +98,12 @@ class CommandExecutor:
         """Finish every command a crash interrupted with an ``interrupted`` error result."""
         results = []
         for entry in self.seen.interrupted():
-            now_ = time.time() if now is None else now
+            finished = time.time() if now is None else now
             result = CommandResult(entry.command_id, self.node_id, ResultStatus.ERROR,
                                    _error("interrupted", "the agent stopped while the command "
                                           "ran; it is not run again"),
-                                   entry.claimed, now_).sign(self.node_key)
-            self.seen.finish(entry.command_id, result.to_wire(), now_)
+                                   entry.claimed, finished).sign(self.node_key)
+            self.seen.finish(entry.command_id, result.to_wire(), finished)
             log.warning("command_interrupted", command_id=entry.command_id.hex())
             results.append(result)
         return results

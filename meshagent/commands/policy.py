@@ -103,12 +103,11 @@ class CommandPolicy:
     def update_allowlist(self, signed: Signed | bytes) -> bool:
         """Adopt a root-signed allowlist if newer than the one held; AllowlistError if invalid."""
         candidate = Allowlist.verify(signed, self.trust)
-        kept = candidate.newer(self.allowlist)
-        changed = kept is candidate and kept != self.allowlist
-        if changed:
-            self._log.event("allowlist_adopted", version=candidate.version)
-        self.allowlist = kept
-        return changed
+        if candidate.newer(self.allowlist) is not candidate:
+            return False
+        self.allowlist = candidate
+        self._log.event("allowlist_adopted", version=candidate.version)
+        return True
 
     def check(self, signed: SignedCommand | bytes, now: float | None = None) -> CommandEnvelope:
         """The envelope of an admitted (and now claimed) command, or CommandRejected.

@@ -10,9 +10,11 @@ Contract (at most once, durable before acknowledging):
 * A command CLAIMED but never finished was interrupted (crash, power loss, reboot by the
   command itself). After a restart ``interrupted()`` lists them; they are NEVER run again
   (the action may have had effects) but are finished with an "interrupted" error result.
-* ``prune(now, margin_s)`` forgets DONE ids whose expiry is more than ``margin_s`` in the
-  past. That is safe because the policy refuses expired commands (with the same clock
-  margin) before it consults this store. CLAIMED rows are never pruned.
+* ``prune(now, margin_s)`` forgets DONE ids whose stored expiry is more than ``margin_s``
+  in the past. ``CommandPolicy`` stores the command's expiry plus its clock-skew allowance,
+  the last moment it would still admit the command, and refuses expired commands before
+  it consults this store; so a pruned id can never be admitted again. CLAIMED rows are
+  never pruned. The agent calls ``prune()`` now and then (e.g. hourly).
 
 One process owns the file. Methods are thread-safe (one connection behind a lock).
 """

@@ -62,6 +62,7 @@ def test_versions_only_go_up():
     v1 = build_allowlist(root, ["ping"])
     v2 = build_allowlist(root, ["ping", "inventory"], previous=v1)
     assert v2.version == 2 and v2.newer(v1) is v2 and v1.newer(v2) is v2
+    assert v2.newer(v2) is v2 and build_allowlist(root, ["tags"], version=2).newer(v2) is v2
     with pytest.raises(ConfigError):
         build_allowlist(root, ["ping"], previous=v2, version=2)
 

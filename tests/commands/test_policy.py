@@ -284,3 +284,11 @@ def test_any_flipped_byte_of_a_valid_command_is_rejected(mesh: Mesh, seen, posit
     except CommandRejected:
         return
     pytest.fail("a modified command was admitted")
+
+
+def test_allowlist_of_the_same_version_does_not_replace_the_held_one(mesh: Mesh, seen):
+    policy = mesh.policy(seen, allowlist=None)
+    held = build_allowlist(mesh.root, ["ping"], version=3)
+    assert policy.update_allowlist(held.signed)
+    assert not policy.update_allowlist(build_allowlist(mesh.root, ["power"], version=3).signed)
+    assert policy.allowlist == held
