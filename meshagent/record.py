@@ -16,7 +16,9 @@ Body (canonical msgpack map): ``v`` (1), ``node`` (16 bytes), ``inc``, ``host``,
 ``addr`` (list of "host:port" endpoints where the node's membership transport listens,
 preferred first), ``ver`` (agent version), ``power`` ("ac"|"battery"|"unknown"),
 ``load`` (float, 1-minute load per core), ``amt`` (bool), ``tags`` (str -> str),
-``leaving`` (bool), ``cert`` (certificate wire bytes). At most ``MAX_RECORD_BYTES``.
+``leaving`` (bool), ``cert`` (certificate wire bytes), and ``elect`` (bytes, at most
+``MAX_ELECTION_BYTES``; present only when non-empty): the node's leader-election state,
+opaque here and read by ``meshagent.election``. At most ``MAX_RECORD_BYTES``.
 
 ``RecordVerifier`` holds the trust anchor and caches verified certificates and record
 signatures by their exact bytes (verification is pure; expiry and revocation are checked
@@ -46,8 +48,8 @@ from meshagent.identity import (
 from meshagent.signing import SignatureError, Signed, sign, verify
 
 __all__ = ["NodeRecord", "RecordVerifier", "RecordError", "MalformedRecord",
-           "RecordRejected", "RECORD_KIND", "MAX_RECORD_BYTES", "POWER_SOURCES",
-           "initial_incarnation"]
+           "RecordRejected", "RECORD_KIND", "MAX_RECORD_BYTES", "MAX_ELECTION_BYTES",
+           "POWER_SOURCES", "initial_incarnation"]
 
 RECORD_KIND = "node-record"
 MAX_RECORD_BYTES = 4096
@@ -55,6 +57,7 @@ POWER_SOURCES = ("ac", "battery", "unknown")
 MAX_TAGS = 64
 MAX_TEXT = 255
 MAX_ADDRESSES = 16
+MAX_ELECTION_BYTES = 256
 _CACHE_LIMIT = 20_000
 
 
@@ -101,11 +104,12 @@ class NodeRecord:
     tags: Mapping[str, str]
     leaving: bool
     cert: MembershipCertificate
+    election: bytes
     signed: Signed = field(repr=False, compare=False)
     wire: bytes = field(repr=False, compare=False)
 
     FIELDS = ("hostname", "os", "addresses", "agent_version", "power_source", "load",
-              "amt_present", "tags")
+              "amt_present", "tags", "election")
 
     # -- making -----------------------------------------------------------------------
 
@@ -114,13 +118,16 @@ class NodeRecord:
              incarnation: int, hostname: str = "", os: str = "",
              addresses: Sequence[str] = (), agent_version: str = "",
              power_source: str = "unknown", load: float = 0.0, amt_present: bool = False,
-             tags: Mapping[str, str] | None = None, leaving: bool = False) -> NodeRecord:
+             tags: Mapping[str, str] | None = None, leaving: bool = False,
+             election: bytes = b"") -> NodeRecord:
         """Sign a record for this node. Raises MalformedRecord for out-of-range fields."""
         body = {"v": 1, "node": identity.node_id, "inc": int(incarnation),
                 "host": hostname, "os": os, "addr": list(addresses), "ver": agent_version,
                 "power": power_source, "load": float(load), "amt": bool(amt_present),
                 "tags": dict(tags or {}), "leaving": bool(leaving),
                 "cert": certificate.to_wire()}
+        if election:
+            body["elect"] = bytes(election)
         record = cls._from_body(body, certificate, sign(identity.sign_key, RECORD_KIND, body))
         if len(record.wire) > MAX_RECORD_BYTES:
             raise MalformedRecord(f"record of {len(record.wire)} bytes exceeds "
@@ -183,6 +190,10 @@ class NodeRecord:
             raise MalformedRecord("record load must be a non-negative number")
         if not isinstance(amt, bool) or not isinstance(leaving, bool):
             raise MalformedRecord("record flags must be booleans")
+        election = body.get("elect", b"")
+        if not isinstance(election, bytes) or len(election) > MAX_ELECTION_BYTES:
+            raise MalformedRecord(f"record election state must be at most "
+                                  f"{MAX_ELECTION_BYTES} bytes")
         return cls(
             node_id=node_id, incarnation=incarnation,
             hostname=_text(body.get("host"), "host"), os=_text(body.get("os"), "os"),
@@ -190,7 +201,7 @@ class NodeRecord:
             agent_version=_text(body.get("ver"), "ver"), power_source=power,
             load=float(load), amt_present=amt,
             tags={_text(k, "tags"): _text(v, "tags") for k, v in tags.items()},
-            leaving=leaving, cert=cert, signed=signed,
+            leaving=leaving, cert=cert, election=election, signed=signed,
             wire=signed.to_wire() if wire is None else wire)
 
     def to_dict(self) -> dict[str, Any]:
