@@ -211,6 +211,10 @@ def sign_command(operator_key: OperatorKey | SigningKey, operator_cert: Operator
     key = operator_key.key if isinstance(operator_key, OperatorKey) else operator_key
     if key.public != operator_cert.public:
         raise ConfigError("operator key does not match the operator certificate")
+    try:  # the agents' parser decides what a valid selector is
+        Target.from_value(target.to_value())
+    except DecodeError as exc:
+        raise ConfigError(f"command target: {exc}") from exc
     now = time.time() if now is None else now
     start = now if not_before is None else not_before
     envelope = CommandEnvelope(secrets.token_bytes(COMMAND_ID_BYTES), operator_cert.mesh_id,

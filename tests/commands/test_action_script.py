@@ -75,3 +75,24 @@ async def test_malformed_script_args_are_refused(mesh: Mesh, args):
     with pytest.raises(ActionError) as info:
         await script.ACTION.run(args, _context(mesh))
     assert info.value.code == "bad_args"
+
+
+def test_interpreter_comes_from_the_shebang_line():
+    assert script._interpreter(b"echo hi\n") == ["/bin/sh"]
+    assert script._interpreter(b"#!/usr/bin/env python3\nprint(1)\n") == ["/usr/bin/env",
+                                                                        "python3"]
+    assert script._interpreter(b"#! /bin/bash -eu \n") == ["/bin/bash", "-eu"]
+
+
+async def test_missing_interpreter_is_an_error_not_a_crash(mesh: Mesh):
+    content = b"#!/nonexistent/interpreter\n"
+    with pytest.raises(ActionError) as info:
+        await script.ACTION.run({"content": content}, _context(mesh, content))
+    assert info.value.code == "spawn_failed"
+
+
+async def test_python_script_runs_through_env(mesh: Mesh):
+    content = b"#!/usr/bin/env python3\nimport sys\nprint(sys.argv[1:])\n"
+    output = await script.ACTION.run({"content": content, "argv": ["a"]},
+                                     _context(mesh, content))
+    assert output["stdout"] == b"['a']\n"

@@ -91,3 +91,9 @@ def test_console_refuses_a_key_not_matching_the_certificate(mesh: Mesh):
 def test_console_refuses_an_invalid_lifetime(mesh: Mesh, ttl):
     with pytest.raises(ConfigError):
         mesh.command(ttl=ttl)
+
+
+@pytest.mark.parametrize("target", [Target.node(), Target.node(b"short"), Target.tagged({})])
+def test_console_refuses_an_empty_or_malformed_target(mesh: Mesh, target):
+    with pytest.raises(ConfigError):
+        mesh.command(target=target)

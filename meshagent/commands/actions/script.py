@@ -5,8 +5,8 @@
 The policy has already checked the hash against the allowlist; the check is repeated here
 against the node's current allowlist so this module is safe to call on its own.
 
-The script is written to a private temporary directory (0700) and executed: through its
-``#!`` line if it has one, else by ``/bin/sh``. It runs in its own session so a timeout
+The script is written to a private temporary directory (0700) and run by the interpreter
+its ``#!`` line names, else by ``/bin/sh``. It runs in its own session so a timeout
 or cancellation kills its whole process group. Standard output and error are each kept
 up to ``max_output_bytes``; the rest is read and dropped (counted in ``*_dropped``).
 When the script exits its process group is killed too. A timeout is an ``ActionError``
@@ -64,6 +64,20 @@ class _ScriptProtocol(asyncio.SubprocessProtocol):
         self.closed.set()
 
 
+def _interpreter(content: bytes) -> list[str]:
+    """The ``#!`` line as a command (kernel rules: one optional argument), else ``/bin/sh``.
+
+    The interpreter is started explicitly, so scripts run from a ``noexec`` temp directory.
+    """
+    if not content.startswith(b"#!"):
+        return ["/bin/sh"]
+    line = content[2:].split(b"\n", 1)[0].decode(errors="replace").strip()
+    program, _, argument = line.partition(" ")
+    if not program:
+        raise ActionError("bad_args", "the script's #! line names no interpreter")
+    return [program, argument.strip()] if argument.strip() else [program]
+
+
 def _parse(args: Mapping[str, Any], ctx: ActionContext) -> tuple[bytes, list[str], float]:
     content = args.get("content")
     argv = args.get("argv", [])
@@ -90,13 +104,15 @@ async def run(args: Mapping[str, Any], ctx: ActionContext) -> dict[str, Any]:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o700)
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
-        command = [str(path), *argv] if content.startswith(b"#!") else \
-            ["/bin/sh", str(path), *argv]
+        command = [*_interpreter(content), str(path), *argv]
         loop = asyncio.get_running_loop()
-        transport, proto = await loop.subprocess_exec(
-            lambda: _ScriptProtocol(ctx.max_output_bytes), *command, cwd=workdir,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        try:
+            transport, proto = await loop.subprocess_exec(
+                lambda: _ScriptProtocol(ctx.max_output_bytes), *command, cwd=workdir,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            raise ActionError("spawn_failed", f"cannot start {command[0]}: {exc}") from exc
         pid = transport.get_pid()
         log.event("script_started", script=name, pid=pid, timeout_s=timeout_s)
         timed_out = False
