@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from meshagent.commands.actions import BUILTIN_ACTIONS, ActionSpec
-from meshagent.commands.allowlist import Allowlist
+from meshagent.commands.allowlist import Allowlist, AllowlistError
 from meshagent.commands.envelope import COMMAND_KIND, CommandEnvelope, SignedCommand
 from meshagent.commands.operator import OperatorCertificate, operator_id_of
 from meshagent.commands.rejections import (
@@ -102,7 +102,12 @@ class CommandPolicy:
 
     def update_allowlist(self, signed: Signed | bytes) -> bool:
         """Adopt a root-signed allowlist if newer than the one held; AllowlistError if invalid."""
-        candidate = Allowlist.verify(signed, self.trust)
+        try:
+            candidate = Allowlist.verify(signed, self.trust)
+        except AllowlistError as exc:
+            self._log.warn_limited("allowlist_rejected", key="invalid", reason=exc.reason,
+                                   detail=str(exc))
+            raise
         if candidate.newer(self.allowlist) is not candidate:
             return False
         self.allowlist = candidate

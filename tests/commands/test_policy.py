@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from meshagent import codec
 from meshagent.commands import (
+    AllowlistError,
     CommandExpired,
     CommandRejected,
     ForgedCommand,
@@ -292,3 +293,14 @@ def test_allowlist_of_the_same_version_does_not_replace_the_held_one(mesh: Mesh,
     assert policy.update_allowlist(held.signed)
     assert not policy.update_allowlist(build_allowlist(mesh.root, ["power"], version=3).signed)
     assert policy.allowlist == held
+
+
+def test_allowlist_not_signed_by_the_root_is_refused_and_logged(mesh: Mesh, seen, caplog):
+    policy = mesh.policy(seen)
+    impostor = MeshRoot(mesh.root.mesh_id, MeshRoot.create().key)
+    wide = build_allowlist(impostor, ["ping", "power", "script"], version=99)
+    with caplog.at_level(logging.WARNING, logger="meshagent.commands.policy"):
+        with pytest.raises(AllowlistError):
+            policy.update_allowlist(wide.to_wire())
+    assert any("allowlist_rejected" in r.getMessage() for r in caplog.records)
+    assert policy.allowlist == mesh.allowlist
