@@ -10,6 +10,9 @@ VERBS = [
     "meshagent.cli.agent_mesh",
     "meshagent.cli.agent_amt_sim",
     "meshagent.cli.agent_server",
+    "meshagent.cli.agent_run",
+    "meshagent.cli.agent_status",
+    "meshagent.cli.agent_demo",
 ]
 
 
