@@ -35,6 +35,7 @@ from meshagent.core.errors import (
     TunnelClosed,
 )
 from meshagent.core.frame import Frame
+from meshagent.core.route import METRIC_INFINITY, NO_NEXT_HOP, Route, seq_newer
 from meshagent.core.wire import (
     DEFAULT_HOP_LIMIT,
     FRAME_HEADER_BYTES,
@@ -61,6 +62,7 @@ else:
 
 FrameDecoder = _backend.FrameDecoder
 ReplayWindow = _backend.ReplayWindow
+RouteTable = _backend.RouteTable
 Tunnel = _backend.Tunnel
 aes_gcm_open = _backend.aes_gcm_open
 aes_gcm_seal = _backend.aes_gcm_seal
@@ -76,4 +78,5 @@ __all__ = [
     "InvalidArgument", "RekeyRequired", "ReplayError", "ReplayWindow", "RouteTableFull",
     "Tunnel", "TunnelClosed", "aes_gcm_open", "aes_gcm_seal", "decode_frames",
     "encode_frames",
+    "METRIC_INFINITY", "NO_NEXT_HOP", "Route", "RouteTable", "seq_newer",
 ]

@@ -6,7 +6,8 @@ buffers, and turns the returned status into a typed exception (``errors.ensure``
 
 from meshagent.core.cbackend.frame import FrameDecoder, decode_frames, encode_frames
 from meshagent.core.cbackend.replay import ReplayWindow
+from meshagent.core.cbackend.route import RouteTable
 from meshagent.core.cbackend.tunnel import Tunnel, aes_gcm_open, aes_gcm_seal
 
-__all__ = ["FrameDecoder", "ReplayWindow", "Tunnel", "aes_gcm_open", "aes_gcm_seal",
-           "decode_frames", "encode_frames"]
+__all__ = ["FrameDecoder", "ReplayWindow", "RouteTable", "Tunnel", "aes_gcm_open",
+           "aes_gcm_seal", "decode_frames", "encode_frames"]

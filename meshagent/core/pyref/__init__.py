@@ -7,7 +7,8 @@ it exists to cross-check the C core and as the benchmarks' baseline.
 
 from meshagent.core.pyref.frame import FrameDecoder, decode_frames, encode_frames
 from meshagent.core.pyref.replay import ReplayWindow
+from meshagent.core.pyref.route import RouteTable
 from meshagent.core.pyref.tunnel import Tunnel, aes_gcm_open, aes_gcm_seal
 
-__all__ = ["FrameDecoder", "ReplayWindow", "Tunnel", "aes_gcm_open", "aes_gcm_seal",
-           "decode_frames", "encode_frames"]
+__all__ = ["FrameDecoder", "ReplayWindow", "RouteTable", "Tunnel", "aes_gcm_open",
+           "aes_gcm_seal", "decode_frames", "encode_frames"]
