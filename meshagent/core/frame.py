@@ -47,21 +47,36 @@ class Frame:
     payload: Buffer = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
+        # One expression for the common case (plain ints, bytes ids and payload); anything
+        # else takes the slow path, which normalises or names the offending field.
+        if not (type(self.type) is int and 0 < self.type <= 255
+                and type(self.flags) is int and 0 <= self.flags <= 255
+                and type(self.hop_limit) is int and 0 <= self.hop_limit <= 255
+                and type(self.channel) is int and 0 <= self.channel <= U32_MAX
+                and type(self.seq) is int and 0 <= self.seq <= U64_MAX
+                and type(self.src) is bytes and len(self.src) == NODE_ID_BYTES
+                and type(self.dst) is bytes and len(self.dst) == NODE_ID_BYTES
+                and (type(self.payload) is bytes or type(self.payload) is memoryview
+                     and self.payload.readonly and self.payload.format == "B")
+                and len(self.payload) <= MAX_FRAME_PAYLOAD):
+            self._check_and_normalise()
+
+    def _check_and_normalise(self) -> None:
         int_in_range(self.type, 255, "type", bottom=FrameLayout.RESERVED_TYPE + 1)
         int_in_range(self.flags, 255, "flags")
         int_in_range(self.hop_limit, 255, "hop_limit")
         int_in_range(self.channel, U32_MAX, "channel")
         int_in_range(self.seq, U64_MAX, "seq")
-        if type(self.src) is not bytes or len(self.src) != NODE_ID_BYTES:
-            object.__setattr__(self, "src", bytes_of_length(self.src, NODE_ID_BYTES, "src"))
-        if type(self.dst) is not bytes or len(self.dst) != NODE_ID_BYTES:
-            object.__setattr__(self, "dst", bytes_of_length(self.dst, NODE_ID_BYTES, "dst"))
+        object.__setattr__(self, "src", bytes_of_length(self.src, NODE_ID_BYTES, "src"))
+        object.__setattr__(self, "dst", bytes_of_length(self.dst, NODE_ID_BYTES, "dst"))
         payload = self.payload
         if type(payload) is not bytes:
-            if not isinstance(payload, bytearray | memoryview):
+            if not isinstance(payload, bytes | bytearray | memoryview):
                 raise InvalidArgument("payload must be bytes-like")
-            if isinstance(payload, bytearray) or not payload.readonly:
-                # A frame is a value: keep no view a caller could still write through.
+            if not (isinstance(payload, memoryview) and payload.readonly
+                    and payload.format == "B" and payload.ndim == 1 and payload.contiguous):
+                # A frame is a value: keep no view a caller could still write through,
+                # and count its payload in bytes.
                 object.__setattr__(self, "payload", bytes(payload))
         if len(self.payload) > MAX_FRAME_PAYLOAD:
             raise InvalidArgument(f"payload above {MAX_FRAME_PAYLOAD} bytes")

@@ -91,8 +91,8 @@ class TunnelBase(ABC):
         """Open whole records; more than max_frames raises FrameMalformed before opening."""
 
     @abstractmethod
-    def _open_payloads(self, records: memoryview) -> bytes:
-        """Open whole records; their payloads joined."""
+    def _open_payloads(self, runs: list[memoryview]) -> bytes | bytearray:
+        """Open the whole records of every run, in order; all their payloads joined."""
 
     @abstractmethod
     def _send_counter(self) -> int: ...
@@ -166,12 +166,12 @@ class TunnelBase(ABC):
         view = readonly_view(records, "records")
         return self._rejecting(lambda: self._open_records(view, None))
 
-    def open_stream(self, records: Buffer) -> bytes:
+    def open_stream(self, records: Buffer) -> bytes | bytearray:
         """Open a buffer of whole records and return their payloads joined (the inverse of
         ``seal_stream`` for bulk transfer; headers are still authenticated)."""
         self._live()
         view = readonly_view(records, "records")
-        return self._rejecting(lambda: self._open_payloads(view))
+        return self._rejecting(lambda: self._open_payloads([view]))
 
     def feed(self, data: Buffer) -> list[Frame]:
         """Streaming open: take stream bytes in any pieces, return the frames completed."""
@@ -181,12 +181,11 @@ class TunnelBase(ABC):
             frames += self._rejecting(lambda run=run: self._open_records(run, None))
         return frames
 
-    def feed_stream(self, data: Buffer) -> bytes:
+    def feed_stream(self, data: Buffer) -> bytes | bytearray:
         """Streaming ``open_stream``: payloads of the records completed by ``data``, joined."""
         self._live()
         runs = self._rejecting(lambda: self._stream.push(data))
-        return b"".join(self._rejecting(lambda run=run: self._open_payloads(run))
-                        for run in runs)
+        return self._rejecting(lambda: self._open_payloads(runs))
 
     def _rejecting(self, call: Callable[[], T]) -> T:
         try:

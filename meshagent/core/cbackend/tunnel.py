@@ -87,13 +87,19 @@ class Tunnel(TunnelBase):
                                            self._sizes, self._sizes + 1))
         return out
 
-    def _open_into(self, records: memoryview, infos: object, max_infos: int) -> bytearray:
-        count = count_frames(records, sealed=True)
-        out = bytearray(len(records) - count * _RECORD_OVERHEAD)
-        ensure(lib.mesh_tunnel_open_records(self._session, ffi.from_buffer(records),
-                                            len(records), infos, max_infos,
-                                            ffi.from_buffer(out), len(out),
-                                            self._sizes, self._sizes + 1))
+    def _open_runs(self, runs: list[memoryview], infos: object, max_infos: int) -> bytearray:
+        """Open every run of whole records into one new buffer of their payloads."""
+        counts = [count_frames(run, sealed=True) for run in runs]
+        out = bytearray(sum(len(run) - count * _RECORD_OVERHEAD
+                            for run, count in zip(runs, counts)))
+        target = ffi.from_buffer(out)
+        written = 0
+        for run in runs:
+            ensure(lib.mesh_tunnel_open_records(self._session, ffi.from_buffer(run), len(run),
+                                                infos, max_infos, target + written,
+                                                len(out) - written, self._sizes,
+                                                self._sizes + 1))
+            written += self._sizes[0]
         return out
 
     def _open_records(self, records: memoryview, max_frames: int | None) -> list[Frame]:
@@ -101,11 +107,11 @@ class Tunnel(TunnelBase):
         if max_frames is not None and count > max_frames:
             raise FrameMalformed(f"{count} records where at most {max_frames} belong")
         infos = ffi.new("mesh_frame_info[]", count)
-        out = self._open_into(records, infos, count)
+        out = self._open_runs([records], infos, count)
         return frames_from_infos(infos, count, memoryview(out).toreadonly())
 
-    def _open_payloads(self, records: memoryview) -> bytearray:
-        return self._open_into(records, ffi.NULL, 0)
+    def _open_payloads(self, runs: list[memoryview]) -> bytearray:
+        return self._open_runs(runs, ffi.NULL, 0)
 
     def _wipe(self) -> None:
         ffi.release(self._session)  # mesh_tunnel_free: cleanses and frees now

@@ -157,8 +157,8 @@ class Tunnel(TunnelBase):
             pos += length
         return frames
 
-    def _open_payloads(self, records: memoryview) -> bytes:
-        return b"".join(plaintext for _, plaintext in self._open_each(records, None))
+    def _open_payloads(self, runs: list[memoryview]) -> bytes:
+        return b"".join(plaintext for run in runs for _, plaintext in self._open_each(run, None))
 
     def _wipe(self) -> None:
         # Python bytes cannot be overwritten in place; drop the only references.
