@@ -32,7 +32,7 @@ from meshagent.errors import ConfigError
 
 __all__ = [
     "AgentConfig", "NodeConfig", "NetworkConfig", "DiscoveryConfig", "MembershipConfig",
-    "SessionsConfig", "RoutingConfig", "ControlConfig", "LogConfig",
+    "SessionsConfig", "RoutingConfig", "ControlConfig", "LogConfig", "ServerConfig",
     "load_config", "parse_config", "describe_keys", "parse_host_port", "DEFAULT_PORT",
 ]
 
@@ -153,6 +153,20 @@ class ControlConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """[server]: the web service the mesh's elected leader connects to."""
+
+    url: str = _key("WebSocket URL of the web service's leader endpoint, e.g. "
+                    "\"wss://mgmt.example.org:8443/uplink\"; empty = this node never leads "
+                    "(it still runs commands the leader relays).", "")
+    pin: str = _key("SHA-256 (hex) of the web service's TLS certificate, as `meshagent "
+                    "server init` printed it; required with url.", "")
+    lead: bool = _key("Whether this node may be elected leader (with url and pin set).", True)
+    preference: int = _key("Election preference: among nodes alike in power source, the "
+                           "higher leads.", 0, minimum=-1000000, maximum=1000000)
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """[log]: the agent's log output."""
 
@@ -172,6 +186,7 @@ class AgentConfig:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
     @property
     def control_socket(self) -> Path:
