@@ -7,7 +7,8 @@ associated data) and records opened with ``recv_key`` through a replay window. L
 ``_seal_stream``, ``_open_records`` ...); this class checks arguments, keeps the clock and
 the rekey limits, reassembles streams and logs rejected input.
 
-Not thread-safe: one task owns a tunnel. After a failed open on a stream (bad tag, replay,
+Not thread-safe: one task owns a tunnel. Sealing and bulk opening return a new buffer
+(``bytes`` or ``bytearray``) the caller owns. After a failed open on a stream (bad tag, replay,
 bad header) the stream is corrupt or attacked; close the connection and the tunnel.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TypeVar
 
-from meshagent.core._checks import bytes_of_length, readonly_view
+from meshagent.core._checks import U64_MAX, bytes_of_length, int_in_range, readonly_view
 from meshagent.core.errors import (
     AuthenticationError,
     FrameError,
@@ -36,6 +37,9 @@ __all__ = ["TunnelBase"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
+Sealed = bytes | bytearray
+"""What sealing and bulk opening return: a new buffer the caller owns (the C backend
+hands back the bytearray it wrote into, saving a copy)."""
 
 
 class TunnelBase(ABC):
@@ -55,14 +59,15 @@ class TunnelBase(ABC):
                  clock: Callable[[], int] = time.monotonic_ns) -> None:
         send, recv = (bytes_of_length(send_key, KEY_BYTES, "send_key"),
                       bytes_of_length(recv_key, KEY_BYTES, "recv_key"))
-        limit = REKEY_AFTER_MESSAGES if rekey_after_messages is None else rekey_after_messages
-        if not isinstance(limit, int) or not 1 <= limit <= REKEY_AFTER_MESSAGES:
-            raise InvalidArgument(f"rekey_after_messages must be in [1, {REKEY_AFTER_MESSAGES}]")
-        expires_ns = 0
+        limit = int_in_range(
+            REKEY_AFTER_MESSAGES if rekey_after_messages is None else rekey_after_messages,
+            REKEY_AFTER_MESSAGES, "rekey_after_messages", bottom=1)
+        expires_ns = 0  # no time limit
         if rekey_after_seconds is not None:
-            if not rekey_after_seconds > 0:
-                raise InvalidArgument("rekey_after_seconds must be positive")
-            expires_ns = clock() + int(rekey_after_seconds * 1e9)
+            if not isinstance(rekey_after_seconds, int | float) or not rekey_after_seconds > 0:
+                raise InvalidArgument("rekey_after_seconds must be a positive number")
+            expires_ns = int_in_range(clock() + max(1, int(rekey_after_seconds * 1e9)),
+                                      U64_MAX, "rekey deadline (ns)")
         self._clock = clock
         self._closed = False
         self._stream = StreamReassembler(type(self)._scan, sealed=True)
@@ -80,18 +85,18 @@ class TunnelBase(ABC):
         """The backend's encode_frames."""
 
     @abstractmethod
-    def _seal_encoded(self, plain: memoryview, now_ns: int) -> bytes: ...
+    def _seal_encoded(self, plain: memoryview, now_ns: int) -> Sealed: ...
 
     @abstractmethod
     def _seal_stream(self, template: Frame, payload: memoryview, frame_payload: int,
-                     now_ns: int) -> bytes: ...
+                     now_ns: int) -> Sealed: ...
 
     @abstractmethod
     def _open_records(self, records: memoryview, max_frames: int | None) -> list[Frame]:
         """Open whole records; more than max_frames raises FrameMalformed before opening."""
 
     @abstractmethod
-    def _open_payloads(self, runs: list[memoryview]) -> bytes | bytearray:
+    def _open_payloads(self, runs: list[memoryview]) -> Sealed:
         """Open the whole records of every run, in order; all their payloads joined."""
 
     @abstractmethod
@@ -122,11 +127,11 @@ class TunnelBase(ABC):
         self._live()
         return self._needs_rekey(self._clock())
 
-    def seal(self, frame: Frame) -> bytes:
+    def seal(self, frame: Frame) -> Sealed:
         """One sealed record, e.g. for one UDP datagram."""
         return self.seal_frames([frame])
 
-    def seal_frames(self, frames: Iterable[Frame]) -> bytes:
+    def seal_frames(self, frames: Iterable[Frame]) -> Sealed:
         """Seal ``frames`` into one buffer of records, in one native call."""
         self._live()
         frames = list(frames)
@@ -134,21 +139,20 @@ class TunnelBase(ABC):
             raise InvalidArgument("seal_frames takes Frame objects")
         return self._seal_encoded(memoryview(self._encode(frames)), self._clock())
 
-    def seal_encoded(self, plain: Buffer) -> bytes:
+    def seal_encoded(self, plain: Buffer) -> Sealed:
         """Seal a buffer of whole encoded frames (``encode_frames`` output) in one call."""
         self._live()
         return self._seal_encoded(readonly_view(plain, "plain"), self._clock())
 
-    def seal_stream(self, template: Frame, payload: Buffer, frame_payload_bytes: int) -> bytes:
+    def seal_stream(self, template: Frame, payload: Buffer,
+                    frame_payload_bytes: int) -> Sealed:
         """Cut ``payload`` into frames of ``frame_payload_bytes`` (the last may be shorter)
         with ``template``'s header fields, sequence numbers counting up from
         ``template.seq``, and seal them all in one call. An empty payload gives b""."""
         self._live()
         if not isinstance(template, Frame):
             raise InvalidArgument("template must be a Frame")
-        if not isinstance(frame_payload_bytes, int) or \
-                not 1 <= frame_payload_bytes <= MAX_FRAME_PAYLOAD:
-            raise InvalidArgument(f"frame_payload_bytes must be in [1, {MAX_FRAME_PAYLOAD}]")
+        int_in_range(frame_payload_bytes, MAX_FRAME_PAYLOAD, "frame_payload_bytes", bottom=1)
         return self._seal_stream(template, readonly_view(payload, "payload"), frame_payload_bytes,
                                  self._clock())
 
@@ -166,7 +170,7 @@ class TunnelBase(ABC):
         view = readonly_view(records, "records")
         return self._rejecting(lambda: self._open_records(view, None))
 
-    def open_stream(self, records: Buffer) -> bytes | bytearray:
+    def open_stream(self, records: Buffer) -> Sealed:
         """Open a buffer of whole records and return their payloads joined (the inverse of
         ``seal_stream`` for bulk transfer; headers are still authenticated)."""
         self._live()
@@ -181,7 +185,7 @@ class TunnelBase(ABC):
             frames += self._rejecting(lambda run=run: self._open_records(run, None))
         return frames
 
-    def feed_stream(self, data: Buffer) -> bytes | bytearray:
+    def feed_stream(self, data: Buffer) -> Sealed:
         """Streaming ``open_stream``: payloads of the records completed by ``data``, joined."""
         self._live()
         runs = self._rejecting(lambda: self._stream.push(data))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from meshagent.core.errors import (
     FrameMalformed,
@@ -23,8 +24,8 @@ from meshagent.core.wire import (
     FrameLayout,
 )
 
-__all__ = ["FrameDecoder", "decode_frames", "encode_frames", "read_header", "scan",
-           "write_header"]
+__all__ = ["FrameDecoder", "Header", "decode_frames", "encode_frames", "frames_in",
+           "read_header", "scan", "write_header"]
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -44,9 +45,26 @@ def write_header(frame: Frame, length: int, out: bytearray, at: int) -> None:
     out[at + L.DST:at + L.DST + NODE_ID_BYTES] = frame.dst
 
 
-def read_header(buf: memoryview, at: int) -> tuple[int, int, int, int, int, int, bytes, bytes]:
-    """Check the header at ``buf[at:]``: (type, flags, hop_limit, length, channel, seq, src,
-    dst). Same checks, in the same order, as mesh_frame_read_header."""
+class Header(NamedTuple):
+    """The fields of one frame header as read from the wire."""
+
+    type: int
+    flags: int
+    hop_limit: int
+    length: int
+    channel: int
+    seq: int
+    src: bytes
+    dst: bytes
+
+    def frame(self, payload: Buffer) -> Frame:
+        return Frame(self.type, self.flags, self.src, self.dst, self.hop_limit, self.channel,
+                     self.seq, payload)
+
+
+def read_header(buf: memoryview, at: int) -> Header:
+    """Check the header at ``buf[at:]``; the same checks, in the same order, as
+    mesh_frame_read_header."""
     if buf[at + L.VERSION] != WIRE_VERSION:
         raise FrameVersionError(f"unknown frame version {buf[at + L.VERSION]}")
     if buf[at + L.TYPE] == L.RESERVED_TYPE:
@@ -54,10 +72,10 @@ def read_header(buf: memoryview, at: int) -> tuple[int, int, int, int, int, int,
     length = _U32.unpack_from(buf, at + L.LENGTH)[0]
     if length > MAX_FRAME_PAYLOAD:
         raise FrameOversize(f"frame length {length} above {MAX_FRAME_PAYLOAD}")
-    return (buf[at + L.TYPE], buf[at + L.FLAGS], buf[at + L.HOP_LIMIT], length,
-            _U32.unpack_from(buf, at + L.CHANNEL)[0], _U64.unpack_from(buf, at + L.SEQ)[0],
-            bytes(buf[at + L.SRC:at + L.SRC + NODE_ID_BYTES]),
-            bytes(buf[at + L.DST:at + L.DST + NODE_ID_BYTES]))
+    return Header(buf[at + L.TYPE], buf[at + L.FLAGS], buf[at + L.HOP_LIMIT], length,
+                  _U32.unpack_from(buf, at + L.CHANNEL)[0], _U64.unpack_from(buf, at + L.SEQ)[0],
+                  bytes(buf[at + L.SRC:at + L.SRC + NODE_ID_BYTES]),
+                  bytes(buf[at + L.DST:at + L.DST + NODE_ID_BYTES]))
 
 
 def scan(buf: memoryview, sealed: bool) -> tuple[int, int]:
@@ -65,7 +83,7 @@ def scan(buf: memoryview, sealed: bool) -> tuple[int, int]:
     overhead = SEALED_OVERHEAD if sealed else 0
     pos = 0
     while len(buf) - pos >= FRAME_HEADER_BYTES:
-        size = FRAME_HEADER_BYTES + read_header(buf, pos)[3] + overhead
+        size = FRAME_HEADER_BYTES + read_header(buf, pos).length + overhead
         if len(buf) - pos < size:
             return pos, size
         pos += size
@@ -88,19 +106,19 @@ def encode_frames(frames: Iterable[Frame]) -> bytes:
     return bytes(out)
 
 
-def frames_in(buf: memoryview, sealed: bool) -> list[tuple[int, int, tuple]]:
-    """(record start, body start, header fields) of every whole frame; FrameTruncated if
+def frames_in(buf: memoryview, sealed: bool) -> list[tuple[int, int, Header]]:
+    """(frame start, body start, header) of every whole frame or record; FrameTruncated if
     the buffer does not end on a frame boundary."""
     body = SEALED_AAD_BYTES if sealed else FRAME_HEADER_BYTES
     overhead = SEALED_OVERHEAD if sealed else 0
     found = []
     pos = 0
     while len(buf) - pos >= FRAME_HEADER_BYTES:
-        fields = read_header(buf, pos)
-        size = FRAME_HEADER_BYTES + fields[3] + overhead
+        header = read_header(buf, pos)
+        size = FRAME_HEADER_BYTES + header.length + overhead
         if len(buf) - pos < size:
             break
-        found.append((pos, pos + body, fields))
+        found.append((pos, pos + body, header))
         pos += size
     if pos != len(buf):
         raise FrameTruncated(f"{len(buf) - pos} bytes after the last whole frame")
@@ -110,10 +128,8 @@ def frames_in(buf: memoryview, sealed: bool) -> list[tuple[int, int, tuple]]:
 def decode_frames(buf: Buffer) -> list[Frame]:
     """Every frame in ``buf``, which must hold whole frames only. Payloads are views of it."""
     view = memoryview(buf).cast("B").toreadonly()
-    frames = []
-    for _, body, (ftype, flags, hops, length, channel, seq, src, dst) in frames_in(view, False):
-        frames.append(Frame(ftype, flags, src, dst, hops, channel, seq, view[body:body + length]))
-    return frames
+    return [header.frame(view[body:body + header.length])
+            for _, body, header in frames_in(view, False)]
 
 
 class FrameDecoder:

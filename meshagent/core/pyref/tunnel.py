@@ -8,6 +8,8 @@ compare it against, byte for byte and error for error.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from dataclasses import replace
 
 from Crypto.Cipher import AES
 
@@ -19,7 +21,7 @@ from meshagent.core.errors import (
     ReplayError,
 )
 from meshagent.core.frame import Buffer, Frame
-from meshagent.core.pyref.frame import encode_frames, frames_in, scan, write_header
+from meshagent.core.pyref.frame import Header, encode_frames, frames_in, scan, write_header
 from meshagent.core.pyref.replay import ReplayWindow
 from meshagent.core.tunnel import TunnelBase
 from meshagent.core.wire import (
@@ -92,9 +94,11 @@ class Tunnel(TunnelBase):
             return True
         return False
 
-    def _seal_one(self, header: bytes | bytearray, payload: Buffer, out: bytearray) -> None:
-        aad = bytes(header) + _COUNTER.pack(self._counter)
-        cipher = AES.new(self._send_key, AES.MODE_GCM, nonce=_NONCE_PREFIX + aad[-8:],
+    def _seal_one(self, header: Buffer, payload: Buffer, out: bytearray) -> None:
+        """Append the record of one frame (header, counter, ciphertext, tag) to ``out``."""
+        counter = _COUNTER.pack(self._counter)
+        aad = bytes(header) + counter
+        cipher = AES.new(self._send_key, AES.MODE_GCM, nonce=_NONCE_PREFIX + counter,
                          mac_len=TAG_BYTES)
         cipher.update(aad)
         ciphertext, tag = cipher.encrypt_and_digest(payload)
@@ -107,8 +111,8 @@ class Tunnel(TunnelBase):
         found = frames_in(plain, sealed=False)
         self._may_seal(len(found), now_ns)
         out = bytearray()
-        for start, body, fields in found:
-            self._seal_one(plain[start:body], plain[body:body + fields[3]], out)
+        for start, body, header in found:
+            self._seal_one(plain[start:body], plain[body:body + header.length], out)
         return bytes(out)
 
     def _seal_stream(self, template: Frame, payload: memoryview, frame_payload: int,
@@ -119,42 +123,42 @@ class Tunnel(TunnelBase):
         header = bytearray(FRAME_HEADER_BYTES)
         for i in range(count):
             piece = payload[i * frame_payload:(i + 1) * frame_payload]
-            seq = (template.seq + i) % (1 << 64)
-            write_header(_with_seq(template, seq), len(piece), header, 0)
+            numbered = replace(template, seq=(template.seq + i) % (1 << 64), payload=b"")
+            write_header(numbered, len(piece), header, 0)
             self._seal_one(header, piece, out)
         return bytes(out)
 
-    def _open_each(self, records: memoryview, max_frames: int | None):
+    def _open_each(self, records: memoryview,
+                   max_frames: int | None) -> Iterator[tuple[Header, bytes]]:
+        """Open the records one by one, in the order and with the checks of tunnel.c."""
         found = frames_in(records, sealed=True)
         if max_frames is not None and len(found) > max_frames:
             raise FrameMalformed(f"{len(found)} records where at most {max_frames} belong")
-        for start, body, fields in found:
-            length = fields[3]
-            aad = records[start:body]
-            counter = _COUNTER.unpack_from(records, start + FrameLayout.COUNTER)[0]
+        for start, body, header in found:
+            counter_bytes = bytes(records[start + FrameLayout.COUNTER:body])
+            counter = _COUNTER.unpack(counter_bytes)[0]
             if not self._window.accepts(counter):
                 raise ReplayError(f"counter {counter} replayed or behind the window")
-            cipher = AES.new(self._recv_key, AES.MODE_GCM,
-                             nonce=_NONCE_PREFIX + bytes(aad[-8:]), mac_len=TAG_BYTES)
-            cipher.update(aad)
+            cipher = AES.new(self._recv_key, AES.MODE_GCM, nonce=_NONCE_PREFIX + counter_bytes,
+                             mac_len=TAG_BYTES)
+            cipher.update(records[start:body])
+            tag_start = body + header.length
             try:
-                plaintext = cipher.decrypt_and_verify(records[body:body + length],
-                                                      records[body + length:body + length +
-                                                              TAG_BYTES])
+                plaintext = cipher.decrypt_and_verify(records[body:tag_start],
+                                                      records[tag_start:tag_start + TAG_BYTES])
             except ValueError:
                 raise AuthenticationError("authentication tag does not verify") from None
             self._window.check_and_update(counter)
-            yield fields, plaintext
+            yield header, plaintext
 
     def _open_records(self, records: memoryview, max_frames: int | None) -> list[Frame]:
         opened = list(self._open_each(records, max_frames))
         joined = memoryview(b"".join(plaintext for _, plaintext in opened))
         frames = []
         pos = 0
-        for (ftype, flags, hops, length, channel, seq, src, dst), _ in opened:
-            frames.append(Frame(ftype, flags, src, dst, hops, channel, seq,
-                                joined[pos:pos + length]))
-            pos += length
+        for header, _ in opened:
+            frames.append(header.frame(joined[pos:pos + header.length]))
+            pos += header.length
         return frames
 
     def _open_payloads(self, runs: list[memoryview]) -> bytes:
@@ -164,8 +168,4 @@ class Tunnel(TunnelBase):
         # Python bytes cannot be overwritten in place; drop the only references.
         self._send_key = self._recv_key = None
 
-
-def _with_seq(template: Frame, seq: int) -> Frame:
-    return Frame(template.type, template.flags, template.src, template.dst,
-                 template.hop_limit, template.channel, seq)
 
