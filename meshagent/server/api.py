@@ -7,7 +7,7 @@ hex; signed documents are base64 of their wire bytes; times are UNIX seconds.
     POST /api/login              {password}                       -> {token} + cookie
     POST /api/logout
     GET  /api/info                                                -> version, pin, console key
-    GET  /api/meshes                                              -> meshes with their leader
+    GET  /api/meshes                                    -> meshes, their leader, nodes per state
     GET  /api/leaders
     GET  /api/nodes?mesh=&state=&tag=k[=v]&q=text&limit=
     GET  /api/nodes/{id}                                          -> node, record, commands
@@ -218,11 +218,13 @@ async def info(request: web.Request) -> web.Response:
 async def meshes(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     leaders = {row.mesh_id: row for row in await service.db.leaders()}
+    counts = await service.db.node_counts()
     console = service.console
     return web.json_response([
         {"mesh": m.mesh_id.hex(), "name": m.name, "root": m.root_public.hex(),
          "created": m.created,
          "leader": leader_view(leaders[m.mesh_id]) if m.mesh_id in leaders else None,
+         "nodes": counts.get(m.mesh_id, {}),
          "console_can_sign": bool(console and m.mesh_id in console.certs)}
         for m in await service.db.meshes()])
 

@@ -42,10 +42,13 @@ from meshagent.errors import MeshError
 from meshagent.identity import MeshTrust, node_id_of
 from meshagent.log import get_logger
 from meshagent.record import RecordError
+from meshagent.server.batching import GroupCommit
 from meshagent.server.db import (
     DELIVERABLE_STATES,
+    AuditEntry,
     CommandRow,
     Database,
+    InventoryReport,
     LeaderClaim,
     NewCommand,
     NodeFilter,
@@ -136,6 +139,7 @@ class MeshService:
         self.console = console
         self.clock = clock
         self.records = MeshRecords()
+        self._inventory: GroupCommit[InventoryReport] = GroupCommit(self.db.apply_inventory)
         self._attached: dict[bytes, _Attached] = {}
         self._mesh_locks: dict[bytes, asyncio.Lock] = {}
         self._expiry_task: asyncio.Task[None] | None = None
@@ -252,8 +256,8 @@ class MeshService:
                                      leader=session.node_id.hex(), detail=str(exc))
                     continue
             updates.append(NodeUpdate(node_id, state, seen, record, summary))
-        await self.db.apply_inventory(session.mesh_id, session.node_id, updates, full,
-                                      self.clock())
+        await self._inventory.submit(InventoryReport(session.mesh_id, session.node_id,
+                                                     updates, full))
         if full:
             attached.states = {n: "unreported" for n in attached.states}
         back = [u.node_id for u in updates if u.state in DELIVERABLE_STATES
@@ -305,13 +309,13 @@ class MeshService:
                              detail=str(exc))
             raise
         envelope = checked.envelope
-        await self.db.enqueue([NewCommand(envelope.id, envelope.mesh_id, node, wire,
-                                          envelope.action, envelope.issuer, now,
-                                          envelope.expires) for node in targets])
-        await self.db.audit(actor, "command_submitted", envelope.id,
-                            {"action": envelope.action, "operator": checked.operator.name,
-                             "target": envelope.target.describe(), "nodes": len(targets),
-                             "expires": envelope.expires}, now)
+        await self.db.enqueue(
+            [NewCommand(envelope.id, envelope.mesh_id, node, wire, envelope.action,
+                        envelope.issuer, now, envelope.expires) for node in targets],
+            AuditEntry(actor, "command_submitted", envelope.id,
+                       {"action": envelope.action, "operator": checked.operator.name,
+                        "target": envelope.target.describe(), "nodes": len(targets),
+                        "expires": envelope.expires}, now))
         self.events.publish("commands", "audit")
         await self.dispatch(envelope.mesh_id, targets)
         return checked, targets
@@ -372,12 +376,7 @@ class MeshService:
                 await self.db.audit(f"leader:{session.node_id.hex()}", "result_refused",
                                     item.command_id, {"node": item.node_id.hex(),
                                                       "detail": str(exc)}, now)
-        stored = await self.db.store_results(rows)
-        for row, fresh in zip(rows, stored):
-            if fresh:
-                await self.db.audit(f"node:{row.node_id.hex()}", "command_done", row.command_id,
-                                    {"node": row.node_id.hex(), "status": row.summary["status"]},
-                                    now)
+        await self.db.store_results(rows)
         self.events.publish("results", "commands", "audit")
         return list(items)
 

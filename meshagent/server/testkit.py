@@ -113,6 +113,8 @@ class SimulatedLeader:
     backoff_max_s: float = 0.5
     delivered: asyncio.Queue[DeliveredCommand] = field(default_factory=asyncio.Queue)
     arrivals: dict[bytes, float] = field(default_factory=dict)
+    # Futures resolved with the arrival time of a command id (for latency measurements).
+    awaited: dict[bytes, asyncio.Future[float]] = field(default_factory=dict)
     uplink: Uplink | None = None
     task: asyncio.Task[None] | None = None
 
@@ -131,6 +133,9 @@ class SimulatedLeader:
         now = time.perf_counter()
         for command in commands:
             self.arrivals.setdefault(command.command_id, now)
+            waiter = self.awaited.pop(command.command_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(now)
             if self.answer:
                 wire = self.mesh.node(command.node_id).result(command.command_id)
                 assert self.uplink is not None

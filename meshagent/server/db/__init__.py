@@ -10,6 +10,7 @@ from meshagent.errors import ConfigError
 from meshagent.server.db.base import (
     DELIVERABLE_STATES,
     SENT_GRACE_S,
+    AuditEntry,
     AuditRow,
     CommandRow,
     CommandState,
@@ -17,6 +18,7 @@ from meshagent.server.db.base import (
     DatabaseError,
     DatabaseUnavailable,
     DuplicateCommand,
+    InventoryReport,
     LeaderClaim,
     LeaderRow,
     MeshRow,
@@ -28,8 +30,9 @@ from meshagent.server.db.base import (
 )
 
 __all__ = [
-    "AuditRow", "CommandRow", "CommandState", "Database", "DatabaseError",
-    "DatabaseUnavailable", "DELIVERABLE_STATES", "DuplicateCommand", "LeaderClaim",
+    "AuditEntry", "AuditRow", "CommandRow", "CommandState", "Database", "DatabaseError",
+    "DatabaseUnavailable", "DELIVERABLE_STATES", "DuplicateCommand", "InventoryReport",
+    "LeaderClaim",
     "LeaderRow", "MeshRow", "NewCommand", "NodeFilter", "NodeRow", "NodeUpdate", "ResultRow",
     "SENT_GRACE_S", "database_for", "open_database",
 ]

@@ -30,8 +30,9 @@ from typing import Any
 from meshagent.errors import MeshError
 
 __all__ = [
-    "AuditRow", "CommandRow", "CommandState", "Database", "DatabaseError",
-    "DatabaseUnavailable", "DELIVERABLE_STATES", "DuplicateCommand", "LeaderClaim",
+    "AuditEntry", "AuditRow", "CommandRow", "CommandState", "Database", "DatabaseError",
+    "DatabaseUnavailable", "DELIVERABLE_STATES", "DuplicateCommand", "InventoryReport",
+    "LeaderClaim",
     "LeaderRow", "MeshRow", "NodeFilter", "NodeRow", "NodeUpdate", "NewCommand",
     "ResultRow", "SENT_GRACE_S",
 ]
@@ -103,6 +104,16 @@ class NodeUpdate:
 
 
 @dataclass(frozen=True)
+class InventoryReport:
+    """One inventory message of a leader."""
+
+    mesh_id: bytes
+    via_leader: bytes
+    updates: Sequence[NodeUpdate]
+    full: bool = False
+
+
+@dataclass(frozen=True)
 class NodeRow:
     node_id: bytes
     mesh_id: bytes
@@ -163,6 +174,15 @@ class ResultRow:
 
 
 @dataclass(frozen=True)
+class AuditEntry:
+    actor: str
+    event: str
+    command_id: bytes | None
+    detail: dict[str, Any]
+    time: float
+
+
+@dataclass(frozen=True)
 class AuditRow:
     audit_id: int
     time: float
@@ -209,13 +229,17 @@ class Database(abc.ABC):
 
     # nodes
     @abc.abstractmethod
-    async def apply_inventory(self, mesh_id: bytes, via_leader: bytes,
-                              updates: Sequence[NodeUpdate], full: bool, now: float) -> None:
-        """Store node states and records. ``full``: the leader listed every node it
-        knows, so nodes of the mesh it left out become "unreported"."""
+    async def apply_inventory(self, reports: Sequence[InventoryReport]) -> None:
+        """Store leaders' reports of node states and records, in order, in one
+        transaction. A ``full`` report starts a complete listing: nodes of its mesh not
+        in it (nor in later reports) become "unreported"."""
 
     @abc.abstractmethod
     async def node_states(self, mesh_id: bytes) -> dict[bytes, str]: ...
+
+    @abc.abstractmethod
+    async def node_counts(self) -> dict[bytes, dict[str, int]]:
+        """Per mesh, how many nodes are in each state."""
 
     @abc.abstractmethod
     async def nodes(self, query: NodeFilter) -> list[NodeRow]: ...
@@ -225,8 +249,9 @@ class Database(abc.ABC):
 
     # commands
     @abc.abstractmethod
-    async def enqueue(self, commands: Sequence[NewCommand]) -> None:
-        """Queue all or nothing; DuplicateCommand if any (id, node) exists."""
+    async def enqueue(self, commands: Sequence[NewCommand], audit: AuditEntry) -> None:
+        """Queue all or nothing, with the submission's audit entry in the same
+        transaction; DuplicateCommand if any (id, node) exists."""
 
     @abc.abstractmethod
     async def take_deliverable(self, mesh_id: bytes, term: int, now: float,
@@ -243,9 +268,9 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     async def store_results(self, results: Sequence[ResultRow]) -> list[bool]:
-        """Store verified results (first one wins) and mark their commands done.
-        Per result: True if stored now, False if a result was already there or no such
-        command exists (the caller tells the two apart with ``commands``)."""
+        """Store verified results (first one wins), mark their commands done and audit
+        each as "command_done" by its node, in one transaction. Per result: True if
+        stored now, False if a result was already there or no such command exists."""
 
     @abc.abstractmethod
     async def expire_due(self, now: float) -> list[CommandRow]:

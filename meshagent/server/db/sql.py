@@ -24,6 +24,7 @@ from meshagent.log import get_logger
 from meshagent.server.db.base import (
     DELIVERABLE_STATES,
     SENT_GRACE_S,
+    AuditEntry,
     AuditRow,
     CommandRow,
     CommandState,
@@ -31,13 +32,13 @@ from meshagent.server.db.base import (
     DatabaseError,
     DatabaseUnavailable,
     DuplicateCommand,
+    InventoryReport,
     LeaderClaim,
     LeaderRow,
     MeshRow,
     NewCommand,
     NodeFilter,
     NodeRow,
-    NodeUpdate,
     ResultRow,
 )
 
@@ -114,6 +115,15 @@ def _has_tag(summary: dict[str, Any], tag: str) -> bool:
     tags = summary.get("tags") or {}
     key, sep, value = tag.partition("=")
     return key in tags and (not sep or str(tags[key]) == value)
+
+
+def _audit(tx: Transaction, entry: AuditEntry) -> int:
+    row = tx.one("INSERT INTO audit (time, actor, event, command_id, detail) "
+                 "VALUES (?, ?, ?, ?, ?) RETURNING audit_id",
+                 (entry.time, entry.actor, entry.event, entry.command_id, _json(entry.detail)))
+    log.event("audit", actor=entry.actor, audit_event=entry.event,
+              command=entry.command_id.hex() if entry.command_id else "-")
+    return int(row[0]) if row else 0
 
 
 class Transaction:
@@ -304,30 +314,33 @@ class SqlDatabase(Database):
 
     # --- nodes --------------------------------------------------------------------
 
-    async def apply_inventory(self, mesh_id: bytes, via_leader: bytes,
-                              updates: Sequence[NodeUpdate], full: bool, now: float) -> None:
-        with_record = [u for u in updates if u.record is not None]
-        state_only = [u for u in updates if u.record is None]
-
+    async def apply_inventory(self, reports: Sequence[InventoryReport]) -> None:
         def work(tx: Transaction) -> None:
-            if full:
-                tx.execute("UPDATE nodes SET state = 'unreported' WHERE mesh_id = ?", (mesh_id,))
-            tx.executemany(
-                "INSERT INTO nodes (node_id, mesh_id, state, record, summary, search, last_seen,"
-                " via_leader) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (node_id) DO UPDATE SET"
-                " mesh_id = excluded.mesh_id, state = excluded.state, record = excluded.record,"
-                " summary = excluded.summary, search = excluded.search,"
-                " last_seen = excluded.last_seen, via_leader = excluded.via_leader",
-                [(u.node_id, mesh_id, u.state, u.record, _json(u.summary or {}),
-                  _json(u.summary or {}).lower(), u.last_seen, via_leader) for u in with_record])
-            # A state change for a node never reported with a record still gets a row, so
-            # commands queued for it can find it.
-            tx.executemany(
-                "INSERT INTO nodes (node_id, mesh_id, state, record, summary, search, last_seen,"
-                " via_leader) VALUES (?, ?, ?, NULL, '{}', '', ?, ?) ON CONFLICT (node_id)"
-                " DO UPDATE SET state = excluded.state, last_seen = excluded.last_seen,"
-                " via_leader = excluded.via_leader WHERE nodes.mesh_id = excluded.mesh_id",
-                [(u.node_id, mesh_id, u.state, u.last_seen, via_leader) for u in state_only])
+            for report in reports:
+                mesh_id, via = report.mesh_id, report.via_leader
+                if report.full:
+                    tx.execute("UPDATE nodes SET state = 'unreported' WHERE mesh_id = ?",
+                               (mesh_id,))
+                tx.executemany(
+                    "INSERT INTO nodes (node_id, mesh_id, state, record, summary, search,"
+                    " last_seen, via_leader) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (node_id) DO UPDATE SET mesh_id = excluded.mesh_id,"
+                    " state = excluded.state, record = excluded.record,"
+                    " summary = excluded.summary, search = excluded.search,"
+                    " last_seen = excluded.last_seen, via_leader = excluded.via_leader",
+                    [(u.node_id, mesh_id, u.state, u.record, _json(u.summary or {}),
+                      _json(u.summary or {}).lower(), u.last_seen, via)
+                     for u in report.updates if u.record is not None])
+                # A state change for a node never reported with a record still gets a row,
+                # so commands queued for it can find it.
+                tx.executemany(
+                    "INSERT INTO nodes (node_id, mesh_id, state, record, summary, search,"
+                    " last_seen, via_leader) VALUES (?, ?, ?, NULL, '{}', '', ?, ?)"
+                    " ON CONFLICT (node_id) DO UPDATE SET state = excluded.state,"
+                    " last_seen = excluded.last_seen, via_leader = excluded.via_leader"
+                    " WHERE nodes.mesh_id = excluded.mesh_id",
+                    [(u.node_id, mesh_id, u.state, u.last_seen, via)
+                     for u in report.updates if u.record is None])
 
         await self._run(work)
 
@@ -335,6 +348,14 @@ class SqlDatabase(Database):
         rows = await self._run(lambda tx: tx.all(
             "SELECT node_id, state FROM nodes WHERE mesh_id = ?", (mesh_id,)))
         return {bytes(r[0]): r[1] for r in rows}
+
+    async def node_counts(self) -> dict[bytes, dict[str, int]]:
+        rows = await self._run(lambda tx: tx.all(
+            "SELECT mesh_id, state, COUNT(*) FROM nodes GROUP BY mesh_id, state"))
+        counts: dict[bytes, dict[str, int]] = {}
+        for mesh_id, state, count in rows:
+            counts.setdefault(bytes(mesh_id), {})[state] = int(count)
+        return counts
 
     async def nodes(self, query: NodeFilter) -> list[NodeRow]:
         where, params = ["1 = 1"], []
@@ -364,7 +385,7 @@ class SqlDatabase(Database):
 
     # --- commands -----------------------------------------------------------------
 
-    async def enqueue(self, commands: Sequence[NewCommand]) -> None:
+    async def enqueue(self, commands: Sequence[NewCommand], audit: AuditEntry) -> None:
         def work(tx: Transaction) -> None:
             for c in commands:
                 if tx.one("SELECT 1 FROM commands WHERE command_id = ? AND node_id = ?",
@@ -376,6 +397,7 @@ class SqlDatabase(Database):
                 f"VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, NULL, NULL, 0, NULL)",
                 [(c.command_id, c.node_id, c.mesh_id, c.envelope, c.action, c.operator,
                   c.created, c.expires) for c in commands])
+            _audit(tx, audit)
 
         try:
             await self._run(work)
@@ -447,6 +469,9 @@ class SqlDatabase(Database):
                 tx.execute("UPDATE commands SET state = 'done', done_at = ? "
                            "WHERE command_id = ? AND node_id = ?",
                            (r.received, r.command_id, r.node_id))
+                _audit(tx, AuditEntry(f"node:{r.node_id.hex()}", "command_done", r.command_id,
+                                      {"node": r.node_id.hex(),
+                                       "status": r.summary.get("status")}, r.received))
                 stored.append(True)
             return stored
 
@@ -495,16 +520,8 @@ class SqlDatabase(Database):
 
     async def audit(self, actor: str, event: str, command_id: bytes | None,
                     detail: dict[str, Any], now: float) -> int:
-        def work(tx: Transaction) -> int:
-            row = tx.one("INSERT INTO audit (time, actor, event, command_id, detail) "
-                         "VALUES (?, ?, ?, ?, ?) RETURNING audit_id",
-                         (now, actor, event, command_id, _json(detail)))
-            return int(row[0]) if row else 0
-
-        audit_id = await self._run(work)
-        log.event("audit", actor=actor, audit_event=event,
-                  command=command_id.hex() if command_id else "-")
-        return audit_id
+        return await self._run(
+            lambda tx: _audit(tx, AuditEntry(actor, event, command_id, detail, now)))
 
     async def audit_log(self, after_id: int = 0, command_id: bytes | None = None,
                         limit: int = 200) -> list[AuditRow]:
