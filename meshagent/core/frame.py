@@ -15,7 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from meshagent.core._checks import U32_MAX, U64_MAX, bytes_of_length, int_in_range
+from meshagent.core._checks import (
+    U32_MAX,
+    U64_MAX,
+    bytes_of_length,
+    int_in_range,
+    readonly_view,
+)
 from meshagent.core.errors import FrameError, InvalidArgument
 from meshagent.core.wire import (
     DEFAULT_HOP_LIMIT,
@@ -24,8 +30,12 @@ from meshagent.core.wire import (
     NODE_ID_BYTES,
     FrameLayout,
 )
+from meshagent.log import get_logger
 
-__all__ = ["ZERO_NODE_ID", "Buffer", "Frame", "ScanFunction", "StreamReassembler"]
+__all__ = ["ZERO_NODE_ID", "Buffer", "Frame", "FrameDecoderBase", "ScanFunction",
+           "StreamReassembler"]
+
+log = get_logger(__name__)
 
 Buffer = bytes | bytearray | memoryview
 ZERO_NODE_ID = bytes(NODE_ID_BYTES)
@@ -120,8 +130,9 @@ class StreamReassembler:
     def push(self, data: Buffer) -> list[memoryview]:
         if self._failed is not None:
             raise self._failed
+        view = readonly_view(data, "data")
         try:
-            return self._push(memoryview(data).cast("B").toreadonly())
+            return self._push(view)
         except FrameError as exc:
             self._failed = exc
             self._pending.clear()
@@ -161,3 +172,34 @@ class StreamReassembler:
             return 0
         consumed, next_size = self._scan(memoryview(self._pending), self._sealed)
         return consumed or next_size
+
+
+class FrameDecoderBase:
+    """Streaming decoder: ``feed`` bytes in any pieces, get the frames completed so far.
+
+    Holds at most one incomplete frame (one header plus MAX_FRAME_PAYLOAD bytes). A bad
+    header raises its FrameError (and is logged), and every later ``feed`` raises it
+    again: a byte stream cannot be resynchronised. Each backend names its scan and decode.
+    """
+
+    _scan: ScanFunction
+    _decode: Callable[[Buffer], list[Frame]]
+
+    def __init__(self) -> None:
+        self._stream = StreamReassembler(type(self)._scan, sealed=False)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete frame."""
+        return self._stream.buffered
+
+    def feed(self, data: Buffer) -> list[Frame]:
+        frames: list[Frame] = []
+        try:
+            for run in self._stream.push(data):
+                frames += type(self)._decode(run)
+        except FrameError as exc:
+            log.warn_limited("frame_stream_rejected", key=type(exc).__name__,
+                             error=type(exc).__name__, detail=str(exc))
+            raise
+        return frames

@@ -275,8 +275,11 @@ class Membership:
         entry = self._members.get(node_id)
         if entry is None or node_id == self.node_id:
             raise KeyError(f"no member {node_id.hex()}")
+        entry.power_record = record  # set first: listeners of the change see the evidence
+        before = entry.state
         self._on_power(Power(node_id, entry.state_incarnation, power_state, self.node_id))
-        entry.power_record = record
+        if entry.state == before and before in (MemberState.ASLEEP, MemberState.OFF):
+            self._notify(entry, before)  # same state, new evidence (as for a new record)
 
     def update_revocations(self, revocations: RevocationList) -> bool:
         """Adopt a newer (already verified) revocation list; True if it was newer."""

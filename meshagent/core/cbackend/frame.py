@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from meshagent.core._checks import readonly_view
 from meshagent.core._native import ffi, lib
 from meshagent.core.errors import FrameTruncated, InvalidArgument, ensure
-from meshagent.core.frame import Buffer, Frame, StreamReassembler
+from meshagent.core.frame import Buffer, Frame, FrameDecoderBase
 
 __all__ = ["FrameDecoder", "count_frames", "decode_frames", "encode_frames",
            "frames_from_infos", "scan"]
@@ -76,22 +76,7 @@ def decode_frames(buf: Buffer) -> list[Frame]:
     return frames_from_infos(infos, count, view)
 
 
-class FrameDecoder:
-    """Streaming decoder: ``feed`` bytes in any pieces, get the frames completed so far.
-
-    Holds at most one incomplete frame (one header plus MAX_FRAME_PAYLOAD bytes); a bad
-    header raises its FrameError, and every later ``feed`` raises it again.
-    """
-
-    def __init__(self) -> None:
-        self._stream = StreamReassembler(scan, sealed=False)
-
-    @property
-    def buffered(self) -> int:
-        return self._stream.buffered
-
-    def feed(self, data: Buffer) -> list[Frame]:
-        frames: list[Frame] = []
-        for run in self._stream.push(readonly_view(data, "data")):
-            frames += decode_frames(run)
-        return frames
+class FrameDecoder(FrameDecoderBase):
+    __doc__ = FrameDecoderBase.__doc__
+    _scan = staticmethod(scan)
+    _decode = staticmethod(decode_frames)

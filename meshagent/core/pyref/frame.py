@@ -13,7 +13,7 @@ from meshagent.core.errors import (
     FrameVersionError,
     InvalidArgument,
 )
-from meshagent.core.frame import Buffer, Frame, StreamReassembler
+from meshagent.core.frame import Buffer, Frame, FrameDecoderBase
 from meshagent.core.wire import (
     FRAME_HEADER_BYTES,
     MAX_FRAME_PAYLOAD,
@@ -132,18 +132,7 @@ def decode_frames(buf: Buffer) -> list[Frame]:
             for _, body, header in frames_in(view, False)]
 
 
-class FrameDecoder:
-    """Streaming decoder: ``feed`` bytes in any pieces, get the frames completed so far."""
-
-    def __init__(self) -> None:
-        self._stream = StreamReassembler(scan, sealed=False)
-
-    @property
-    def buffered(self) -> int:
-        return self._stream.buffered
-
-    def feed(self, data: Buffer) -> list[Frame]:
-        frames: list[Frame] = []
-        for run in self._stream.push(data):
-            frames += decode_frames(run)
-        return frames
+class FrameDecoder(FrameDecoderBase):
+    __doc__ = FrameDecoderBase.__doc__
+    _scan = staticmethod(scan)
+    _decode = staticmethod(decode_frames)
