@@ -69,7 +69,7 @@ async def _serve(mode: str, count: int) -> None:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         runners.append(runner)
-        ports = [site._server.sockets[0].getsockname()[1]]
+        ports = [runner.addresses[0][1]]
         extra: dict[str, str] = {}
     else:
         tls = None

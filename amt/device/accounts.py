@@ -12,7 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 
-from amt.device.resources import Caller, DeviceContext, MethodResult, Properties, Resource
+from amt.device.resources import (
+    Caller,
+    DeviceContext,
+    MethodResult,
+    Properties,
+    Resource,
+    WsmanRequest,
+)
 from amt.device.state import Account
 from amt.realms import AccessPermission, Realm
 from amt.status import PtStatus
@@ -44,7 +51,7 @@ class AuthorizationService(Resource):
             "GetAdminAclEntry": self._admin,
         }
 
-    def get(self, request: object, caller: Caller) -> Properties:
+    def get(self, request: WsmanRequest, caller: Caller) -> Properties:
         return {"AllowHttpQopAuthOnly": 1, "CreationClassName": self.class_name,
                 "ElementName": "Intel(r) AMT Authorization Service", "EnabledState": 5,
                 "Name": "Intel(r) AMT Authorization Service", "RequestedState": 12,

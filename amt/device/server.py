@@ -45,7 +45,6 @@ from amt.device.tls import TlsCertificate
 from amt.operations.power import PowerState
 from amt.realms import AccessPermission
 from amt.wsman.values import instance_from_element
-from amt.wsman.xmlsafe import local_name
 from meshagent.errors import DecodeError
 from meshagent.log import get_logger
 
@@ -150,9 +149,7 @@ class SoftwareAmtDevice:
                            ssl_context=self.tls.server_context() if self.tls else None,
                            reuse_address=True)
         await site.start()
-        server = site._server  # aiohttp exposes the bound port only through the server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self._requested_port
+        self.port = self._runner.addresses[0][1]
         log.event("amt_sim_started", url=self.url, realm=self.realm)
 
     async def stop(self) -> None:
@@ -233,7 +230,8 @@ class SoftwareAmtDevice:
             return self.replies.instance(ns.ACTION_GET_RESPONSE, mid, uri,
                                          resource.get(request, caller))
         if operation == "Put":
-            if request.body is None or local_name(request.body.tag) != request.class_name:
+            if request.body is None or \
+                    request.body.tag != f"{{{request.resource_uri}}}{request.class_name}":
                 raise DeviceFault("SchemaValidationError", "Put needs the instance")
             updated = resource.put(request, instance_from_element(request.body), caller)
             return self.replies.instance(ns.ACTION_PUT_RESPONSE, mid, uri, updated)

@@ -21,7 +21,14 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from amt.device.resources import Caller, DeviceContext, MethodResult, Properties, Resource
+from amt.device.resources import (
+    Caller,
+    DeviceContext,
+    MethodResult,
+    Properties,
+    Resource,
+    WsmanRequest,
+)
 from amt.device.state import FpaclEntry, StorageApp, StorageBlock
 from amt.status import PtStatus
 from amt.wsman.values import CimInstance
@@ -74,7 +81,7 @@ class StorageService(Resource):
             "WriteBlock": self._write,
         }
 
-    def get(self, request: object, caller: Caller) -> Properties:
+    def get(self, request: WsmanRequest, caller: Caller) -> Properties:
         return _service_properties(self.class_name, STORAGE_NAME)
 
     # ---- sessions ---------------------------------------------------------------------
@@ -322,7 +329,7 @@ class StorageAdministrationService(Resource):
             "AdminRemoveApplication": self._admin_remove_app,
         }
 
-    def get(self, request: object, caller: Caller) -> Properties:
+    def get(self, request: WsmanRequest, caller: Caller) -> Properties:
         return _service_properties(self.class_name, ADMIN_NAME)
 
     def _global(self, params: CimInstance, caller: Caller) -> MethodResult:

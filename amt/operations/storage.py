@@ -93,6 +93,7 @@ class StorageSession:
         return (await self._call("GetBytesAvailable")).integer("BytesAvailable")
 
     async def allocate_block(self, size: int, name: str = "", hidden: bool = False) -> int:
+        """A new block of ``size`` bytes (a multiple of 4096, AMT's allocation unit)."""
         params: dict[str, ParamValue] = {"BytesRequested": size, "BlockHidden": hidden}
         if name:
             params["BlockName"] = name
@@ -107,6 +108,13 @@ class StorageSession:
             owner = await self.application_handle()
         return (await self._call("GetAllocatedBlocks", BlockOwnerApplication=owner)
                 ).integers("BlockHandles")
+
+    async def find_block(self, name: str, owner: int | None = None) -> int | None:
+        """The first block of ``owner`` (default: this application) named ``name``."""
+        for block in await self.allocated_blocks(owner):
+            if (await self.block_attributes(block)).name == name:
+                return block
+        return None
 
     async def block_attributes(self, block: int) -> BlockAttributes:
         output = await self._call("GetBlockAttributes", BlockHandle=block)

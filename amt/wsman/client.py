@@ -7,8 +7,8 @@ else is a MalformedResponse rather than a silently wrong value. HTTP statuses ot
 200 (success) and 400/500 (faults, raised by ``parse_reply``) are MalformedResponse too.
 
 ``invoke`` raises ReturnValueError for a non-zero ReturnValue unless ``check=False``.
-``enumerate`` pulls until EndOfSequence, bounded by ``max_items`` so a device that never
-ends its sequence cannot keep the client busy.
+``enumerate`` pulls until EndOfSequence, bounded by ``max_items`` items and ``max_pulls``
+requests, so a device that never ends its sequence cannot keep the client busy.
 """
 
 from __future__ import annotations
@@ -35,6 +35,11 @@ __all__ = ["Selectors", "WsmanClient"]
 Selectors = Mapping[str, str] | Sequence[tuple[str, str]] | None
 
 
+def _uri(resource: str) -> str:
+    """A class name's resource URI; a full URI is taken as it is."""
+    return resource if "/" in resource else ns.resource_uri(resource)
+
+
 def _selector_items(selectors: Selectors) -> tuple[tuple[str, str], ...]:
     if selectors is None:
         return ()
@@ -46,11 +51,13 @@ class WsmanClient:
     """WS-Management over one ``Transport``; safe to use from concurrent tasks."""
 
     def __init__(self, transport: Transport, *, max_reply_bytes: int = DEFAULT_MAX_BYTES,
-                 pull_max_elements: int = 100, max_items: int = 10_000) -> None:
+                 pull_max_elements: int = 100, max_items: int = 10_000,
+                 max_pulls: int = 1_000) -> None:
         self.transport = transport
         self.max_reply_bytes = max_reply_bytes
         self.pull_max_elements = pull_max_elements
         self.max_items = max_items
+        self.max_pulls = max_pulls
         self._ids = itertools.count(1)
 
     async def close(self) -> None:
@@ -58,8 +65,7 @@ class WsmanClient:
 
     async def _call(self, action: str, resource: str, body: str = "",
                     selectors: Selectors = None) -> Reply:
-        uri = ns.resource_uri(resource) if "/" not in resource else resource
-        request = envelope.request(action, uri, str(next(self._ids)), body,
+        request = envelope.request(action, _uri(resource), str(next(self._ids)), body,
                                    _selector_items(selectors))
         status, data = await self.transport.post(request)
         reply = parse_reply(data, status, self.max_reply_bytes)
@@ -83,17 +89,15 @@ class WsmanClient:
     async def put(self, resource: str, properties: Mapping[str, ParamValue],
                   selectors: Selectors = None) -> CimInstance:
         """Replace an instance; AMT wants every writable property, so pass the full instance."""
-        uri = ns.resource_uri(resource)
         reply = await self._call(ns.ACTION_PUT, resource,
-                                 envelope.instance_body(uri, properties), selectors)
+                                 envelope.instance_body(_uri(resource), properties), selectors)
         return self._instance(reply, f"Put {resource}")
 
     async def create(self, resource: str, properties: Mapping[str, ParamValue]
                      ) -> EndpointReference:
         """Create an instance; the reference to it from ``ResourceCreated``."""
-        uri = ns.resource_uri(resource)
         reply = await self._call(ns.ACTION_CREATE, resource,
-                                 envelope.instance_body(uri, properties))
+                                 envelope.instance_body(_uri(resource), properties))
         if reply.body is None or local_name(reply.body.tag) != "ResourceCreated":
             raise MalformedResponse(f"Create {resource}: no ResourceCreated in the reply")
         return epr_from_element(reply.body)
@@ -109,7 +113,7 @@ class WsmanClient:
         context = reply.body.findtext(f"{e}EnumerationContext") if reply.body is not None else None
         items: list[CimInstance] = []
         page = max_elements or self.pull_max_elements
-        while True:
+        for _ in range(self.max_pulls):
             if not context or not context.strip():
                 raise MalformedResponse(f"Enumerate {resource}: no EnumerationContext")
             reply = await self._call(ns.ACTION_PULL, resource,
@@ -126,13 +130,15 @@ class WsmanClient:
             if body.find(f"{e}EndOfSequence") is not None:
                 return items
             context = body.findtext(f"{e}EnumerationContext")
+        raise MalformedResponse(f"Enumerate {resource}: no EndOfSequence after "
+                                f"{self.max_pulls} pulls")
 
     async def invoke(self, resource: str, method: str,
                      params: Mapping[str, ParamValue] | None = None,
                      selectors: Selectors = None, *, check: bool = True) -> CimInstance:
         """Run a method; its ``_OUTPUT`` (with ``ReturnValue``) as an instance."""
-        uri = ns.resource_uri(resource)
-        reply = await self._call(ns.method_action(resource, method), resource,
+        uri = _uri(resource)
+        reply = await self._call(f"{uri}/{method}", resource,
                                  envelope.method_body(uri, method, params or {}), selectors)
         output = self._instance(reply, f"{resource}.{method}")
         if output.class_name != f"{method}_OUTPUT":

@@ -121,6 +121,9 @@ class DigestSigner:
     """
 
     def __init__(self, user: str, password: str) -> None:
+        if not user or any(ch in user for ch in '"\\\r\n'):
+            raise ValueError("a digest user name must be non-empty, without quotes, "
+                             "backslashes or line breaks")
         self.user = user
         self._password = password
         self.challenge: DigestChallenge | None = None

@@ -60,7 +60,7 @@ async def hostile() -> AsyncIterator[HostileDevice]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    device.port = site._server.sockets[0].getsockname()[1]
+    device.port = runner.addresses[0][1]
     yield device
     device.released.set()
     await runner.cleanup()
