@@ -33,7 +33,7 @@ from meshagent.errors import ConfigError
 __all__ = [
     "AgentConfig", "NodeConfig", "NetworkConfig", "DiscoveryConfig", "MembershipConfig",
     "SessionsConfig", "RoutingConfig", "ControlConfig", "LogConfig", "ServerConfig",
-    "load_config", "parse_config", "describe_keys", "parse_host_port", "DEFAULT_PORT",
+    "AmtConfig", "load_config", "parse_config", "describe_keys", "parse_host_port", "DEFAULT_PORT",
 ]
 
 DEFAULT_PORT = 7946
@@ -175,6 +175,34 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class AmtConfig:
+    """[amt]: this computer's Intel AMT, which answers for it while it sleeps."""
+
+    address: str = _key("Host (or host:port) of this computer's own AMT, as the local "
+                        "manageability service reports it; empty = no AMT (the agent still "
+                        "reads and wakes its peers' AMT with the credentials they share).", "")
+    tls: bool = _key("Talk to AMT over TLS (port 16993) instead of HTTP (16992).", False)
+    cert_sha256: str = _key("SHA-256 (hex) of AMT's TLS certificate, pinned and shared with "
+                            "peers; empty = not checked.", "")
+    admin_user: str = _key("AMT administrator account the agent provisions with.", "admin")
+    admin_password_file: Path = _key("File holding the AMT administrator password (keep it "
+                                     "owner-only); empty = <state_dir>/amt-admin.password.",
+                                     Path(""))
+    share_wake: bool = _key("Give members a second AMT account with only the Remote Control "
+                            "realm so that `meshctl wake` works; false = peers can read power "
+                            "state and the 3PDS record but never change power.", True)
+    guest_user: str = _key("Name of the read-only guest account (General Info + Storage).",
+                           "mesh-guest")
+    waker_user: str = _key("Name of the wake account (Remote Control only).", "mesh-waker")
+    record_interval_s: float = _key("Seconds between rewrites of this node's record in AMT's "
+                                    "third-party storage (it is also written before sleep).",
+                                    300.0, minimum=1, maximum=86400)
+    probe_timeout_s: float = _key("Longest time spent asking one peer's AMT (power state "
+                                  "and record, all requests together).", 5.0, minimum=0.1,
+                                  maximum=120)
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """The whole file; one attribute per section."""
 
@@ -187,6 +215,7 @@ class AgentConfig:
     control: ControlConfig = field(default_factory=ControlConfig)
     log: LogConfig = field(default_factory=LogConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    amt: AmtConfig = field(default_factory=AmtConfig)
 
     @property
     def control_socket(self) -> Path:
@@ -317,6 +346,10 @@ def parse_config(data: dict[str, Any], base_dir: Path = Path(".")) -> AgentConfi
     config = replace(config, node=replace(node, state_dir=state_dir))
     if str(config.control.socket) not in ("", "."):
         config = replace(config, control=ControlConfig(socket=base_dir / config.control.socket))
+    password_file = config.amt.admin_password_file
+    config = replace(config, amt=replace(config.amt, admin_password_file=(
+        base_dir / password_file if str(password_file) not in ("", ".")
+        else config.node.state_dir / "amt-admin.password")))
     _check_addresses(config)
     return config
 
