@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 from aiohttp import web
-from amt_support import ADMIN_PASSWORD, fixture_bytes
+from amt_support import ADMIN_PASSWORD, FixtureTransport, fixture_bytes
 
 from amt import AmtClient, AmtFault, AmtTimeout, MalformedResponse
 from amt.device import SoftwareAmtDevice
 from amt.errors import fault_class
 from amt.operations.storage import StorageSession
+from amt.wsman.client import WsmanClient
 from amt.wsman.digest import DigestChallenge, DigestSigner
 
 Behaviour = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -233,3 +234,16 @@ async def test_device_refuses_oversized_requests(device):
     status, _ = await post(device.port, b"<a>" + b"x" * 400_000 + b"</a>",
                            sign_as_admin(device))
     assert status == 413
+
+
+async def test_sequence_that_never_ends_is_cut_off():
+    pages = ["software_identity_pull_page1"] * 6
+    wsman = WsmanClient(FixtureTransport("software_identity_enumerate", *pages), max_pulls=5)
+    with pytest.raises(MalformedResponse, match="no EndOfSequence after 5 pulls"):
+        await wsman.enumerate("CIM_SoftwareIdentity")
+
+
+@pytest.mark.parametrize("user", ['ad"min', "ad\\min", "ad\r\nmin", ""])
+def test_user_names_that_would_break_the_digest_header_are_refused(user):
+    with pytest.raises(ValueError):
+        AmtClient("127.0.0.1", 16992, user, "pw")
