@@ -37,6 +37,7 @@ from typing import Any
 import psutil
 
 from meshagent import __version__, handshake
+from meshagent.commands import TagStore
 from meshagent.config import AgentConfig
 from meshagent.control import ControlServer
 from meshagent.discovery import Discovery
@@ -48,6 +49,7 @@ from meshagent.identity import (
     NodeCredentials,
     RevocationList,
 )
+from meshagent.leader import Leadership
 from meshagent.log import get_logger
 from meshagent.membership import Member, Membership, MemberState
 from meshagent.profiles import Profile
@@ -129,6 +131,12 @@ class Agent:
         self.control = ControlServer(config.control_socket, {
             "status": self._status, "nodes": self._nodes, "routes": self._routes,
             "sessions": self._sessions, "ping": self._ping})
+        # Election, the command relay and, with [server] configured, the leader's uplink.
+        self.tags = TagStore(config.node.tags,
+                             on_change=lambda tags: self.membership.update_record(tags=tags))
+        self.leadership = Leadership(self.membership, self.router, self.credentials,
+                                     config.node.state_dir, config.server, self.tags)
+        self.control.register("leader", self.leadership.status)
         self._unsubscribe = self.membership.on_change(self._member_changed)
         self._running = False
 
@@ -149,6 +157,7 @@ class Agent:
             await self.sessions.start()
             await self.membership.start()
             await self.router.start()
+            await self.leadership.start()
             if self.discovery is not None:
                 await self.discovery.start()
         except BaseException:
@@ -169,6 +178,7 @@ class Agent:
     async def _teardown(self, leave: bool) -> None:
         if self.discovery is not None:
             await self.discovery.stop()
+        await self.leadership.stop()
         await self.router.stop()
         await self.sessions.stop()
         if leave:

@@ -388,7 +388,10 @@ class Election:
         if self._reach == Reach.FAILING and now >= self._failing_until:
             self._set_reach(Reach.OK)
         members = self.membership.members()
-        leaderless_for = 0.0 if self._leaderless_since is None else now - self._leaderless_since
+        # Succession delays count from the end of the start-up grace, so that nodes that
+        # start together do not all find their turn has come when it ends.
+        leaderless_for = 0.0 if self._leaderless_since is None else \
+            max(0.0, now - max(self._leaderless_since, self._claims_from))
         decision = decide(members, self.node_id, leaderless_for, self.settings.claim_stagger_s,
                           self.known_term)
         self._ranked = decision.ranked

@@ -14,6 +14,10 @@ VERBS = [
     "meshagent.cli.ctl_keys",
     "meshagent.cli.ctl_allowlist",
     "meshagent.cli.ctl_nodes",
+    "meshagent.cli.ctl_run",
+    "meshagent.cli.ctl_results",
+    "meshagent.cli.ctl_leader",
+    "meshagent.cli.ctl_audit",
 ]
 
 

@@ -1,0 +1,160 @@
+"""A local mesh of agent processes behind a real web service: what the leader tests, the
+leader benchmark and the demo's leader steps share.
+
+``LeaderLab.create(directory, count)`` writes a mesh (``demo.create_mesh``) whose agents
+know the service (``[server]`` url and pin), gives every node the root-signed allowlist,
+authorises an operator, and makes the service's TLS certificate; ``start_service`` runs
+the web service (SQLite) in this process; ``start_agents`` runs the agents as
+``meshagent run`` processes. ``submit`` signs and queues a command like ``meshctl run``;
+``results`` / ``leader`` read the service's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshagent.commands import (
+    BUILTIN_ACTIONS,
+    OperatorCertificate,
+    OperatorKey,
+    SignedCommand,
+    Target,
+    authorise_operator,
+    build_allowlist,
+    sign_command,
+)
+from meshagent.demo import ROOT_FILE, AgentProcess, LocalMesh, create_mesh, loopback_addresses
+from meshagent.errors import MeshError
+from meshagent.identity import MeshRoot
+from meshagent.leader import ALLOWLIST_FILE
+from meshagent.server.app import WebService
+from meshagent.server.auth import PasswordHash
+from meshagent.server.db import LeaderRow, NodeFilter, ResultRow
+from meshagent.server.service import MeshConfig
+from meshagent.server.tls import make_self_signed, server_ssl_context
+
+__all__ = ["LeaderLab", "LAB_PASSWORD"]
+
+LAB_PASSWORD = "leader-lab"
+SERVICE_DIR = "service"
+
+
+@dataclass
+class LeaderLab:
+    directory: Path
+    mesh: LocalMesh
+    root: MeshRoot
+    operator: OperatorKey
+    operator_cert: OperatorCertificate
+    pin: bytes
+    service_port: int
+    web: WebService | None = None
+    agents: list[AgentProcess] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, directory: Path, count: int, *, service_port: int, agent_port: int = 17946,
+               first_address: int = 2, profile: str = "local", log_level: str = "warning",
+               extra_config: str = "", actions: Sequence[str] | None = None,
+               scripts: Mapping[str, bytes] | None = None) -> LeaderLab:
+        """``actions`` (default: every built-in) and ``scripts`` (name -> bytes) make the
+        allowlist each node holds."""
+        directory = Path(directory).resolve()
+        addresses = loopback_addresses(count, agent_port, first_address)
+        tls_dir = directory.parent / f"{directory.name}-{SERVICE_DIR}"
+        tls_dir.mkdir(parents=True, exist_ok=True)
+        pin = make_self_signed(tls_dir, ["127.0.0.1", "localhost"])
+        server = (f"[server]\nurl = \"wss://127.0.0.1:{service_port}/uplink\"\n"
+                  f"pin = \"{pin.hex()}\"\n")
+        mesh = create_mesh(directory, count, addresses=addresses, profile=profile,
+                           log_level=log_level, extra_config=server + extra_config)
+        root = MeshRoot.load(directory / ROOT_FILE)
+        allowlist = build_allowlist(root, sorted(actions or BUILTIN_ACTIONS),
+                                    dict(scripts or {}))
+        for node in mesh.nodes:
+            allowlist.save(node.directory / "state" / ALLOWLIST_FILE)
+        operator = OperatorKey.generate("lab-operator")
+        cert = authorise_operator(root, operator.public, "lab-operator", ["*"], 24 * 3600.0,
+                                  now=time.time() - 60)
+        return cls(directory, mesh, root, operator, cert, pin, service_port)
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.directory.parent / f"{self.directory.name}-{SERVICE_DIR}"
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.service_port}"
+
+    @property
+    def mesh_id(self) -> bytes:
+        return self.root.mesh_id
+
+    # --- the web service ---------------------------------------------------------------
+
+    async def start_service(self) -> WebService:
+        self.web = WebService(f"sqlite://{self.tls_dir}/service.db",
+                              [MeshConfig(self.root.trust, "lab")],
+                              PasswordHash.of(LAB_PASSWORD), "127.0.0.1", self.service_port,
+                              server_ssl_context(self.tls_dir), self.pin)
+        await self.web.start()
+        return self.web
+
+    async def stop_service(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
+
+    @property
+    def service(self) -> Any:
+        if self.web is None or self.web.service is None:
+            raise MeshError("the lab's web service is not running")
+        return self.web.service
+
+    # --- agents ------------------------------------------------------------------------
+
+    async def start_agents(self, indexes: Sequence[int] | None = None) -> None:
+        if not self.agents:
+            self.agents = [AgentProcess(node) for node in self.mesh.nodes]
+        chosen = [self.agents[i] for i in (indexes if indexes is not None
+                                            else range(len(self.agents)))]
+        for agent in chosen:
+            agent.start()
+        await asyncio.gather(*(agent.wait_ready() for agent in chosen))
+
+    def agent_of(self, node_id: bytes) -> AgentProcess:
+        for agent in self.agents:
+            if self.mesh.node_ids[agent.node.name] == node_id:
+                return agent
+        raise KeyError(node_id.hex())
+
+    def stop_agents(self) -> None:
+        for agent in self.agents:
+            agent.stop()
+
+    # --- commands and what the service knows -------------------------------------------
+
+    def command(self, target: Target, action: str = "ping",
+                args: Mapping[str, Any] | None = None, ttl: float = 600.0) -> SignedCommand:
+        return sign_command(self.operator, self.operator_cert, target, action, args, ttl)
+
+    async def submit(self, command: SignedCommand) -> list[bytes]:
+        """Queue a signed command at the service (as ``POST /api/commands`` does)."""
+        _, targets = await self.service.submit(command.to_wire(), actor="lab")
+        return targets
+
+    async def results(self, command_id: bytes) -> list[ResultRow]:
+        return await self.service.db.results(command_id=command_id, limit=100_000)
+
+    async def leader(self) -> LeaderRow | None:
+        """The mesh's leader as the service holds it (connected or not)."""
+        rows = [row for row in await self.service.db.leaders() if row.mesh_id == self.mesh_id]
+        return rows[0] if rows else None
+
+    async def known_nodes(self) -> int:
+        rows = await self.service.db.nodes(NodeFilter(mesh_id=self.mesh_id, state="alive"))
+        return len(rows)
