@@ -7,12 +7,12 @@ signed allowlist to run at all.
 
 from __future__ import annotations
 
-from meshagent.commands.actions import inventory, ping, power, script, tags
+from meshagent.commands.actions import inventory, ping, power, script, tags, wake
 from meshagent.commands.actions.base import ActionContext, ActionError, ActionSpec
 
 __all__ = ["BUILTIN_ACTIONS", "ActionContext", "ActionError", "ActionSpec"]
 
 BUILTIN_ACTIONS: dict[str, ActionSpec] = {
     spec.name: spec for spec in (ping.ACTION, inventory.ACTION, script.ACTION, power.ACTION,
-                                 tags.ACTION)
+                                 tags.ACTION, wake.ACTION)
 }
