@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from meshagent.core._checks import gcm_arguments
 from meshagent.core._native import ffi, lib
-from meshagent.core.cbackend.frame import count_frames, encode_frames, frames_from_infos, scan
+from meshagent.core.cbackend.frame import count_frames, encode_frames, frames_from_wire, scan
 from meshagent.core.errors import FrameMalformed, ensure
 from meshagent.core.frame import Buffer, Frame
 from meshagent.core.tunnel import TunnelBase
@@ -87,7 +87,7 @@ class Tunnel(TunnelBase):
                                            self._sizes, self._sizes + 1))
         return out
 
-    def _open_runs(self, runs: list[memoryview], infos: object, max_infos: int) -> bytearray:
+    def _open_runs(self, runs: list[memoryview]) -> bytearray:
         """Open every run of whole records into one new buffer of their payloads."""
         counts = [count_frames(run, sealed=True) for run in runs]
         out = bytearray(sum(len(run) - count * _RECORD_OVERHEAD
@@ -96,7 +96,7 @@ class Tunnel(TunnelBase):
         written = 0
         for run in runs:
             ensure(lib.mesh_tunnel_open_records(self._session, ffi.from_buffer(run), len(run),
-                                                infos, max_infos, target + written,
+                                                ffi.NULL, 0, target + written,
                                                 len(out) - written, self._sizes,
                                                 self._sizes + 1))
             written += self._sizes[0]
@@ -106,12 +106,12 @@ class Tunnel(TunnelBase):
         count = count_frames(records, sealed=True)
         if max_frames is not None and count > max_frames:
             raise FrameMalformed(f"{count} records where at most {max_frames} belong")
-        infos = ffi.new("mesh_frame_info[]", count)
-        out = self._open_runs([records], infos, count)
-        return frames_from_infos(infos, count, memoryview(out).toreadonly())
+        out = self._open_runs([records])
+        return frames_from_wire(records, count, sealed=True,
+                                payloads=memoryview(out).toreadonly())
 
     def _open_payloads(self, runs: list[memoryview]) -> bytearray:
-        return self._open_runs(runs, ffi.NULL, 0)
+        return self._open_runs(runs)
 
     def _wipe(self) -> None:
         ffi.release(self._session)  # mesh_tunnel_free: cleanses and frees now
