@@ -18,6 +18,7 @@ VERBS = [
     "meshagent.cli.ctl_results",
     "meshagent.cli.ctl_leader",
     "meshagent.cli.ctl_audit",
+    "meshagent.cli.ctl_wake",
 ]
 
 

@@ -11,8 +11,10 @@ from bridge_support import bridged_mesh
 from amt import PowerState
 from meshagent.amtbridge import AmtPolicy
 from meshagent.amtbridge.bridge import AmtBridge
+from meshagent.cli.ctl_wake import choose_waker
 from meshagent.commands import ActionContext, ActionError, PowerControl, TagStore
 from meshagent.commands.actions import BUILTIN_ACTIONS
+from meshagent.errors import ConfigError
 from meshagent.membership import MemberState
 from tests.mesh.meshkit import wait_until
 
@@ -58,3 +60,25 @@ async def test_wake_refusals_have_stable_codes() -> None:
             assert refused.value.code == code, args
     finally:
         await mesh.stop()
+
+
+def _node(node: str, state: str, *addresses: str, leader: str | None = None) -> dict:
+    return {"node": node, "state": state, "via_leader": leader,
+            "record": {"addresses": list(addresses)}}
+
+
+def test_console_picks_a_live_peer_on_the_sleepers_network() -> None:
+    sleeper = _node("aa", "asleep", "10.1.2.7:7946", leader="ll")
+    nodes = [sleeper, _node("ll", "alive", "10.9.0.1:7946"),
+             _node("bb", "alive", "10.1.2.9:7946"), _node("cc", "asleep", "10.1.2.8:7946"),
+             _node("dd", "unreachable", "10.1.2.10:7946")]
+    assert choose_waker(sleeper, nodes) == "bb"
+    nodes.append(_node("ll", "alive", "10.1.2.1:7946"))  # the leader, on that network too
+    assert choose_waker(sleeper, nodes) == "ll"
+
+
+def test_console_falls_back_to_the_leader_and_then_gives_up() -> None:
+    sleeper = _node("aa", "off", "192.168.5.5:7946", leader="ll")
+    assert choose_waker(sleeper, [sleeper, _node("ll", "alive", "10.0.0.1:1")]) == "ll"
+    with pytest.raises(ConfigError):
+        choose_waker(_node("aa", "off", "[fd00::5]:7946"), [])
