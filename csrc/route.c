@@ -1,24 +1,40 @@
-/* Routing table storage: a dense array of records plus an open-addressing index.
+/* Routing table storage: one open-addressing array of 32-byte slots, plus a neighbour table.
  *
- *   slots[]   uint32, power-of-two count >= 1.5 x capacity; 0 = empty, else record index + 1.
- *             Linear probing; deletion shifts later members of the probe run back
- *             (no tombstones), so lookups never degrade as routes come and go.
- *   records[] mesh_route, the first `size` in use, in no particular order; removal moves the
- *             last record into the hole and repoints its slot.
+ *   slots[]      capacity * 3/2 + 1 slots (load at most 2/3; at least one always empty, so
+ *                every probe ends). A slot holds the destination id, seq, expiry, metric and
+ *                the next hop as a 16-bit neighbour index: 32 bytes, two per cache line, so a
+ *                lookup costs one cache miss. Linear probing; removal shifts later members
+ *                of the probe run back (Knuth 6.4, algorithm R), so there are no tombstones
+ *                and lookups never degrade as routes come and go.
+ *   neighbours   the distinct next hops in use, at most max_neighbours: ids, a count of the
+ *                routes using each, and a small open-addressing map id -> index. An index
+ *                whose count fell to zero stays mapped (and is found again by its id) until
+ *                the neighbours run out; then the map is rebuilt from the live ones and the
+ *                rest are reused. Indices of live neighbours never change.
  *
  * Node ids are already SHA-256 output, so the slot hash only mixes their bytes with a
- * per-table seed (two multiply-xorshift rounds); the seed keeps someone who announces chosen
- * ids from building long probe runs offline. It is not a cryptographic PRF: the load limit
- * (at most 2/3) is what bounds the expected probe length.
+ * per-table seed (two multiply-xorshift rounds) and maps the result onto the slot count by
+ * multiplication (no power-of-two rounding, which would waste memory). The seed keeps someone
+ * who announces chosen ids from building long probe runs offline; it is not a cryptographic
+ * PRF: the load limit is what bounds the expected probe length.
  *
- * Batch lookups pipeline memory access: the slot of id i+16 and the record of id i+8 are
- * prefetched while id i is resolved, so a batch runs at memory-level parallelism instead of one
- * cache miss after another.
+ * Big slot arrays are mapped with transparent huge pages advised on Linux: random lookups
+ * over tens of megabytes are otherwise dominated by TLB misses. Batch lookups prefetch the
+ * slot of id i+PREFETCH_AHEAD while id i is resolved, so a batch runs at memory-level
+ * parallelism instead of one cache miss after another.
  */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE /* mmap flags and madvise under -std=c11 */
+#endif
+
 #include "route.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define MESH_PREFETCH(address) __builtin_prefetch((address))
@@ -26,28 +42,92 @@
 #define MESH_PREFETCH(address) ((void)(address))
 #endif
 
-enum { PREFETCH_SLOT_AHEAD = 16, PREFETCH_RECORD_AHEAD = 8 };
+enum {
+    PREFETCH_AHEAD = 12,
+    /* Slot arrays at least this big are mmap'ed with huge pages advised; smaller ones use
+     * calloc (which AddressSanitizer instruments). */
+    HUGE_MAPPING_BYTES = 8 << 20,
+};
 
-_Static_assert(sizeof(mesh_route) == 44, "mesh_route is the 44-byte stored record");
+typedef struct route_slot {
+    uint8_t node_id[MESH_NODE_ID_BYTES];
+    uint32_t seq;
+    uint32_t expires;
+    uint16_t metric;
+    uint16_t neighbour; /* index into the neighbour table */
+    uint32_t used;      /* 0: empty slot */
+} route_slot;
+
+_Static_assert(sizeof(route_slot) == 32, "a route slot is half a cache line");
+
+typedef struct neighbour_table {
+    uint32_t capacity;  /* max_neighbours */
+    uint32_t issued;    /* indices handed out so far */
+    uint32_t reusable;  /* entries of `spare` */
+    uint32_t map_mask;  /* map has a power of two >= 2 x capacity entries */
+    uint8_t (*ids)[MESH_NODE_ID_BYTES];
+    uint32_t *users;    /* routes whose next hop this is */
+    uint16_t *map;      /* 0: empty, else index + 1 */
+    uint16_t *spare;    /* indices freed by the last rebuild */
+} neighbour_table;
 
 struct mesh_route_table {
     uint32_t capacity;
     uint32_t size;
-    uint32_t slot_mask;
+    uint32_t slot_count;
     uint64_t hash_seed;
-    uint32_t *slots;
-    mesh_route *records;
+    size_t slot_bytes;
+    route_slot *slots;
+    neighbour_table neighbours;
 };
 
-static size_t slot_of(const mesh_route_table *table, const uint8_t *node_id) {
+/* --- memory ------------------------------------------------------------------------------ */
+
+static void *alloc_zeroed(size_t bytes) {
+#if defined(__linux__)
+    if (bytes >= HUGE_MAPPING_BYTES) {
+        void *mapping =
+            mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mapping == MAP_FAILED) return NULL;
+#if defined(MADV_HUGEPAGE)
+        (void)madvise(mapping, bytes, MADV_HUGEPAGE); /* advice only: fine if refused */
+#endif
+        return mapping;
+    }
+#endif
+    return calloc(1, bytes);
+}
+
+static void free_zeroed(void *memory, size_t bytes) {
+    if (!memory) return;
+#if defined(__linux__)
+    if (bytes >= HUGE_MAPPING_BYTES) {
+        munmap(memory, bytes);
+        return;
+    }
+#endif
+    (void)bytes;
+    free(memory);
+}
+
+/* --- hashing ----------------------------------------------------------------------------- */
+
+static uint64_t id_hash(uint64_t seed, const uint8_t *id) {
     uint64_t low, high;
-    memcpy(&low, node_id, sizeof low);
-    memcpy(&high, node_id + sizeof low, sizeof high);
-    uint64_t hash = (low ^ table->hash_seed) * UINT64_C(0x9E3779B97F4A7C15);
+    memcpy(&low, id, sizeof low);
+    memcpy(&high, id + sizeof low, sizeof high);
+    uint64_t hash = (low ^ seed) * UINT64_C(0x9E3779B97F4A7C15);
     hash ^= hash >> 32;
     hash = (hash ^ high) * UINT64_C(0xC2B2AE3D27D4EB4F);
-    hash ^= hash >> 29;
-    return (size_t)(hash & table->slot_mask);
+    return hash ^ (hash >> 29);
+}
+
+static size_t slot_of(const mesh_route_table *table, const uint8_t *node_id) {
+    return (size_t)(((id_hash(table->hash_seed, node_id) >> 32) * table->slot_count) >> 32);
+}
+
+static size_t next_slot(const mesh_route_table *table, size_t slot) {
+    return slot + 1 == table->slot_count ? 0 : slot + 1;
 }
 
 static int same_id(const uint8_t *a, const uint8_t *b) {
@@ -59,43 +139,88 @@ static int is_zero_id(const uint8_t *id) {
     return same_id(id, zero);
 }
 
-/* Slot index holding node_id, or the empty slot ending its probe run (*found = 0). */
-static size_t probe(const mesh_route_table *table, const uint8_t *node_id, int *found) {
-    size_t slot = slot_of(table, node_id);
+/* --- neighbours -------------------------------------------------------------------------- */
+
+static uint64_t neighbour_seed(const mesh_route_table *table) {
+    return table->hash_seed ^ UINT64_C(0x5851F42D4C957F2D);
+}
+
+/* Map position holding `id`'s index, or the empty one ending its probe run (*index = -1). */
+static size_t neighbour_probe(const mesh_route_table *table, const uint8_t *id, long *index) {
+    const neighbour_table *n = &table->neighbours;
+    size_t position = (size_t)(id_hash(neighbour_seed(table), id) & n->map_mask);
     for (;;) {
-        uint32_t entry = table->slots[slot];
-        if (entry == 0) {
-            *found = 0;
-            return slot;
+        uint16_t entry = n->map[position];
+        if (entry == 0 || same_id(n->ids[entry - 1], id)) {
+            *index = entry ? (long)entry - 1 : -1;
+            return position;
         }
-        if (same_id(table->records[entry - 1].node_id, node_id)) {
-            *found = 1;
-            return slot;
-        }
-        slot = (slot + 1) & table->slot_mask;
+        position = (position + 1) & n->map_mask;
     }
 }
 
-static const mesh_route *find(const mesh_route_table *table, const uint8_t *node_id) {
-    int found;
-    size_t slot = probe(table, node_id, &found);
-    return found ? &table->records[table->slots[slot] - 1] : NULL;
+/* Keep only the neighbours some route uses in the map; the others become reusable. */
+static void neighbour_rebuild(mesh_route_table *table) {
+    neighbour_table *n = &table->neighbours;
+    memset(n->map, 0, ((size_t)n->map_mask + 1) * sizeof *n->map);
+    n->reusable = 0;
+    for (uint32_t index = 0; index < n->issued; index++) {
+        if (n->users[index] == 0) {
+            n->spare[n->reusable++] = (uint16_t)index;
+            continue;
+        }
+        long found;
+        size_t position = neighbour_probe(table, n->ids[index], &found);
+        n->map[position] = (uint16_t)(index + 1);
+    }
 }
 
-mesh_route_table *mesh_route_table_new(uint32_t capacity, uint64_t hash_seed) {
-    if (capacity == 0 || capacity > MESH_ROUTE_CAPACITY_MAX) return NULL;
-    uint64_t wanted = (uint64_t)capacity + capacity / 2 + 1;
-    uint64_t slot_count = 1;
-    while (slot_count < wanted) slot_count <<= 1;
+/* The neighbour index of `id`, adding it if new; -1 when max_neighbours are in use. */
+static long neighbour_index(mesh_route_table *table, const uint8_t *id) {
+    neighbour_table *n = &table->neighbours;
+    long index;
+    size_t position = neighbour_probe(table, id, &index);
+    if (index >= 0) return index;
+    if (n->issued < n->capacity) {
+        index = (long)n->issued++;
+    } else {
+        if (n->reusable == 0) {
+            neighbour_rebuild(table);
+            if (n->reusable == 0) return -1;
+            position = neighbour_probe(table, id, &index);
+        }
+        index = n->spare[--n->reusable];
+    }
+    memcpy(n->ids[index], id, MESH_NODE_ID_BYTES);
+    n->map[position] = (uint16_t)(index + 1);
+    return index;
+}
 
+/* --- table ------------------------------------------------------------------------------- */
+
+mesh_route_table *mesh_route_table_new(uint32_t capacity, uint32_t max_neighbours,
+                                       uint64_t hash_seed) {
+    if (capacity == 0 || capacity > MESH_ROUTE_CAPACITY_MAX || max_neighbours == 0 ||
+        max_neighbours > MESH_ROUTE_NEIGHBOURS_MAX)
+        return NULL;
     mesh_route_table *table = calloc(1, sizeof *table);
     if (!table) return NULL;
     table->capacity = capacity;
-    table->slot_mask = (uint32_t)(slot_count - 1);
+    table->slot_count = capacity + capacity / 2 + 1;
     table->hash_seed = hash_seed;
-    table->slots = calloc((size_t)slot_count, sizeof *table->slots);
-    table->records = malloc((size_t)capacity * sizeof *table->records);
-    if (!table->slots || !table->records) {
+    table->slot_bytes = (size_t)table->slot_count * sizeof(route_slot);
+    table->slots = alloc_zeroed(table->slot_bytes);
+
+    neighbour_table *n = &table->neighbours;
+    uint32_t map_size = 1;
+    while (map_size < 2 * max_neighbours) map_size <<= 1;
+    n->capacity = max_neighbours;
+    n->map_mask = map_size - 1;
+    n->ids = calloc(max_neighbours, sizeof *n->ids);
+    n->users = calloc(max_neighbours, sizeof *n->users);
+    n->spare = calloc(max_neighbours, sizeof *n->spare);
+    n->map = calloc(map_size, sizeof *n->map);
+    if (!table->slots || !n->ids || !n->users || !n->spare || !n->map) {
         mesh_route_table_free(table);
         return NULL;
     }
@@ -104,8 +229,11 @@ mesh_route_table *mesh_route_table_new(uint32_t capacity, uint64_t hash_seed) {
 
 void mesh_route_table_free(mesh_route_table *table) {
     if (!table) return;
-    free(table->slots);
-    free(table->records);
+    free_zeroed(table->slots, table->slot_bytes);
+    free(table->neighbours.ids);
+    free(table->neighbours.users);
+    free(table->neighbours.spare);
+    free(table->neighbours.map);
     free(table);
 }
 
@@ -117,13 +245,34 @@ uint32_t mesh_route_table_size(const mesh_route_table *table) { return table ? t
 
 size_t mesh_route_table_memory_bytes(const mesh_route_table *table) {
     if (!table) return 0;
-    return sizeof *table + ((size_t)table->slot_mask + 1) * sizeof *table->slots +
-           (size_t)table->capacity * sizeof *table->records;
+    const neighbour_table *n = &table->neighbours;
+    return sizeof *table + table->slot_bytes +
+           (size_t)n->capacity * (sizeof *n->ids + sizeof *n->users + sizeof *n->spare) +
+           ((size_t)n->map_mask + 1) * sizeof *n->map;
 }
 
 int mesh_route_seq_newer(uint32_t a, uint32_t b) {
     uint32_t distance = a - b;
     return distance != 0 && distance < UINT32_C(0x80000000);
+}
+
+/* Slot holding node_id, or the empty slot ending its probe run (*found = 0). */
+static size_t probe(const mesh_route_table *table, const uint8_t *node_id, int *found) {
+    size_t slot = slot_of(table, node_id);
+    for (;;) {
+        const route_slot *candidate = &table->slots[slot];
+        if (!candidate->used || same_id(candidate->node_id, node_id)) {
+            *found = candidate->used != 0;
+            return slot;
+        }
+        slot = next_slot(table, slot);
+    }
+}
+
+static const route_slot *find(const mesh_route_table *table, const uint8_t *node_id) {
+    int found;
+    size_t slot = probe(table, node_id, &found);
+    return found ? &table->slots[slot] : NULL;
 }
 
 int mesh_route_update(mesh_route_table *table, const uint8_t *node_id, const uint8_t *next_hop,
@@ -132,22 +281,28 @@ int mesh_route_update(mesh_route_table *table, const uint8_t *node_id, const uin
         is_zero_id(next_hop))
         return MESH_ERR_ARGUMENT;
     int found;
-    size_t slot = probe(table, node_id, &found);
-    mesh_route *route;
+    route_slot *route = &table->slots[probe(table, node_id, &found)];
     if (found) {
-        route = &table->records[table->slots[slot] - 1];
+        int same_hop = same_id(table->neighbours.ids[route->neighbour], next_hop);
         int accepted = mesh_route_seq_newer(seq, route->seq) ||
-                       (seq == route->seq &&
-                        (metric < route->metric || same_id(next_hop, route->next_hop)));
+                       (seq == route->seq && (metric < route->metric || same_hop));
         if (!accepted) return MESH_ROUTE_REJECTED;
-    } else {
-        if (table->size == table->capacity) return MESH_ERR_TABLE_FULL;
-        route = &table->records[table->size];
-        memcpy(route->node_id, node_id, MESH_NODE_ID_BYTES);
-        route->reserved = 0;
-        table->slots[slot] = ++table->size;
+    } else if (table->size == table->capacity) {
+        return MESH_ERR_TABLE_FULL;
     }
-    memcpy(route->next_hop, next_hop, MESH_NODE_ID_BYTES);
+    /* Adding the new next hop's user before dropping the old one's keeps the old one from
+     * being reclaimed while it is still this route's. Nothing changes if this fails. */
+    long neighbour = neighbour_index(table, next_hop);
+    if (neighbour < 0) return MESH_ERR_TABLE_FULL;
+    table->neighbours.users[neighbour]++;
+    if (found) {
+        table->neighbours.users[route->neighbour]--;
+    } else {
+        memcpy(route->node_id, node_id, MESH_NODE_ID_BYTES);
+        route->used = 1;
+        table->size++;
+    }
+    route->neighbour = (uint16_t)neighbour;
     route->metric = metric;
     route->seq = seq;
     route->expires = expires;
@@ -157,9 +312,8 @@ int mesh_route_update(mesh_route_table *table, const uint8_t *node_id, const uin
 int mesh_route_withdraw(mesh_route_table *table, const uint8_t *node_id, uint32_t seq) {
     if (!table || !node_id) return MESH_ERR_ARGUMENT;
     int found;
-    size_t slot = probe(table, node_id, &found);
+    route_slot *route = &table->slots[probe(table, node_id, &found)];
     if (!found) return MESH_ROUTE_REJECTED;
-    mesh_route *route = &table->records[table->slots[slot] - 1];
     int accepted = mesh_route_seq_newer(seq, route->seq) ||
                    (seq == route->seq && route->metric != MESH_ROUTE_METRIC_INFINITY);
     if (!accepted) return MESH_ROUTE_REJECTED;
@@ -168,76 +322,64 @@ int mesh_route_withdraw(mesh_route_table *table, const uint8_t *node_id, uint32_
     return MESH_ROUTE_ACCEPTED;
 }
 
-/* Empties `slot` and shifts back later members of its probe run that may move (Knuth 6.4,
- * algorithm R): a member whose home lies cyclically in (hole, member] must stay. */
+/* Empties `hole` and shifts back later members of its probe run that may move: a member
+ * whose home lies cyclically in (hole, member] must stay where it is. */
 static void clear_slot(mesh_route_table *table, size_t hole) {
     size_t slot = hole;
     for (;;) {
-        slot = (slot + 1) & table->slot_mask;
-        uint32_t entry = table->slots[slot];
-        if (entry == 0) break;
-        size_t home = slot_of(table, table->records[entry - 1].node_id);
+        slot = next_slot(table, slot);
+        if (!table->slots[slot].used) break;
+        size_t home = slot_of(table, table->slots[slot].node_id);
         int stays = hole <= slot ? (hole < home && home <= slot) : (hole < home || home <= slot);
         if (!stays) {
-            table->slots[hole] = entry;
+            table->slots[hole] = table->slots[slot];
             hole = slot;
         }
     }
-    table->slots[hole] = 0;
-}
-
-/* The slot that points at record `index` (which is in the table). */
-static size_t slot_pointing_at(const mesh_route_table *table, uint32_t index) {
-    size_t slot = slot_of(table, table->records[index].node_id);
-    while (table->slots[slot] != index + 1) slot = (slot + 1) & table->slot_mask;
-    return slot;
-}
-
-static void remove_record(mesh_route_table *table, uint32_t index) {
-    clear_slot(table, slot_pointing_at(table, index));
-    uint32_t last = table->size - 1;
-    if (index != last) {
-        table->slots[slot_pointing_at(table, last)] = index + 1;
-        table->records[index] = table->records[last];
-    }
-    table->size = last;
+    memset(&table->slots[hole], 0, sizeof table->slots[hole]);
 }
 
 int64_t mesh_route_expire(mesh_route_table *table, uint32_t now) {
     if (!table) return MESH_ERR_ARGUMENT;
     int64_t removed = 0;
-    /* Walk down so that the record moved into a hole has already been examined. */
-    for (uint32_t index = table->size; index-- > 0;) {
-        if (table->records[index].expires <= now) {
-            remove_record(table, index);
+    /* After a removal the same slot is examined again: the shift may have moved a member
+     * there. Members only move towards the hole, so none is skipped. */
+    for (size_t slot = 0; slot < table->slot_count && table->size > 0;) {
+        route_slot *route = &table->slots[slot];
+        if (route->used && route->expires <= now) {
+            table->neighbours.users[route->neighbour]--;
+            clear_slot(table, slot);
+            table->size--;
             removed++;
+        } else {
+            slot++;
         }
     }
     return removed;
 }
 
+static void copy_out(const mesh_route_table *table, const route_slot *route, mesh_route *out) {
+    memcpy(out->node_id, route->node_id, MESH_NODE_ID_BYTES);
+    memcpy(out->next_hop, table->neighbours.ids[route->neighbour], MESH_NODE_ID_BYTES);
+    out->seq = route->seq;
+    out->expires = route->expires;
+    out->metric = route->metric;
+    out->reserved = 0;
+}
+
 int mesh_route_lookup(const mesh_route_table *table, const uint8_t *node_id, mesh_route *out) {
     if (!table || !node_id || !out) return MESH_ERR_ARGUMENT;
-    const mesh_route *route = find(table, node_id);
+    const route_slot *route = find(table, node_id);
     if (!route) return 0;
-    *out = *route;
+    copy_out(table, route, out);
     return 1;
 }
 
 static void prefetch_ahead(const mesh_route_table *table, const uint8_t *ids, size_t index,
                            size_t count) {
-    if (index + PREFETCH_SLOT_AHEAD < count)
-        MESH_PREFETCH(&table->slots[slot_of(
-            table, ids + (index + PREFETCH_SLOT_AHEAD) * MESH_NODE_ID_BYTES)]);
-    if (index + PREFETCH_RECORD_AHEAD < count) {
-        uint32_t entry = table->slots[slot_of(
-            table, ids + (index + PREFETCH_RECORD_AHEAD) * MESH_NODE_ID_BYTES)];
-        if (entry) {
-            const uint8_t *record = (const uint8_t *)&table->records[entry - 1];
-            MESH_PREFETCH(record);
-            MESH_PREFETCH(record + sizeof(mesh_route) - 1);
-        }
-    }
+    if (index + PREFETCH_AHEAD < count)
+        MESH_PREFETCH(
+            &table->slots[slot_of(table, ids + (index + PREFETCH_AHEAD) * MESH_NODE_ID_BYTES)]);
 }
 
 int64_t mesh_route_lookup_batch(const mesh_route_table *table, const uint8_t *ids, size_t count,
@@ -246,10 +388,10 @@ int64_t mesh_route_lookup_batch(const mesh_route_table *table, const uint8_t *id
     int64_t hits = 0;
     for (size_t index = 0; index < count; index++) {
         prefetch_ahead(table, ids, index, count);
-        const mesh_route *route = find(table, ids + index * MESH_NODE_ID_BYTES);
+        const route_slot *route = find(table, ids + index * MESH_NODE_ID_BYTES);
         found[index] = route != NULL;
         if (route) {
-            out[index] = *route;
+            copy_out(table, route, &out[index]);
             hits++;
         }
     }
@@ -262,10 +404,10 @@ int64_t mesh_route_next_hops(const mesh_route_table *table, const uint8_t *ids, 
     int64_t reachable = 0;
     for (size_t index = 0; index < count; index++) {
         prefetch_ahead(table, ids, index, count);
-        const mesh_route *route = find(table, ids + index * MESH_NODE_ID_BYTES);
+        const route_slot *route = find(table, ids + index * MESH_NODE_ID_BYTES);
         uint8_t *next_hop = next_hops + index * MESH_NODE_ID_BYTES;
         if (route && route->metric != MESH_ROUTE_METRIC_INFINITY) {
-            memcpy(next_hop, route->next_hop, MESH_NODE_ID_BYTES);
+            memcpy(next_hop, table->neighbours.ids[route->neighbour], MESH_NODE_ID_BYTES);
             reachable++;
         } else {
             memset(next_hop, 0, MESH_NODE_ID_BYTES);
@@ -276,7 +418,8 @@ int64_t mesh_route_next_hops(const mesh_route_table *table, const uint8_t *ids, 
 
 size_t mesh_route_dump(const mesh_route_table *table, mesh_route *out, size_t max) {
     if (!table || !out) return 0;
-    size_t count = table->size < max ? table->size : max;
-    memcpy(out, table->records, count * sizeof *out);
-    return count;
+    size_t copied = 0;
+    for (size_t slot = 0; slot < table->slot_count && copied < max; slot++)
+        if (table->slots[slot].used) copy_out(table, &table->slots[slot], &out[copied++]);
+    return copied;
 }

@@ -7,9 +7,11 @@
  * MESH_ROUTE_METRIC_INFINITY carried with a sequence number; the entry stays, so that older
  * announcements cannot resurrect the route, until it expires.
  *
- * Capacity is fixed at creation; inserting a new destination into a full table fails with
- * MESH_ERR_TABLE_FULL and changes nothing. Memory: one 44-byte record per route in a dense
- * array plus a 4-byte open-addressing slot per 2/3 route at most: under 56 bytes per route.
+ * Limits are fixed at creation: `capacity` destinations and `max_neighbours` distinct next
+ * hops in use (next hops are direct neighbours: a few hundred at most in practice). A new
+ * destination in a full table, or a new next hop while max_neighbours are in use, fails with
+ * MESH_ERR_TABLE_FULL and changes nothing. Memory: 48 bytes per route of capacity, plus
+ * 24 bytes or so per neighbour.
  *
  * Times are unsigned 32-bit seconds on a clock of the caller's choosing (monotonic); a route
  * with expires <= now is removed by mesh_route_expire.
@@ -28,6 +30,7 @@
 enum mesh_route_limits {
     MESH_ROUTE_METRIC_INFINITY = 0xFFFF,
     MESH_ROUTE_CAPACITY_MAX = 1 << 26,
+    MESH_ROUTE_NEIGHBOURS_MAX = 0xFFFF,
 };
 
 /* Results of update and withdraw; failures are negative mesh_status codes (wire.h):
@@ -38,7 +41,7 @@ enum mesh_route_result {
     MESH_ROUTE_ACCEPTED = 1,
 };
 
-/* One route, as stored and as copied out. */
+/* One route as copied out (storage is more compact: see route.c). */
 typedef struct mesh_route {
     uint8_t node_id[MESH_NODE_ID_BYTES];
     uint8_t next_hop[MESH_NODE_ID_BYTES];
@@ -50,13 +53,15 @@ typedef struct mesh_route {
 
 typedef struct mesh_route_table mesh_route_table;
 
-/* NULL when capacity is 0 or above MESH_ROUTE_CAPACITY_MAX, or memory is short.
- * hash_seed keys the slot hash so that chosen node ids cannot pile into one probe run. */
-mesh_route_table *mesh_route_table_new(uint32_t capacity, uint64_t hash_seed);
+/* NULL when capacity is not in 1..MESH_ROUTE_CAPACITY_MAX, max_neighbours not in
+ * 1..MESH_ROUTE_NEIGHBOURS_MAX, or memory is short. hash_seed keys the slot hash so that
+ * chosen node ids cannot pile into one probe run. */
+mesh_route_table *mesh_route_table_new(uint32_t capacity, uint32_t max_neighbours,
+                                       uint64_t hash_seed);
 void mesh_route_table_free(mesh_route_table *table);
 uint32_t mesh_route_table_capacity(const mesh_route_table *table);
 uint32_t mesh_route_table_size(const mesh_route_table *table);
-/* Bytes allocated for the table (records, slots and header), whatever its fill. */
+/* Bytes allocated for the table (slots, neighbours and header), whatever its fill. */
 size_t mesh_route_table_memory_bytes(const mesh_route_table *table);
 
 /* 1 if a is newer than b in sequence-number space modulo 2^32 (RFC 8966 section 3.2.1). */

@@ -105,7 +105,8 @@ int mesh_replay_update(mesh_replay *w, uint64_t counter);
 
 # --- route.h ----------------------------------------------------------------------
 CDEF["route"] = """
-enum mesh_route_limits { MESH_ROUTE_METRIC_INFINITY, MESH_ROUTE_CAPACITY_MAX, ... };
+enum mesh_route_limits { MESH_ROUTE_METRIC_INFINITY, MESH_ROUTE_CAPACITY_MAX,
+                        MESH_ROUTE_NEIGHBOURS_MAX, ... };
 enum mesh_route_result { MESH_ROUTE_REJECTED, MESH_ROUTE_ACCEPTED, ... };
 typedef struct mesh_route {
     uint8_t node_id[...];
@@ -116,7 +117,8 @@ typedef struct mesh_route {
     uint16_t reserved;
 } mesh_route;
 typedef struct mesh_route_table mesh_route_table;
-mesh_route_table *mesh_route_table_new(uint32_t capacity, uint64_t hash_seed);
+mesh_route_table *mesh_route_table_new(uint32_t capacity, uint32_t max_neighbours,
+                                       uint64_t hash_seed);
 void mesh_route_table_free(mesh_route_table *table);
 uint32_t mesh_route_table_capacity(const mesh_route_table *table);
 uint32_t mesh_route_table_size(const mesh_route_table *table);

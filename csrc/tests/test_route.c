@@ -37,7 +37,7 @@ static void test_sequence_numbers_compare_modulo_2_32(void) {
 }
 
 static void test_update_rules(void) {
-    mesh_route_table *table = mesh_route_table_new(8, 1);
+    mesh_route_table *table = mesh_route_table_new(8, 64, 1);
     uint8_t dest[16], hop_a[16], hop_b[16];
     mesh_route route;
     make_id(dest, 1);
@@ -72,7 +72,7 @@ static void test_update_rules(void) {
 }
 
 static void test_withdrawal_rules(void) {
-    mesh_route_table *table = mesh_route_table_new(8, 2);
+    mesh_route_table *table = mesh_route_table_new(8, 64, 2);
     uint8_t dest[16], other[16], hop[16], next_hop[16];
     mesh_route route;
     make_id(dest, 1);
@@ -99,7 +99,7 @@ static void test_withdrawal_rules(void) {
 }
 
 static void test_full_table_refuses_new_destinations_only(void) {
-    mesh_route_table *table = mesh_route_table_new(4, 3);
+    mesh_route_table *table = mesh_route_table_new(4, 64, 3);
     uint8_t dest[16], hop[16];
     make_id(hop, 100);
     for (uint32_t i = 0; i < 4; i++) {
@@ -114,14 +114,46 @@ static void test_full_table_refuses_new_destinations_only(void) {
     mesh_route_table_free(table);
 }
 
+static void test_next_hops_beyond_max_neighbours_are_refused_until_one_frees(void) {
+    mesh_route_table *table = mesh_route_table_new(8, 2, 6);
+    uint8_t d1[16], d2[16], d3[16], hop_a[16], hop_b[16], hop_c[16];
+    mesh_route route;
+    make_id(d1, 1);
+    make_id(d2, 2);
+    make_id(d3, 3);
+    make_id(hop_a, 100);
+    make_id(hop_b, 200);
+    make_id(hop_c, 300);
+    CHECK(mesh_route_update(table, d1, hop_a, 1, 1, 10) == MESH_ROUTE_ACCEPTED);
+    CHECK(mesh_route_update(table, d2, hop_b, 1, 1, 20) == MESH_ROUTE_ACCEPTED);
+    CHECK(mesh_route_update(table, d3, hop_c, 1, 1, 30) == MESH_ERR_TABLE_FULL);
+    CHECK(mesh_route_lookup(table, d3, &route) == 0);
+    /* Moving d2, hop b's only user, to a third hop is refused too: nothing changes. */
+    CHECK(mesh_route_update(table, d2, hop_c, 1, 2, 20) == MESH_ERR_TABLE_FULL);
+    mesh_route_lookup(table, d2, &route);
+    CHECK(memcmp(route.next_hop, hop_b, 16) == 0 && route.seq == 1);
+    /* A known next hop is always fine. */
+    CHECK(mesh_route_update(table, d3, hop_a, 1, 1, 30) == MESH_ROUTE_ACCEPTED);
+    /* Once hop b has no route left, hop c takes its place. */
+    CHECK(mesh_route_expire(table, 20) == 2);
+    CHECK(mesh_route_update(table, d2, hop_c, 1, 1, 40) == MESH_ROUTE_ACCEPTED);
+    mesh_route_lookup(table, d2, &route);
+    CHECK(memcmp(route.next_hop, hop_c, 16) == 0);
+    mesh_route_lookup(table, d3, &route);
+    CHECK(memcmp(route.next_hop, hop_a, 16) == 0);
+    mesh_route_table_free(table);
+}
+
 static void test_bad_arguments_are_refused(void) {
     uint8_t dest[16], zero[16] = {0};
     mesh_route route;
     uint8_t found;
     make_id(dest, 1);
-    CHECK(mesh_route_table_new(0, 0) == NULL);
-    CHECK(mesh_route_table_new(MESH_ROUTE_CAPACITY_MAX + 1u, 0) == NULL);
-    mesh_route_table *table = mesh_route_table_new(2, 4);
+    CHECK(mesh_route_table_new(0, 64, 0) == NULL);
+    CHECK(mesh_route_table_new(MESH_ROUTE_CAPACITY_MAX + 1u, 64, 0) == NULL);
+    CHECK(mesh_route_table_new(2, 0, 0) == NULL);
+    CHECK(mesh_route_table_new(2, MESH_ROUTE_NEIGHBOURS_MAX + 1u, 0) == NULL);
+    mesh_route_table *table = mesh_route_table_new(2, 64, 4);
     CHECK(mesh_route_update(NULL, dest, dest, 1, 1, 1) == MESH_ERR_ARGUMENT);
     CHECK(mesh_route_update(table, NULL, dest, 1, 1, 1) == MESH_ERR_ARGUMENT);
     CHECK(mesh_route_update(table, dest, NULL, 1, 1, 1) == MESH_ERR_ARGUMENT);
@@ -143,7 +175,7 @@ static void test_bad_arguments_are_refused(void) {
 static void test_memory_stays_under_64_bytes_per_route(void) {
     const uint32_t capacities[] = {1u << 20, 1000000u, (1u << 20) + 1, 699051u};
     for (size_t i = 0; i < sizeof capacities / sizeof *capacities; i++) {
-        mesh_route_table *table = mesh_route_table_new(capacities[i], 5);
+        mesh_route_table *table = mesh_route_table_new(capacities[i], 1024, 5);
         CHECK(table != NULL);
         CHECK(mesh_route_table_memory_bytes(table) <= (size_t)capacities[i] * 64);
         mesh_route_table_free(table);
@@ -152,7 +184,13 @@ static void test_memory_stays_under_64_bytes_per_route(void) {
 
 /* --- random operations against a brute-force model ------------------------------------ */
 
-enum { MODEL_CAPACITY = 48, ID_SPACE = 80, HOP_SPACE = 4, OPERATIONS = 200000 };
+enum {
+    MODEL_CAPACITY = 48,
+    MODEL_NEIGHBOURS = 3,
+    ID_SPACE = 80,
+    HOP_SPACE = 5,
+    OPERATIONS = 200000
+};
 
 typedef struct {
     mesh_route routes[MODEL_CAPACITY];
@@ -174,6 +212,23 @@ static mesh_route *model_find(model *m, const uint8_t *id) {
     return NULL;
 }
 
+static int model_hop_in_use(const model *m, const uint8_t *hop) {
+    for (size_t i = 0; i < m->size; i++)
+        if (memcmp(m->routes[i].next_hop, hop, 16) == 0) return 1;
+    return 0;
+}
+
+static size_t model_hops_in_use(const model *m) {
+    size_t distinct = 0;
+    for (size_t i = 0; i < m->size; i++) {
+        int seen_before = 0;
+        for (size_t j = 0; j < i && !seen_before; j++)
+            seen_before = memcmp(m->routes[j].next_hop, m->routes[i].next_hop, 16) == 0;
+        distinct += !seen_before;
+    }
+    return distinct;
+}
+
 static int model_update(model *m, const uint8_t *id, const uint8_t *hop, uint16_t metric,
                         uint32_t seq, uint32_t expires) {
     mesh_route *route = model_find(m, id);
@@ -183,8 +238,12 @@ static int model_update(model *m, const uint8_t *id, const uint8_t *hop, uint16_
         int equal_wins = seq == route->seq &&
                          (metric < route->metric || memcmp(hop, route->next_hop, 16) == 0);
         if (!newer && !equal_wins) return MESH_ROUTE_REJECTED;
-    } else {
-        if (m->size == MODEL_CAPACITY) return MESH_ERR_TABLE_FULL;
+    } else if (m->size == MODEL_CAPACITY) {
+        return MESH_ERR_TABLE_FULL;
+    }
+    if (!model_hop_in_use(m, hop) && model_hops_in_use(m) == MODEL_NEIGHBOURS)
+        return MESH_ERR_TABLE_FULL;
+    if (!route) {
         route = &m->routes[m->size++];
         memcpy(route->node_id, id, 16);
     }
@@ -228,7 +287,7 @@ static int same_route(const mesh_route *a, const mesh_route *b) {
 static void test_random_operations_match_brute_force_model(void) {
     /* Seed 0 leaves the slot hash unkeyed; a keyed run follows. */
     for (uint64_t seed = 0; seed < 2; seed++) {
-        mesh_route_table *table = mesh_route_table_new(MODEL_CAPACITY, seed * 0x9E3779B97F4A7C15u);
+        mesh_route_table *table = mesh_route_table_new(MODEL_CAPACITY, MODEL_NEIGHBOURS, seed * 0x9E3779B97F4A7C15u);
         model m = {.size = 0};
         uint32_t now = 0;
         int mismatches = 0;
@@ -303,6 +362,7 @@ int main(void) {
     test_update_rules();
     test_withdrawal_rules();
     test_full_table_refuses_new_destinations_only();
+    test_next_hops_beyond_max_neighbours_are_refused_until_one_frees();
     test_bad_arguments_are_refused();
     test_memory_stays_under_64_bytes_per_route();
     test_random_operations_match_brute_force_model();

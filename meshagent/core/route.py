@@ -17,16 +17,19 @@ Rules (DSDV, and Babel as in RFC 8966 section 3.5):
   metric at its seq or a newer one does. Unknown destinations are not inserted.
 - ``expire(now)`` removes routes whose ``expires <= now``. Times are u32 seconds on the
   caller's monotonic clock.
-- Capacity is fixed at creation (1..``CAPACITY_MAX``); a new destination in a full table
-  raises ``RouteTableFull`` and changes nothing (known destinations still update).
+- Limits are fixed at creation: ``capacity`` destinations (1..``CAPACITY_MAX``) and
+  ``max_neighbours`` distinct next hops in use (1..``NEIGHBOURS_MAX``; next hops are direct
+  neighbours). A new destination in a full table, or a next hop not in use while
+  ``max_neighbours`` are, raises ``RouteTableFull`` and changes nothing (an update the
+  rules reject is rejected first; known destinations and next hops still update).
 
 Calls: ``update(node_id, next_hop, metric, seq, expires) -> bool`` (accepted?),
 ``withdraw(node_id, seq) -> bool``, ``expire(now) -> int`` (removed), ``lookup(node_id)``
 and ``lookup_many(node_ids)`` (withdrawn routes included: check ``Route.reachable``),
 ``next_hops(packed_ids) -> bytes`` (the forwarding path: NODE_ID_BYTES of next hop per id,
 ``NO_NEXT_HOP`` where there is no reachable route), ``dump()`` (sorted by node id),
-``len()``, ``capacity``. Bad arguments raise ``InvalidArgument``. A table belongs to one
-thread (the agent's event loop).
+``len()``, ``capacity``, ``max_neighbours``. Bad arguments raise ``InvalidArgument``.
+A table belongs to one thread (the agent's event loop).
 """
 
 from __future__ import annotations
@@ -35,18 +38,21 @@ from typing import NamedTuple
 
 from meshagent.core._checks import U32_MAX, bytes_of_length, int_in_range, readonly_view
 from meshagent.core._native import lib
-from meshagent.core.errors import InvalidArgument
+from meshagent.core.errors import CoreError, InvalidArgument, error_for
 from meshagent.core.wire import NODE_ID_BYTES
 
 __all__ = [
-    "CAPACITY_MAX", "DEFAULT_CAPACITY", "METRIC_INFINITY", "NO_NEXT_HOP", "Route",
-    "check_capacity", "check_metric", "check_next_hop", "check_node_id",
-    "check_packed_ids", "check_u32", "seq_newer",
+    "CAPACITY_MAX", "DEFAULT_CAPACITY", "DEFAULT_MAX_NEIGHBOURS", "METRIC_INFINITY",
+    "NEIGHBOURS_MAX", "NO_NEXT_HOP", "Route", "capacity_full", "check_capacity",
+    "check_max_neighbours", "check_metric", "check_next_hop", "check_node_id",
+    "check_packed_ids", "check_u32", "neighbours_full", "seq_newer",
 ]
 
 METRIC_INFINITY: int = lib.MESH_ROUTE_METRIC_INFINITY
 CAPACITY_MAX: int = lib.MESH_ROUTE_CAPACITY_MAX
+NEIGHBOURS_MAX: int = lib.MESH_ROUTE_NEIGHBOURS_MAX
 DEFAULT_CAPACITY = 1 << 20
+DEFAULT_MAX_NEIGHBOURS = 1024
 NO_NEXT_HOP = bytes(NODE_ID_BYTES)
 
 
@@ -92,6 +98,20 @@ def check_u32(name: str, value: object) -> int:
 
 def check_capacity(value: object) -> int:
     return int_in_range(value, CAPACITY_MAX, "capacity", bottom=1)
+
+
+def check_max_neighbours(value: object) -> int:
+    return int_in_range(value, NEIGHBOURS_MAX, "max_neighbours", bottom=1)
+
+
+def capacity_full(capacity: int) -> CoreError:
+    """The RouteTableFull of a new destination in a full table (same text from both backends)."""
+    return error_for(lib.MESH_ERR_TABLE_FULL, f"capacity {capacity}")
+
+
+def neighbours_full(max_neighbours: int) -> CoreError:
+    """The RouteTableFull of one next hop too many."""
+    return error_for(lib.MESH_ERR_TABLE_FULL, f"{max_neighbours} next hops in use")
 
 
 def check_packed_ids(value: object) -> memoryview:

@@ -16,7 +16,7 @@ from meshagent.core import (
     pyref,
     seq_newer,
 )
-from meshagent.core.route import CAPACITY_MAX
+from meshagent.core.route import CAPACITY_MAX, NEIGHBOURS_MAX
 
 DEST = bytes.fromhex("00112233445566778899aabbccddeeff")
 OTHER = bytes.fromhex("ffeeddccbbaa99887766554433221100")
@@ -132,6 +132,20 @@ def test_full_table_refuses_new_destinations_but_updates_known_ones() -> None:
     assert table.update(OTHER, HOP_A, 1, 1, 200) is True
 
 
+def test_a_next_hop_beyond_max_neighbours_is_refused_until_one_is_free() -> None:
+    table = RouteTable(8, max_neighbours=2)
+    hop_c = b"\xcc" * 16
+    table.update(DEST, HOP_A, 1, 1, 10)
+    table.update(OTHER, HOP_B, 1, 1, 20)
+    with pytest.raises(RouteTableFull, match="2 next hops in use"):
+        table.update(b"\x01" * 16, hop_c, 1, 1, 30)
+    with pytest.raises(RouteTableFull):
+        table.update(OTHER, hop_c, 1, 2, 20)
+    assert table.lookup(OTHER) == Route(OTHER, HOP_B, 1, 1, 20)
+    assert table.expire(20) == 2
+    assert table.update(b"\x01" * 16, hop_c, 1, 1, 30) is True
+
+
 def test_next_hops_resolves_a_packed_batch(table: RouteTable) -> None:
     table.update(DEST, HOP_A, 1, 1, 100)
     table.update(OTHER, HOP_B, 1, 1, 100)
@@ -183,10 +197,11 @@ def test_bad_arguments_raise_invalid_argument_and_change_nothing(table: RouteTab
     assert table.dump() == [Route(OTHER, HOP_A, 1, 1, 100)]
 
 
-@pytest.mark.parametrize("capacity", [0, -1, CAPACITY_MAX + 1, 2.0])
-def test_capacity_outside_limits_is_refused(capacity: object) -> None:
+@pytest.mark.parametrize("limits", [(0, 1), (-1, 1), (CAPACITY_MAX + 1, 1), (2.0, 1),
+                                    (2, 0), (2, NEIGHBOURS_MAX + 1)])
+def test_limits_outside_their_range_are_refused(limits: tuple[object, object]) -> None:
     with pytest.raises(InvalidArgument):
-        RouteTable(capacity)
+        RouteTable(*limits)
 
 
 def test_a_million_routes_take_at_most_64_bytes_each() -> None:

@@ -20,7 +20,7 @@ from meshagent.core import Route, cbackend, pyref
 U32 = 1 << 32
 METRIC_MAX = 0xFFFE
 node_ids = st.sampled_from([b"\x01" * 16, b"\x02" * 16, bytes(range(16))])
-next_hops = st.sampled_from([b"\xa1" * 16, b"\xa2" * 16])
+next_hops = st.sampled_from([b"\xa1" * 16, b"\xa2" * 16, b"\xa4" * 16])
 metrics = st.sampled_from([0, 1, METRIC_MAX])
 seqs = st.sampled_from([0, 1, 1 << 31, U32 - 1])
 times = st.integers(0, 12) | st.just(U32 - 1)
@@ -104,10 +104,12 @@ def outcome(operation: Operation, table: object) -> tuple[str, object]:
 
 # More examples than the profile's default: each one is a whole operation sequence.
 @settings(max_examples=max(300, settings().max_examples))
-@given(capacity=st.integers(1, 8), ops=st.lists(operations, min_size=5, max_size=80))
-def test_c_table_and_python_twin_agree_on_every_operation(capacity: int,
+@given(capacity=st.integers(1, 8), max_neighbours=st.integers(1, 3),
+       ops=st.lists(operations, min_size=5, max_size=80))
+def test_c_table_and_python_twin_agree_on_every_operation(capacity: int, max_neighbours: int,
                                                           ops: list[Operation]) -> None:
-    c_table, py_table = cbackend.RouteTable(capacity), pyref.RouteTable(capacity)
+    c_table = cbackend.RouteTable(capacity, max_neighbours)
+    py_table = pyref.RouteTable(capacity, max_neighbours)
     for step, operation in enumerate(ops):
         c_result, py_result = outcome(operation, c_table), outcome(operation, py_table)
         assert c_result == py_result, f"step {step}"
@@ -115,6 +117,8 @@ def test_c_table_and_python_twin_agree_on_every_operation(capacity: int,
     assert len(c_table) == len(py_table) <= capacity
 
 
-@pytest.mark.parametrize("capacity", [0, -1, 1 << 30, "8", 8.0, True])
-def test_capacity_errors_agree(capacity: object) -> None:
-    assert outcome(cbackend.RouteTable, capacity) == outcome(pyref.RouteTable, capacity)
+@pytest.mark.parametrize("limits", [(0, 1), (-1, 1), (1 << 30, 1), ("8", 1), (8.0, 1),
+                                    (True, 1), (8, 0), (8, 1 << 16), (8, None)])
+def test_limit_errors_agree(limits: tuple[object, object]) -> None:
+    assert outcome(lambda _: cbackend.RouteTable(*limits), None) == \
+        outcome(lambda _: pyref.RouteTable(*limits), None)

@@ -15,13 +15,17 @@ from meshagent.core._native import ffi, lib
 from meshagent.core.errors import ensure
 from meshagent.core.route import (
     DEFAULT_CAPACITY,
+    DEFAULT_MAX_NEIGHBOURS,
     Route,
+    capacity_full,
     check_capacity,
+    check_max_neighbours,
     check_metric,
     check_next_hop,
     check_node_id,
     check_packed_ids,
     check_u32,
+    neighbours_full,
 )
 from meshagent.core.wire import NODE_ID_BYTES
 
@@ -45,22 +49,30 @@ def _accepted(status: int) -> bool:
 
 
 class RouteTable:
-    """Destination node id -> best known ``Route``, at most ``capacity`` of them, in C."""
+    """Destination node id -> best known ``Route``, at most ``capacity`` of them, through at
+    most ``max_neighbours`` distinct next hops, in C."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY,
+                 max_neighbours: int = DEFAULT_MAX_NEIGHBOURS) -> None:
         capacity = check_capacity(capacity)
+        max_neighbours = check_max_neighbours(max_neighbours)
         seed = int.from_bytes(os.urandom(8), "little")
-        table = lib.mesh_route_table_new(capacity, seed)
+        table = lib.mesh_route_table_new(capacity, max_neighbours, seed)
         if table == ffi.NULL:
             raise MemoryError(f"cannot allocate a route table of {capacity} routes")
         self._memory_bytes = int(lib.mesh_route_table_memory_bytes(table))
         self._table = ffi.gc(table, lib.mesh_route_table_free, size=self._memory_bytes)
         self._capacity = capacity
+        self._max_neighbours = max_neighbours
         self._one = ffi.new("mesh_route *")
 
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def max_neighbours(self) -> int:
+        return self._max_neighbours
 
     @property
     def memory_bytes(self) -> int:
@@ -72,11 +84,15 @@ class RouteTable:
 
     def update(self, node_id: bytes, next_hop: bytes, metric: int, seq: int,
                expires: int) -> bool:
+        node_id = check_node_id(node_id)
         status = lib.mesh_route_update(
-            self._table, check_node_id(node_id), check_next_hop(next_hop),
-            check_metric(metric), check_u32("seq", seq), check_u32("expires", expires))
+            self._table, node_id, check_next_hop(next_hop), check_metric(metric),
+            check_u32("seq", seq), check_u32("expires", expires))
         if status == lib.MESH_ERR_TABLE_FULL:
-            ensure(status, f"capacity {self._capacity}")
+            new_destination = lib.mesh_route_lookup(self._table, node_id, self._one) == 0
+            if new_destination and len(self) == self._capacity:
+                raise capacity_full(self._capacity)
+            raise neighbours_full(self._max_neighbours)
         return _accepted(status)
 
     def withdraw(self, node_id: bytes, seq: int) -> bool:

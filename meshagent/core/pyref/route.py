@@ -7,20 +7,24 @@ included; ``MESHAGENT_BACKEND=python`` makes it the table the agent uses.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
-from meshagent.core.errors import RouteTableFull
 from meshagent.core.route import (
     DEFAULT_CAPACITY,
+    DEFAULT_MAX_NEIGHBOURS,
     METRIC_INFINITY,
     NO_NEXT_HOP,
     Route,
+    capacity_full,
     check_capacity,
+    check_max_neighbours,
     check_metric,
     check_next_hop,
     check_node_id,
     check_packed_ids,
     check_u32,
+    neighbours_full,
     seq_newer,
 )
 
@@ -28,15 +32,23 @@ __all__ = ["RouteTable"]
 
 
 class RouteTable:
-    """Destination node id -> best known ``Route``, at most ``capacity`` of them."""
+    """Destination node id -> best known ``Route``, at most ``capacity`` of them, through at
+    most ``max_neighbours`` distinct next hops."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, capacity: int = DEFAULT_CAPACITY,
+                 max_neighbours: int = DEFAULT_MAX_NEIGHBOURS) -> None:
         self._capacity = check_capacity(capacity)
+        self._max_neighbours = check_max_neighbours(max_neighbours)
         self._routes: dict[bytes, Route] = {}
+        self._hop_users: Counter[bytes] = Counter()
 
     @property
     def capacity(self) -> int:
         return self._capacity
+
+    @property
+    def max_neighbours(self) -> int:
+        return self._max_neighbours
 
     def __len__(self) -> int:
         return len(self._routes)
@@ -51,12 +63,22 @@ class RouteTable:
         old = self._routes.get(node_id)
         if old is None:
             if len(self._routes) == self._capacity:
-                raise RouteTableFull(f"route table full: capacity {self._capacity}")
+                raise capacity_full(self._capacity)
         elif not (seq_newer(seq, old.seq)
                   or (seq == old.seq and (metric < old.metric or next_hop == old.next_hop))):
             return False
+        if next_hop not in self._hop_users and len(self._hop_users) == self._max_neighbours:
+            raise neighbours_full(self._max_neighbours)
+        self._hop_users[next_hop] += 1
+        if old is not None:
+            self._release(old.next_hop)
         self._routes[node_id] = Route(node_id, next_hop, metric, seq, expires)
         return True
+
+    def _release(self, next_hop: bytes) -> None:
+        self._hop_users[next_hop] -= 1
+        if not self._hop_users[next_hop]:
+            del self._hop_users[next_hop]
 
     def withdraw(self, node_id: bytes, seq: int) -> bool:
         node_id = check_node_id(node_id)
@@ -73,7 +95,7 @@ class RouteTable:
         now = check_u32("now", now)
         stale = [node_id for node_id, route in self._routes.items() if route.expires <= now]
         for node_id in stale:
-            del self._routes[node_id]
+            self._release(self._routes.pop(node_id).next_hop)
         return len(stale)
 
     def lookup(self, node_id: bytes) -> Route | None:
