@@ -37,6 +37,7 @@ from typing import Any
 import psutil
 
 from meshagent import __version__, handshake
+from meshagent.amtbridge.configured import bridge_from_config
 from meshagent.commands import TagStore
 from meshagent.config import AgentConfig
 from meshagent.control import ControlServer
@@ -134,9 +135,14 @@ class Agent:
         # Election, the command relay and, with [server] configured, the leader's uplink.
         self.tags = TagStore(config.node.tags,
                              on_change=lambda tags: self.membership.update_record(tags=tags))
+        # Intel AMT: our own (with [amt] address) and our peers' while they sleep.
+        self.amt = bridge_from_config(config, self.credentials.identity, self.membership,
+                                      self.router)
         self.leadership = Leadership(self.membership, self.router, self.credentials,
-                                     config.node.state_dir, config.server, self.tags)
+                                     config.node.state_dir, config.server, self.tags,
+                                     amt=self.amt)
         self.control.register("leader", self.leadership.status)
+        self.control.register("amt", lambda params: self.amt.status())
         self._unsubscribe = self.membership.on_change(self._member_changed)
         self._running = False
 
@@ -157,6 +163,7 @@ class Agent:
             await self.sessions.start()
             await self.membership.start()
             await self.router.start()
+            await self.amt.start()
             await self.leadership.start()
             if self.discovery is not None:
                 await self.discovery.start()
@@ -179,6 +186,7 @@ class Agent:
         if self.discovery is not None:
             await self.discovery.stop()
         await self.leadership.stop()
+        await self.amt.stop()
         await self.router.stop()
         await self.sessions.stop()
         if leave:

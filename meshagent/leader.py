@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshagent.amtbridge import inventory_record
 from meshagent.commands import (
     ActionContext,
     Allowlist,
@@ -42,6 +43,7 @@ from meshagent.commands import (
     SeenCommands,
     TagStore,
 )
+from meshagent.commands.actions.wake import AmtWaker
 from meshagent.config import ServerConfig
 from meshagent.election import Election, ElectionSettings, LeaderView, TermStore
 from meshagent.errors import ConfigError, MeshError
@@ -96,7 +98,9 @@ class UplinkTarget:
 def node_report(member: Member) -> NodeReport:
     """One member as the service's inventory wants it."""
     seen = time.time() if member.is_self else (member.last_seen or member.state_since)
-    return NodeReport(member.node_id, member.state.value, seen, member.record.wire)
+    # A sleeping member's record as read (and verified) from its AMT, when there is one.
+    record = inventory_record(member) or member.record.wire
+    return NodeReport(member.node_id, member.state.value, seen, record)
 
 
 class LeaderRole:
@@ -289,7 +293,7 @@ class Leadership:
                  state_dir: Path, server: ServerConfig, tags: TagStore, *,
                  election_settings: ElectionSettings | None = None,
                  relay_settings: RelaySettings | None = None,
-                 power: PowerControl | None = None) -> None:
+                 power: PowerControl | None = None, amt: AmtWaker | None = None) -> None:
         self.membership = membership
         self.credentials = credentials
         self.target = UplinkTarget.from_config(server, state_dir)
@@ -302,7 +306,7 @@ class Leadership:
                                     allowlist=_load_allowlist(state_dir, credentials),
                                     revocations=membership.revocations, tags=tags.current)
         context = ActionContext(node_id, lambda: self.policy.allowlist,
-                                power or PowerControl(), tags)
+                                power or PowerControl(), tags, amt=amt)
         self.executor = CommandExecutor(credentials.identity.sign_key, node_id, self.seen,
                                         context)
         self.channel = RelayChannel(router)

@@ -87,6 +87,7 @@ AMT_CHANNEL = FIRST_FREE_CHANNEL + 4
 _GRANT, _GRANT_ACK, _ASLEEP = 1, 2, 3
 _MAX_MESSAGE = 16 * 1024
 GRANT_SUFFIX = ".grant"
+PROVISION_PROBES = 4
 
 
 class MessageRouter(Protocol):
@@ -206,12 +207,12 @@ class AmtBridge:
     # ================================================================ lifecycle
 
     async def start(self) -> None:
-        """Listen for grants and notices, provision our own AMT if we have one."""
+        """Listen for grants and notices; our own AMT, if any, is provisioned next."""
         self._load_sealed_grants()
         self.router.on_message(AMT_CHANNEL, self._on_message)
         self._unsubscribe = self.membership.on_change(self._member_changed)
-        if self.endpoint is not None:
-            await self._provision()
+        # Our own AMT is provisioned by the housekeeping loop at once (and retried), so a
+        # slow or absent device never holds up the agent's start.
         self._loop_task = asyncio.create_task(self._housekeeping(), name="amt-bridge")
 
     async def stop(self) -> None:
@@ -244,11 +245,12 @@ class AmtBridge:
         """(Re)create our accounts with fresh passwords and start a new grant epoch."""
         assert self.endpoint is not None
         async with self._owner_lock:
-            try:
-                async with self._admin_client() as client:
-                    passwords = await accounts.provision(client, self.policy)
-                    await RecordBlock(client, self.app).prepare()
-            except AmtError as exc:
+            try:  # a dozen requests: bounded as a few probes
+                async with asyncio.timeout(PROVISION_PROBES * self.settings.probe_timeout_s):
+                    async with self._admin_client() as client:
+                        passwords = await accounts.provision(client, self.policy)
+                        await RecordBlock(client, self.app).prepare()
+            except (AmtError, TimeoutError) as exc:
                 self.counters["provision_failed"] += 1
                 self._next_provision = time.monotonic() + self.settings.provision_retry_s
                 log.warning("amt_provision_failed", error=type(exc).__name__, detail=str(exc))
@@ -649,7 +651,6 @@ class AmtBridge:
 
     async def _housekeeping(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.tick_s)  # a periodic timer, not a wait
             try:
                 self._revocations_changed()
                 now = time.monotonic()
@@ -662,6 +663,7 @@ class AmtBridge:
                         await self.write_record("periodic")
             except Exception as exc:  # a bug here must not end the bridge
                 log.error("amt_housekeeping_failed", error=repr(exc))
+            await asyncio.sleep(self.settings.tick_s)  # a periodic timer, not a wait
 
     def status(self) -> dict[str, Any]:
         """For the control socket: our AMT, the grants we hold, sleeping members."""
