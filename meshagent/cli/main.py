@@ -13,6 +13,8 @@ VERBS = [
     "meshagent.cli.agent_run",
     "meshagent.cli.agent_status",
     "meshagent.cli.agent_demo",
+    "meshagent.cli.agent_selftest",
+    "meshagent.cli.agent_bench",
 ]
 
 
