@@ -356,10 +356,9 @@ async def leave_running(ctx: DemoContext) -> None:
     ctx.say(f"  look at it:  meshctl nodes --socket {first.socket}")
     ctx.say(f"               meshagent status --socket {first.socket}")
     ctx.say(f"  logs:        {ctx.directory}/<node>/agent.log")
-    if ctx.detach:
-        ctx.say("  stop it:     meshagent demo --stop")
-    else:
-        ctx.say("  stop it:     Ctrl-C here, or meshagent demo --stop")
+    stop = "meshagent demo --stop" + (
+        "" if ctx.directory == Path("demo-mesh").resolve() else f" --dir {ctx.directory}")
+    ctx.say(f"  stop it:     {stop}" if ctx.detach else f"  stop it:     Ctrl-C here, or {stop}")
 
 
 DEMO_STEPS: list[DemoStep] = [create_demo_mesh, start_agents, show_convergence, kill_one,

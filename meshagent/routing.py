@@ -51,7 +51,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from meshagent import codec
-from meshagent.core import MAX_FRAME_PAYLOAD, Frame, RouteTable, RouteTableFull
+from meshagent.core import (
+    MAX_FRAME_PAYLOAD,
+    METRIC_INFINITY,
+    NO_NEXT_HOP,
+    NODE_ID_BYTES,
+    Frame,
+    RouteTable,
+    RouteTableFull,
+    seq_newer,
+)
 from meshagent.errors import DecodeError, MeshError
 from meshagent.log import get_logger
 from meshagent.sessions import SESSION_CHANNEL, SESSION_FRAME_TYPE
@@ -68,9 +77,7 @@ ROUTING_CHANNEL = 1
 ECHO_CHANNEL = 2
 FIRST_FREE_CHANNEL = 16
 
-METRIC_INFINITY = 0xFFFF
 SEQNO_MODULUS = 1 << 32
-NODE_ID_BYTES = 16
 
 _UPDATE = 1
 _REQUEST = 2
@@ -97,8 +104,9 @@ class MessageTooLarge(RoutingError):
 
 
 def seqno_newer(a: int, b: int) -> bool:
-    """True if seqno ``a`` is newer than ``b`` modulo 2^32 (RFC 8966 section 3.2.1)."""
-    return 0 < (a - b) % SEQNO_MODULUS < SEQNO_MODULUS // 2
+    """True if seqno ``a`` is newer than ``b`` modulo 2^32 (RFC 8966 section 3.2.1); the
+    same rule as the route table's."""
+    return seq_newer(a, b)
 
 
 class NeighbourLink(Protocol):
@@ -307,8 +315,12 @@ class Router:
     # ------------------------------------------------------------------ receive path
 
     def receive(self, peer_id: bytes, frames: Iterable[Frame]) -> None:
-        """Frames that arrived on the session with ``peer_id`` (sessions call this)."""
-        outgoing: dict[bytes, list[Frame]] = {}
+        """Frames that arrived on the session with ``peer_id`` (sessions call this).
+
+        Frames for other nodes are looked up in one call to the table and leave as one
+        batch per next hop.
+        """
+        transit: list[Frame] = []
         for frame in frames:
             if frame.channel == ROUTING_CHANNEL:
                 self._on_routing(peer_id, bytes(frame.payload))
@@ -317,27 +329,32 @@ class Router:
             elif frame.dst == self.node_id:
                 self._deliver(Message(frame.src, frame.channel, bytes(frame.payload),
                                       self.max_hops - frame.hop_limit + 1))
+            elif frame.hop_limit <= 1:
+                self.counters["dropped_hop_limit"] += 1
+                log.warn_limited("frame_hop_limit", key=peer_id, dst=frame.dst.hex(),
+                                 src=frame.src.hex())
             else:
-                self._forward(peer_id, frame, outgoing)
-        for next_hop, batch in outgoing.items():
-            self._links[next_hop].send_frames(batch)
+                transit.append(frame)
+        if transit:
+            self._forward(transit)
 
-    def _forward(self, peer_id: bytes, frame: Frame, outgoing: dict[bytes, list[Frame]]) -> None:
-        hop_limit = frame.hop_limit - 1
-        if hop_limit <= 0:
-            self.counters["dropped_hop_limit"] += 1
-            log.warn_limited("frame_hop_limit", key=peer_id, dst=frame.dst.hex(),
-                             src=frame.src.hex())
-            return
-        link = self._link_toward(frame.dst)
-        if link is None:
-            self.counters["dropped_no_route"] += 1
-            log.warn_limited("frame_no_route", key=frame.dst, dst=frame.dst.hex())
-            return
-        self.counters["forwarded"] += 1
-        outgoing.setdefault(link.peer_id, []).append(Frame(
-            type=frame.type, flags=frame.flags, src=frame.src, dst=frame.dst,
-            hop_limit=hop_limit, channel=frame.channel, seq=frame.seq, payload=frame.payload))
+    def _forward(self, frames: list[Frame]) -> None:
+        hops = self._table.next_hops(b"".join(frame.dst for frame in frames))
+        outgoing: dict[bytes, list[Frame]] = {}
+        for index, frame in enumerate(frames):
+            next_hop = frame.dst if frame.dst in self._links else \
+                hops[index * NODE_ID_BYTES:(index + 1) * NODE_ID_BYTES]
+            if next_hop == NO_NEXT_HOP or next_hop not in self._links:
+                self.counters["dropped_no_route"] += 1
+                log.warn_limited("frame_no_route", key=frame.dst, dst=frame.dst.hex())
+                continue
+            outgoing.setdefault(next_hop, []).append(Frame(
+                type=frame.type, flags=frame.flags, src=frame.src, dst=frame.dst,
+                hop_limit=frame.hop_limit - 1, channel=frame.channel, seq=frame.seq,
+                payload=frame.payload))
+        for next_hop, batch in outgoing.items():
+            self.counters["forwarded"] += len(batch)
+            self._links[next_hop].send_frames(batch)
 
     def _deliver(self, message: Message) -> None:
         handler = self._handlers.get(message.channel)
@@ -376,7 +393,7 @@ class Router:
         if link is not None:
             return link
         route = self._table.lookup(dst)
-        if route is None or route.metric >= METRIC_INFINITY:
+        if route is None or not route.reachable:
             return None
         return self._links.get(route.next_hop)
 

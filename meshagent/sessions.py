@@ -288,9 +288,16 @@ class SessionManager:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for task in list(self._dialling.values()):
-            task.cancel()
-        await asyncio.gather(*self._dialling.values(), return_exceptions=True)
+        # Let dials in flight finish (they close with a goodbye): a dial cancelled just
+        # after its handshake would leave the peer holding a session that ends in silence,
+        # which it would take for a crash.
+        dials = list(self._dialling.values())
+        if dials:
+            _done, pending = await asyncio.wait(
+                dials, timeout=self.connect_timeout + self.handshake_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         for session in list(self.sessions.values()):
             session.close("stopping")
         tasks = [s._task for s in self._all if s._task is not None]
@@ -417,12 +424,15 @@ class SessionManager:
                              initiator=initiator, error=f"{type(exc).__name__}: {exc}")
             writer.close()
             return None
-        if self._stopping or result.peer_id == self.node_id:
+        if result.peer_id == self.node_id:
             result.tunnel.close()
             writer.close()
             return None
         session = Session(self, result, reader, writer, initiator, address)
         self._all.add(session)
+        if self._stopping:
+            session.close("stopping")
+            return None
         if not self._admit(session):
             session.close("duplicate")
             return None

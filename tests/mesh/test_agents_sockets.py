@@ -1,0 +1,126 @@
+"""Whole agents (membership, sessions, routing, control socket) over real sockets on
+127.x addresses, several in this process."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from meshagent.agent import Agent
+from meshagent.config import load_config
+from meshagent.control import RemoteError, call
+from meshagent.demo import create_mesh
+from meshagent.membership import MemberState
+from meshagent.routing import FIRST_FREE_CHANNEL, Message
+from meshagent.sessions import PeerCandidate
+from tests.mesh.meshkit import wait_until
+
+APP = FIRST_FREE_CHANNEL + 7
+
+
+def _subnet() -> str:
+    return f"127.1.{random.randrange(1, 250)}"
+
+
+@pytest.fixture
+async def agents(tmp_path: Path, request: pytest.FixtureRequest):
+    count = getattr(request, "param", 3)
+    subnet = _subnet()
+    mesh = create_mesh(tmp_path / "mesh", count, addresses=[
+        (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1)
+    started: list[Agent] = []
+    try:
+        for node in mesh.nodes:
+            agent = Agent(load_config(node.config_path))
+            await agent.start()
+            started.append(agent)
+        yield started
+    finally:
+        for agent in started:
+            await agent.stop(leave=False)
+
+
+def _alive(agent: Agent) -> int:
+    return sum(1 for m in agent.membership.members() if m.state == MemberState.ALIVE)
+
+
+async def test_agents_converge_with_sessions_and_direct_routes(agents: list[Agent]) -> None:
+    await wait_until(lambda: all(_alive(a) == 3 and len(a.router.routes()) == 2
+                                 for a in agents), 15, "convergence with routes")
+    nodes = await call(agents[0].control_socket, "nodes")
+    assert [n["self"] for n in nodes] == [True, False, False]
+    assert {n["route"]["kind"] for n in nodes[1:]} == {"direct"}
+    assert all(n["state"] == "alive" and n["version"] for n in nodes)
+    status = await call(agents[0].control_socket, "status")
+    assert status["sessions"] == 2 and status["members"] == {"alive": 3}
+
+
+async def test_nodes_filters_by_state_and_tag(agents: list[Agent]) -> None:
+    await wait_until(lambda: all(_alive(a) == 3 for a in agents), 15, "convergence")
+    socket = agents[1].control_socket
+    assert len(await call(socket, "nodes", {"state": ["alive"], "tags": {"demo": "yes"}})) == 3
+    assert await call(socket, "nodes", {"tags": {"demo": "no"}}) == []
+    assert await call(socket, "nodes", {"state": ["left"]}) == []
+    with pytest.raises(RemoteError, match="unknown state"):
+        await call(socket, "nodes", {"state": ["sleeping"]})
+
+
+def _without(agent: Agent, banned: Agent) -> None:
+    """Test topology control: ``agent`` never dials ``banned`` (and refuses it)."""
+    original = agent._candidates
+
+    def candidates() -> list[PeerCandidate]:
+        return [c for c in original() if c.node_id != banned.node_id]
+    agent.sessions._candidates = candidates
+    for session in list(agent.sessions.sessions.values()):
+        if session.peer_id == banned.node_id:
+            session.close("test topology")
+
+
+@pytest.mark.parametrize("agents", [3], indirect=True)
+async def test_message_is_relayed_between_agents_without_a_session(
+        agents: list[Agent]) -> None:
+    a, b, c = agents
+    _without(a, c)
+    _without(c, a)
+    await wait_until(lambda: (r := a.router.route_to(c.node_id)) is not None
+                     and r.next_hop == b.node_id and c.node_id not in a.sessions.sessions,
+                     15, "a relayed route a -> b -> c")
+    received: list[Message] = []
+    c.router.on_message(APP, received.append)
+    a.router.send(c.node_id, APP, b"through b")
+    await wait_until(lambda: bool(received), 5, "delivery")
+    assert received[0].src == a.node_id and received[0].payload == b"through b"
+    assert received[0].hops == 2
+    pong = await call(a.control_socket, "ping", {"node": c.node_id.hex()[:10]})
+    assert pong["rtt_ms"] >= 0
+    nodes = {n["host"]: n for n in await call(a.control_socket, "nodes")}
+    assert nodes["node3"]["route"] == {"kind": "relay", "via": b.node_id.hex(), "metric": 2,
+                                       "via_host": "node2"}
+
+
+async def test_crashed_peer_session_is_reported_and_its_routes_dropped(
+        agents: list[Agent]) -> None:
+    await wait_until(lambda: all(len(a.router.routes()) == 2 for a in agents), 15, "routes")
+    victim, others = agents[2], agents[:2]
+    # What kill -9 leaves behind: every socket closed by the kernel, no goodbye.
+    await victim.transport.close()
+    await victim.membership.stop()
+    await wait_until(lambda: all(o.router.route_to(victim.node_id) is None for o in others),
+                     5, "routes to the crashed agent withdrawn")
+    await wait_until(lambda: all(
+        o.membership.member(victim.node_id).state == MemberState.UNREACHABLE
+        for o in others), 5, "the crash noticed")
+    assert all(o.sessions.stats.crashes_seen >= 1 for o in others)
+
+
+async def test_graceful_stop_is_seen_as_left_not_crashed(agents: list[Agent]) -> None:
+    await wait_until(lambda: all(_alive(a) == 3 for a in agents), 15, "convergence")
+    leaver = agents[2]
+    await leaver.stop()
+    await wait_until(lambda: all(
+        a.membership.member(leaver.node_id).state == MemberState.LEFT for a in agents[:2]),
+        5, "the departure")
+    assert all(a.sessions.stats.crashes_seen == 0 for a in agents[:2])
