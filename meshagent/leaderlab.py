@@ -12,6 +12,7 @@ the web service (SQLite) in this process; ``start_agents`` runs the agents as
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,13 +36,20 @@ from meshagent.leader import ALLOWLIST_FILE
 from meshagent.server.app import WebService
 from meshagent.server.auth import PasswordHash
 from meshagent.server.db import LeaderRow, NodeFilter, ResultRow
-from meshagent.server.service import MeshConfig
+from meshagent.server.service import LeaderSession, MeshConfig
 from meshagent.server.tls import make_self_signed, server_ssl_context
 
-__all__ = ["LeaderLab", "LAB_PASSWORD"]
+__all__ = ["LeaderLab", "LAB_PASSWORD", "free_port"]
 
 LAB_PASSWORD = "leader-lab"
 SERVICE_DIR = "service"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -154,6 +162,19 @@ class LeaderLab:
         """The mesh's leader as the service holds it (connected or not)."""
         rows = [row for row in await self.service.db.leaders() if row.mesh_id == self.mesh_id]
         return rows[0] if rows else None
+
+    async def settled(self, nodes: int, *, above_term: int = 0,
+                      timeout: float = 60.0) -> LeaderSession:
+        """The leader session the service holds once it leads above ``above_term`` and
+        its inventory shows ``nodes`` alive; TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            session = self.service.leader_of(self.mesh_id)
+            if session is not None and session.term > above_term and \
+                    await self.known_nodes() == nodes:
+                return session
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"no leader above term {above_term} with {nodes} nodes alive")
 
     async def known_nodes(self) -> int:
         rows = await self.service.db.nodes(NodeFilter(mesh_id=self.mesh_id, state="alive"))

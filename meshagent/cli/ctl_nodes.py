@@ -1,4 +1,5 @@
-"""``meshctl nodes``: the mesh as the local agent sees it, as a table or JSON."""
+"""``meshctl nodes``: the mesh as the local agent sees it (or, with ``--server``, as the
+web service's inventory has it), as a table or JSON."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import time
 from typing import Any
 
+from meshagent.cli.api_client import add_server_options
 from meshagent.cli.control_client import add_socket_arguments, call_agent
+from meshagent.cli.server_nodes import nodes_from_server
 
 HELP = "list the mesh's nodes: state, address, version, last seen, route"
 
@@ -17,6 +20,7 @@ COLUMNS = [("NODE", "node"), ("HOST", "host"), ("STATE", "state"), ("ADDRESS", "
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_socket_arguments(parser)
+    add_server_options(parser)
     parser.add_argument("--json", action="store_true",
                         help="print the nodes as one JSON array (full node ids, raw times)")
     parser.add_argument("--state", action="append", default=[], metavar="STATE",
@@ -39,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
                 raise SystemExit(f"meshctl nodes: --tag wants KEY=VALUE, got {item!r}")
             tags[key] = value
         params["tags"] = tags
-    nodes = call_agent(args, "nodes", params)
+    nodes = nodes_from_server(args, params) if args.server else call_agent(args, "nodes", params)
     if args.json:
         print(json.dumps(nodes, indent=2, sort_keys=True))
     else:

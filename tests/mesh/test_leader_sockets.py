@@ -16,25 +16,17 @@ import pytest
 
 from meshagent.commands import Target
 from meshagent.control import call
-from meshagent.leaderlab import LeaderLab
+from meshagent.leaderlab import LeaderLab, free_port
 from meshagent.server.db import CommandState
 
 SLOW_SCRIPT = b"#!/bin/sh\nsleep 1\necho slow done\n"
 COUNT = 4
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[LeaderLab]:
     # Everything but "power" is allowlisted, so power commands are refused by the nodes.
-    lab = LeaderLab.create(tmp_path / "mesh", COUNT, service_port=_free_port(),
+    lab = LeaderLab.create(tmp_path / "mesh", COUNT, service_port=free_port(),
                            agent_port=17946, first_address=random.randrange(2, 60_000),
                            actions=["ping", "inventory", "script", "tags"],
                            scripts={"slow.sh": SLOW_SCRIPT}, log_level="info")
@@ -48,14 +40,11 @@ async def lab(tmp_path: Path) -> AsyncIterator[LeaderLab]:
 
 
 async def _leader_with_inventory(lab: LeaderLab, nodes: int, above_term: int = 0):
-    async def ready() -> bool:
-        row = await lab.leader()
-        return bool(row and row.connected and row.term > above_term
-                    and lab.service.leader_of(lab.mesh_id) is not None
-                    and await lab.known_nodes() == nodes)
-    await _poll(ready, 30, "a connected leader with the whole inventory")
+    """The leader row once the service holds a session above ``above_term`` whose
+    inventory shows ``nodes`` alive."""
+    session = await lab.settled(nodes, above_term=above_term, timeout=30)
     row = await lab.leader()
-    assert row is not None
+    assert row is not None and row.term == session.term and row.connected
     return row
 
 
