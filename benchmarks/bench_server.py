@@ -88,14 +88,18 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     async def __aenter__(self) -> ServiceProcess:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "meshagent.cli.main", "server", "run", "--dir",
-             str(self.directory), "--db", self.db_url, "--listen", f"127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # The service's log goes to a file: a pipe nobody reads would fill up and stall it.
+        self.log_path = self.directory / "service.log"
+        with open(self.log_path, "wb") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "meshagent.cli.main", "server", "run", "--dir",
+                 str(self.directory), "--db", self.db_url, "--listen",
+                 f"127.0.0.1:{self.port}"],
+                stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"service exited: {self.process.stderr.read().decode()}")
+                raise RuntimeError(f"service exited: {self.log_path.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return self
@@ -105,6 +109,8 @@ class ServiceProcess:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self.process is not None
+        if exc[0] is not None:
+            print(f"service log tail:\n{self.log_path.read_text()[-3000:]}", file=sys.stderr)
         self.process.terminate()
         try:
             self.process.wait(10)

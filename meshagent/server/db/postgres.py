@@ -19,14 +19,18 @@ class PostgresDatabase(SqlDatabase):
     blob_type = "BYTEA"
     real_type = "DOUBLE PRECISION"
     serial_type = "BIGSERIAL PRIMARY KEY"
+    workers = 4
+    claim_lock = " FOR UPDATE OF c SKIP LOCKED"
 
     def _connect(self) -> Any:
         import psycopg  # server extra; imported here so the agent never needs it
 
         return psycopg.connect(self.url, connect_timeout=5, autocommit=False)
 
-    def _begin(self, conn: Any) -> None:
-        """psycopg opens a transaction with the first statement."""
+    def _begin(self, conn: Any, durable: bool) -> None:
+        """psycopg opens the transaction with this first statement."""
+        if not durable:
+            conn.execute("SET LOCAL synchronous_commit = off")
 
     def _rewrite(self, sql: str) -> str:
         return sql.replace("%", "%%").replace("?", "%s")

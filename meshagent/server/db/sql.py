@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import json
-import threading
+import queue
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -117,6 +117,14 @@ def _has_tag(summary: dict[str, Any], tag: str) -> bool:
     return key in tags and (not sep or str(tags[key]) == value)
 
 
+def _close(conn: Any) -> None:
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception as exc:  # already broken: nothing more to release
+            log.debug("db_close_failed", error=str(exc))
+
+
 def _audit(tx: Transaction, entry: AuditEntry) -> int:
     row = tx.one("INSERT INTO audit (time, actor, event, command_id, detail) "
                  "VALUES (?, ?, ?, ?, ?) RETURNING audit_id",
@@ -158,22 +166,32 @@ class SqlDatabase(Database):
     real_type = "DOUBLE PRECISION"
     serial_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
+    # Worker threads, each with its own connection. One for SQLite (a single writer
+    # anyway); a few for PostgreSQL, so that commits wait on the disk together.
+    workers = 1
+    # Row locking for a SELECT that claims rows (take_deliverable) when workers > 1.
+    claim_lock = ""
+
     def __init__(self, url: str) -> None:
         self.url = url
-        self._executor = ThreadPoolExecutor(max_workers=1,
+        self._executor = ThreadPoolExecutor(max_workers=self.workers,
                                             thread_name_prefix=f"db-{self.url_scheme}")
-        self._conn: Any = None
-        self._lock = threading.Lock()  # the worker is single, this guards close() too
+        # One slot per worker: a connection, or None until the worker first needs one.
+        self._slots: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(self.workers):
+            self._slots.put(None)
 
     # --- what a back end supplies -------------------------------------------------
 
     @abc.abstractmethod
     def _connect(self) -> Any:
-        """A new DB-API connection (called in the worker thread)."""
+        """A new DB-API connection (called in a worker thread)."""
 
     @abc.abstractmethod
-    def _begin(self, conn: Any) -> None:
-        """Start a transaction on ``conn``."""
+    def _begin(self, conn: Any, durable: bool) -> None:
+        """Start a transaction on ``conn``. ``durable`` False: the caller can lose this
+        transaction in a database crash without harm (it will be redone), so the back end
+        may skip waiting for the disk at commit."""
 
     @abc.abstractmethod
     def _unavailable(self, exc: BaseException) -> bool:
@@ -189,20 +207,20 @@ class SqlDatabase(Database):
         """The URL without credentials, for logs and errors."""
         return self.url.split("@")[-1] if "@" in self.url else self.url
 
-    # --- the worker ---------------------------------------------------------------
+    # --- the workers --------------------------------------------------------------
 
-    def _transaction(self, work: Callable[[Transaction], T]) -> T:
-        with self._lock:
-            if self._conn is None:
+    def _transaction(self, work: Callable[[Transaction], T], durable: bool) -> T:
+        conn = self._slots.get()  # never waits: there are as many slots as workers
+        try:
+            if conn is None:
                 try:
-                    self._conn = self._connect()
+                    conn = self._connect()
                 except Exception as exc:
                     raise DatabaseUnavailable(
                         f"cannot open {self.url_scheme} database {self.describe()}: {exc}"
                     ) from exc
-            conn = self._conn
             try:
-                self._begin(conn)
+                self._begin(conn, durable)
                 cursor = conn.cursor()
                 try:
                     result = work(Transaction(cursor, self._rewrite))
@@ -211,33 +229,30 @@ class SqlDatabase(Database):
                 conn.commit()
                 return result
             except Exception as exc:
-                self._rollback(conn)
+                conn = self._rollback(conn)
                 if isinstance(exc, DatabaseError):
                     raise
                 if self._unavailable(exc):
-                    self._drop_connection()
+                    conn = _close(conn)
                     raise DatabaseUnavailable(
                         f"{self.url_scheme} database {self.describe()} unavailable: "
                         f"{str(exc).strip()}") from exc
                 raise
+        finally:
+            self._slots.put(conn)
 
-    def _rollback(self, conn: Any) -> None:
+    @staticmethod
+    def _rollback(conn: Any) -> Any:
+        """``conn`` rolled back, or None if that failed (the connection is what broke)."""
         try:
             conn.rollback()
-        except Exception:  # the connection may be the thing that broke
-            self._drop_connection()
+        except Exception:
+            return _close(conn)
+        return conn
 
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception as exc:  # already broken: nothing more to release
-                log.debug("db_close_failed", error=str(exc))
-
-    async def _run(self, work: Callable[[Transaction], T]) -> T:
+    async def _run(self, work: Callable[[Transaction], T], durable: bool = True) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._transaction, work)
+        return await loop.run_in_executor(self._executor, self._transaction, work, durable)
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -253,14 +268,9 @@ class SqlDatabase(Database):
         log.event("db_open", backend=self.url_scheme, url=self.describe())
 
     async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-
-        def shut() -> None:
-            with self._lock:
-                self._drop_connection()
-
-        await loop.run_in_executor(self._executor, shut)
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True)  # lets running transactions finish
+        for _ in range(self.workers):
+            _close(self._slots.get_nowait())
 
     # --- meshes -------------------------------------------------------------------
 
@@ -315,12 +325,20 @@ class SqlDatabase(Database):
     # --- nodes --------------------------------------------------------------------
 
     async def apply_inventory(self, reports: Sequence[InventoryReport]) -> None:
+        # Reports are written in segments that each start at a full report (its
+        # "unreported" marking must precede its rows and follow earlier rows); within a
+        # segment all rows go in two statements, so many small deltas cost two round trips.
+        segments: list[list[InventoryReport]] = []
+        for report in reports:
+            if report.full or not segments:
+                segments.append([])
+            segments[-1].append(report)
+
         def work(tx: Transaction) -> None:
-            for report in reports:
-                mesh_id, via = report.mesh_id, report.via_leader
-                if report.full:
+            for segment in segments:
+                if segment[0].full:
                     tx.execute("UPDATE nodes SET state = 'unreported' WHERE mesh_id = ?",
-                               (mesh_id,))
+                               (segment[0].mesh_id,))
                 tx.executemany(
                     "INSERT INTO nodes (node_id, mesh_id, state, record, summary, search,"
                     " last_seen, via_leader) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -328,9 +346,9 @@ class SqlDatabase(Database):
                     " state = excluded.state, record = excluded.record,"
                     " summary = excluded.summary, search = excluded.search,"
                     " last_seen = excluded.last_seen, via_leader = excluded.via_leader",
-                    [(u.node_id, mesh_id, u.state, u.record, _json(u.summary or {}),
-                      _json(u.summary or {}).lower(), u.last_seen, via)
-                     for u in report.updates if u.record is not None])
+                    [(u.node_id, r.mesh_id, u.state, u.record, _json(u.summary or {}),
+                      _json(u.summary or {}).lower(), u.last_seen, r.via_leader)
+                     for r in segment for u in r.updates if u.record is not None])
                 # A state change for a node never reported with a record still gets a row,
                 # so commands queued for it can find it.
                 tx.executemany(
@@ -339,10 +357,11 @@ class SqlDatabase(Database):
                     " ON CONFLICT (node_id) DO UPDATE SET state = excluded.state,"
                     " last_seen = excluded.last_seen, via_leader = excluded.via_leader"
                     " WHERE nodes.mesh_id = excluded.mesh_id",
-                    [(u.node_id, mesh_id, u.state, u.last_seen, via)
-                     for u in report.updates if u.record is None])
+                    [(u.node_id, r.mesh_id, u.state, u.last_seen, r.via_leader)
+                     for r in segment for u in r.updates if u.record is None])
 
-        await self._run(work)
+        # Not durable: leaders send their full inventory again on every connect.
+        await self._run(work, durable=False)
 
     async def node_states(self, mesh_id: bytes) -> dict[bytes, str]:
         rows = await self._run(lambda tx: tx.all(
@@ -422,18 +441,22 @@ class SqlDatabase(Database):
         def work(tx: Transaction) -> list[CommandRow]:
             rows: list[Sequence[Any]] = []
             if targets is None:
-                rows = tx.all(f"{base} ORDER BY c.created LIMIT {int(limit)}", params)
+                rows = tx.all(f"{base} ORDER BY c.created LIMIT {int(limit)}{self.claim_lock}",
+                              params)
             else:
                 for chunk in _chunks(targets):
                     rows += tx.all(f"{base} AND c.node_id IN ({_marks(len(chunk))}) "
-                                   f"ORDER BY c.created LIMIT {int(limit)}", [*params, *chunk])
+                                   f"ORDER BY c.created LIMIT {int(limit)}{self.claim_lock}",
+                                   [*params, *chunk])
                 rows = sorted(rows, key=lambda r: r[7])[:limit]
             tx.executemany("UPDATE commands SET state = 'sent', sent_at = ?, sent_term = ?, "
                            "attempts = attempts + 1 WHERE command_id = ? AND node_id = ?",
                            [(now, term, r[0], r[1]) for r in rows])
             return [_command(r) for r in rows]
 
-        taken = await self._run(work)
+        # Not durable: a "sent" mark lost in a crash leaves the command queued, and it is
+        # delivered again, which agents make harmless (they run an id once).
+        taken = await self._run(work, durable=False)
         return [CommandRow(**{**c.__dict__, "state": CommandState.SENT, "sent_at": now,
                               "sent_term": term, "attempts": c.attempts + 1}) for c in taken]
 
@@ -458,14 +481,15 @@ class SqlDatabase(Database):
             for r in results:
                 known = tx.one("SELECT 1 FROM commands WHERE command_id = ? AND node_id = ?",
                                (r.command_id, r.node_id))
-                present = tx.one("SELECT 1 FROM results WHERE command_id = ? AND node_id = ?",
-                                 (r.command_id, r.node_id))
-                if known is None or present is not None:
+                # Insert-or-nothing decides which copy is first, also between workers.
+                fresh = known is not None and tx.one(
+                    "INSERT INTO results (command_id, node_id, result, summary, received)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (command_id, node_id) DO NOTHING"
+                    " RETURNING command_id",
+                    (r.command_id, r.node_id, r.result, _json(r.summary), r.received))
+                if not fresh:
                     stored.append(False)
                     continue
-                tx.execute("INSERT INTO results (command_id, node_id, result, summary, received)"
-                           " VALUES (?, ?, ?, ?, ?)",
-                           (r.command_id, r.node_id, r.result, _json(r.summary), r.received))
                 tx.execute("UPDATE commands SET state = 'done', done_at = ? "
                            "WHERE command_id = ? AND node_id = ?",
                            (r.received, r.command_id, r.node_id))

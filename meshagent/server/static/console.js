@@ -46,7 +46,11 @@ async function loadMeshes() {
   fill("meshes", meshes.map((m) => {
     const tr = document.createElement("tr");
     const lead = m.leader;
-    tr.append(cell(short(m.mesh)), cell(m.name), cell(lead ? short(lead.node) : "none"),
+    const counts = Object.entries(m.nodes || {});
+    const total = counts.reduce((sum, [, n]) => sum + n, 0);
+    const byState = counts.map(([state, n]) => `${n} ${state}`).join(", ");
+    tr.append(cell(short(m.mesh)), cell(m.name), cell(total ? `${total} (${byState})` : "0"),
+      cell(lead ? short(lead.node) : "none"),
       cell(lead ? lead.term : ""),
       cell(lead ? (lead.connected ? "connected" : "disconnected") : "",
         lead && lead.connected ? "ok" : "warn"),
