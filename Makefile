@@ -29,5 +29,45 @@ lint: $(STAMP)
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
+# Optional tool sets (pyproject extras: freeze, fuzz, release), installed on first use.
+$(VENV)/.extra-%: $(STAMP)
+	$(BIN)/pip install -q -e '.[$*]'
+	touch $@
+
+selftest: $(STAMP)
+	$(BIN)/meshagent selftest
+
+# dist/meshagent: one executable carrying the C core and libcrypto (build_tools/meshagent.spec).
+freeze: $(VENV)/.extra-freeze
+	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist \
+		--workpath build/pyinstaller build_tools/meshagent.spec
+
+# A wheel in dist/, checked by auditwheel; the manylinux repair (libcrypto grafted in) goes
+# to wheelhouse/.
+wheel: $(VENV)/.extra-release
+	rm -rf dist/meshagent-*.whl wheelhouse
+	$(BIN)/pip wheel -q --no-deps --wheel-dir dist .
+	$(BIN)/auditwheel show dist/meshagent-*.whl
+	$(BIN)/auditwheel repair --wheel-dir wheelhouse dist/meshagent-*.whl
+
+# Every C unit test (csrc/tests/test_*.c) linked with every C source under AddressSanitizer
+# and UndefinedBehaviorSanitizer; any report fails the run.
+ASAN_CFLAGS := -std=c11 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=address,undefined -fno-sanitize-recover=all -DMESH_PACKAGE_VERSION='"asan"'
+asan-test:
+	mkdir -p .asan
+	set -e; for test in csrc/tests/test_*.c; do \
+		binary=.asan/$$(basename $$test .c); \
+		$(CC) $(ASAN_CFLAGS) -Icsrc -Icsrc/tests csrc/*.c $$test -lcrypto -o $$binary; \
+		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $$binary; \
+	done
+
+# Coverage-guided fuzzing of the frame decoders (atheris); FUZZ_SECONDS, default 60.
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.extra-fuzz
+	mkdir -p .fuzz/corpus
+	$(BIN)/python fuzz/fuzz_frame_decoder.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=.fuzz/ \
+		-rss_limit_mb=4096 .fuzz/corpus
+
 clean:
 	rm -rf build dist wheelhouse .asan .fuzz meshagent/_core*.so meshagent/_core.c

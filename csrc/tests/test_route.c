@@ -1,23 +1,12 @@
 /* Unit tests of csrc/route.c: the update rules one by one, then long random operation
  * sequences against a brute-force model (an unsorted array searched linearly) on a small
  * table, so probe runs wrap, collide and shift back on deletion many times.
- * Build: make asan-test (or cc -Icsrc csrc/route.c csrc/tests/test_route.c). */
+ * Build: cc -std=c11 -Icsrc csrc/route.c csrc/tests/test_route.c (make asan-test runs it). */
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "route.h"
-
-static int passed, failed;
-
-#define CHECK(condition)                                                            \
-    do {                                                                            \
-        if (condition) {                                                            \
-            passed++;                                                               \
-        } else {                                                                    \
-            failed++;                                                               \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #condition); \
-        }                                                                           \
-    } while (0)
 
 static void make_id(uint8_t out[MESH_NODE_ID_BYTES], uint32_t value) {
     memset(out, 0xA5, MESH_NODE_ID_BYTES);
@@ -357,7 +346,8 @@ static void test_random_operations_match_brute_force_model(void) {
     }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
     test_sequence_numbers_compare_modulo_2_32();
     test_update_rules();
     test_withdrawal_rules();
@@ -366,6 +356,5 @@ int main(void) {
     test_bad_arguments_are_refused();
     test_memory_stays_under_64_bytes_per_route();
     test_random_operations_match_brute_force_model();
-    printf("test_route: %d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary(argv[0]);
 }
