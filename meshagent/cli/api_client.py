@@ -25,7 +25,7 @@ from typing import Any
 
 from meshagent.errors import ConfigError, MeshError
 
-__all__ = ["ApiClient", "ApiError", "add_server_options", "client_from_args"]
+__all__ = ["ApiClient", "ApiError", "PinMismatch", "add_server_options", "client_from_args"]
 
 TIMEOUT_S = 30.0
 
