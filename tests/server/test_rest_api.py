@@ -89,7 +89,7 @@ async def test_console_command_is_signed_by_the_console_key_and_runs(harness: Ha
     assert submitted["detail"]["operator"] == "web-console"
 
 
-async def _done(harness: Harness, command_id: str):  # noqa: ANN202
+async def _done(harness: Harness, command_id: str):
     status = await harness.call("GET", f"/api/commands/{command_id}")
     return status if status["targets"][0]["state"] == "done" else None
 
