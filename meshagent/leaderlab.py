@@ -1,10 +1,10 @@
 """A local mesh of agent processes behind a real web service: what the leader tests, the
 leader benchmark and the demo's leader steps share.
 
-``LeaderLab.create(directory, count)`` writes a mesh (``demo.create_mesh``) whose agents
-know the service (``[server]`` url and pin), gives every node the root-signed allowlist,
-authorises an operator, and makes the service's TLS certificate; ``start_service`` runs
-the web service (SQLite) in this process; ``start_agents`` runs the agents as
+``LeaderLab.create(directory, count)`` writes a mesh (``demo.create_mesh``) and
+``equip``s it: a web service directory, agents that know the service (``[server]`` url
+and pin), the root-signed allowlist on every node, an authorised operator.
+``start_service`` runs the web service (SQLite) in this process; ``start_agents`` runs the agents as
 ``meshagent run`` processes. ``submit`` signs and queues a command like ``meshctl run``;
 ``results`` / ``leader`` read the service's database.
 """
@@ -34,10 +34,9 @@ from meshagent.errors import MeshError
 from meshagent.identity import MeshRoot
 from meshagent.leader import ALLOWLIST_FILE
 from meshagent.server.app import WebService
-from meshagent.server.auth import PasswordHash
 from meshagent.server.db import LeaderRow, NodeFilter, ResultRow
-from meshagent.server.service import LeaderSession, MeshConfig
-from meshagent.server.tls import make_self_signed, server_ssl_context
+from meshagent.server.service import LeaderSession
+from meshagent.server.settings import ServerDirectory
 
 __all__ = ["LeaderLab", "LAB_PASSWORD", "free_port"]
 
@@ -69,30 +68,43 @@ class LeaderLab:
                first_address: int = 2, profile: str = "local", log_level: str = "warning",
                extra_config: str = "", actions: Sequence[str] | None = None,
                scripts: Mapping[str, bytes] | None = None) -> LeaderLab:
-        """``actions`` (default: every built-in) and ``scripts`` (name -> bytes) make the
-        allowlist each node holds."""
-        directory = Path(directory).resolve()
+        """A fresh mesh of ``count`` agents (``demo.create_mesh``), equipped."""
         addresses = loopback_addresses(count, agent_port, first_address)
-        tls_dir = directory.parent / f"{directory.name}-{SERVICE_DIR}"
-        tls_dir.mkdir(parents=True, exist_ok=True)
-        pin = make_self_signed(tls_dir, ["127.0.0.1", "localhost"])
-        server = (f"[server]\nurl = \"wss://127.0.0.1:{service_port}/uplink\"\n"
-                  f"pin = \"{pin.hex()}\"\n")
-        mesh = create_mesh(directory, count, addresses=addresses, profile=profile,
-                           log_level=log_level, extra_config=server + extra_config)
-        root = MeshRoot.load(directory / ROOT_FILE)
+        mesh = create_mesh(Path(directory).resolve(), count, addresses=addresses,
+                           profile=profile, log_level=log_level, extra_config=extra_config)
+        return cls.equip(mesh, service_port, actions=actions, scripts=scripts)
+
+    @classmethod
+    def equip(cls, mesh: LocalMesh, service_port: int, *, actions: Sequence[str] | None = None,
+              scripts: Mapping[str, bytes] | None = None) -> LeaderLab:
+        """Give an existing local mesh (agents not yet started) a web service directory
+        (``meshagent server init`` + ``add-mesh``, the console key authorised by the root),
+        a ``[server]`` section in every agent.toml, the allowlist of ``actions`` (default:
+        every built-in) and ``scripts`` (name -> bytes) in every node directory, and an
+        operator authorised for everything."""
+        root = MeshRoot.load(mesh.directory / ROOT_FILE)
+        service_dir = mesh.directory / SERVICE_DIR
+        server, _ = ServerDirectory.init(service_dir, ["127.0.0.1", "localhost"],
+                                         LAB_PASSWORD, force=True)
+        console = authorise_operator(root, server.console_key().public, "web-console", ["*"],
+                                     30 * 24 * 3600.0, now=time.time() - 60)
+        server.add_mesh(root.trust, "lab", console.to_wire())
+        pin = server.cert_pin
         allowlist = build_allowlist(root, sorted(actions or BUILTIN_ACTIONS),
                                     dict(scripts or {}))
         for node in mesh.nodes:
+            with open(node.config_path, "a", encoding="utf-8") as config:
+                config.write(f"\n[server]\nurl = \"wss://127.0.0.1:{service_port}/uplink\"\n"
+                             f"pin = \"{pin.hex()}\"\n")
             allowlist.save(node.directory / "state" / ALLOWLIST_FILE)
         operator = OperatorKey.generate("lab-operator")
         cert = authorise_operator(root, operator.public, "lab-operator", ["*"], 24 * 3600.0,
                                   now=time.time() - 60)
-        return cls(directory, mesh, root, operator, cert, pin, service_port)
+        return cls(mesh.directory, mesh, root, operator, cert, pin, service_port)
 
     @property
-    def tls_dir(self) -> Path:
-        return self.directory.parent / f"{self.directory.name}-{SERVICE_DIR}"
+    def service_dir(self) -> Path:
+        return self.directory / SERVICE_DIR
 
     @property
     def url(self) -> str:
@@ -105,10 +117,9 @@ class LeaderLab:
     # --- the web service ---------------------------------------------------------------
 
     async def start_service(self) -> WebService:
-        self.web = WebService(f"sqlite://{self.tls_dir}/service.db",
-                              [MeshConfig(self.root.trust, "lab")],
-                              PasswordHash.of(LAB_PASSWORD), "127.0.0.1", self.service_port,
-                              server_ssl_context(self.tls_dir), self.pin)
+        self.web = WebService.from_directory(
+            self.service_dir, f"sqlite://{self.service_dir}/service.db", "127.0.0.1",
+            self.service_port)
         await self.web.start()
         return self.web
 
