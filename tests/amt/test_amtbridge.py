@@ -241,3 +241,44 @@ async def test_forged_asleep_notice_does_not_mark_a_live_member(mesh: BridgedMes
     observer.bridge._on_message(Message(mesh.nodes[2].node_id, AMT_CHANNEL, notice, 1))
     await asyncio.sleep(0)
     assert mesh.state(0, 1) == MemberState.ALIVE
+
+
+async def test_wrong_credentials_are_an_error_not_a_verdict(mesh: BridgedMesh) -> None:
+    observer, subject = mesh.nodes[0].bridge, mesh.nodes[1]
+    grant = observer.grant_for(subject.node_id)
+    assert grant is not None
+    observer._grants[subject.node_id] = type(grant)(**{**grant.__dict__,
+                                                       "guest_password": "wrong"})
+    subject.device.set_power_state(PowerState.SLEEP_DEEP)
+    assert await observer.check(subject.node_id) is None
+    assert observer.counters["checks_failed"] == 1
+    assert mesh.state(0, 1) == MemberState.ALIVE
+
+
+async def test_grants_survive_a_restart_sealed_on_disk(tmp_path) -> None:
+    mesh = await bridged_mesh(2)
+    try:
+        holder, owner = mesh.nodes[0], mesh.nodes[1]
+        await holder.bridge.stop()
+        holder.bridge.grants_dir = tmp_path / "grants"
+        holder.bridge._grants.clear()  # as a fresh agent would start
+        owner.bridge._acked.clear()
+        await holder.bridge.start()
+        await wait_until(lambda: (tmp_path / "grants").is_dir() and any(
+            (tmp_path / "grants").iterdir()), 5, "grant stored")
+        (stored,) = (tmp_path / "grants").iterdir()
+        assert stored.stat().st_mode & 0o777 == 0o600
+        assert b"mesh-guest" not in stored.read_bytes()  # sealed, as received
+        restarted = type(holder.bridge)(holder.membership.identity, holder.membership,
+                                        holder.router, grants_dir=tmp_path / "grants")
+        restarted._load_sealed_grants()
+        assert restarted.grant_for(owner.node_id) == holder.bridge.grant_for(owner.node_id)
+    finally:
+        await mesh.stop()
+
+
+async def test_record_is_rewritten_periodically(mesh: BridgedMesh) -> None:
+    bridge = mesh.nodes[0].bridge
+    written = bridge.counters["records_written"]
+    bridge._next_record = 0.0
+    await wait_until(lambda: bridge.counters["records_written"] > written, 5, "rewrite")

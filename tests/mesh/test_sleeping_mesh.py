@@ -102,6 +102,12 @@ async def test_sleeping_computers_are_listed_searched_and_woken(lab: SleepingLab
     assert [r["node"] for r in found] == [lab.node_id(3).hex()]
     assert found[0]["record"]["tags"]["room"] == "b12"
     assert await _rest(lab, state="alive", tag="room=b12") == []
+    server = ["--server", lab.leaders.url, "--pin", lab.leaders.pin.hex(),
+              "--token", LAB_PASSWORD]
+    code, printed = await asyncio.to_thread(
+        _capture, ["nodes", *server, "--state", "asleep", "--tag", "room=c7", "--json"])
+    assert code == 0
+    assert [(n["host"], n["state"]) for n in json.loads(printed)] == [("node5", "asleep")]
 
     # meshctl wake: signed here, queued at the service, relayed by the leader to a live
     # peer on the same network, which powers the node on through its AMT; the device's
@@ -110,9 +116,8 @@ async def test_sleeping_computers_are_listed_searched_and_woken(lab: SleepingLab
     lab.leaders.operator.save(key)
     lab.leaders.operator_cert.save(cert)
     woken = lab.hosts[3]
-    argv = ["wake", woken.name, "--server", lab.leaders.url, "--pin",
-            lab.leaders.pin.hex(), "--token", LAB_PASSWORD, "--key", str(key),
-            "--cert", str(cert), "--timeout", "30", "--json"]
+    argv = ["wake", woken.name, *server, "--key", str(key), "--cert", str(cert),
+            "--timeout", "30", "--json"]
     code, printed = await asyncio.to_thread(_capture, argv)
     assert code == 0, printed
     outcome = json.loads(printed)
