@@ -22,8 +22,9 @@ How the knobs combine (n = members believed alive):
   when there is urgent news (a death, a refutation, a new member); each item is sent
   ``retransmit_mult`` x ceil(log10(n + 1)) times.
 * full state is exchanged over TCP with one random member every ``push_pull_interval_s``
-  (scaled up beyond 32 members like memberlist), and every ``fast_sync_interval_s`` while
-  the view is still changing (joins converge in a few exchanges).
+  (scaled up beyond 32 members like memberlist), and, after a join or a healed partition,
+  up to ``fast_sync_rounds`` times every ``fast_sync_interval_s`` while the view is still
+  changing (joins converge in a few exchanges; bounded because a full state is O(n)).
 * each node keeps ``watch_peers`` liveness streams to its successors on a ring of node ids.
 """
 
@@ -54,6 +55,7 @@ class Profile:
     stream_timeout_s: float
     watch_peers: int
     max_datagram: int
+    fast_sync_rounds: int = 4
     max_health_multiplier: int = 8
     flood_rate_per_s: float = 2000.0
     flood_burst: float = 4000.0

@@ -170,7 +170,7 @@ def test_revoked_node_is_dropped_and_its_datagrams_refused() -> None:
         await wait_until(lambda: all(n.member(revoked.node_id) is None
                                      for n in nodes if n is not revoked), 5, "revocation")
         revoked.keys.peer_forgot_me(victim.node_id)  # attach its certificate again
-        revoked._send_parts(revoked._members[victim.node_id], [])
+        revoked._send_parts(victim.node_id, victim.transport.local_address, [])
         await asyncio.sleep(0.05)
         assert victim.counters["dropped_revoked"] >= 1
         assert victim.member(revoked.node_id) is None

@@ -15,6 +15,8 @@ from collections.abc import Hashable
 
 __all__ = ["BroadcastQueue"]
 
+_MAX_MISSES = 32  # items too big for the space left before a datagram counts as full
+
 
 class BroadcastQueue:
     def __init__(self) -> None:
@@ -24,13 +26,18 @@ class BroadcastQueue:
     def __len__(self) -> int:
         return len(self._count)
 
-    def enqueue(self, subject: Hashable, encoded: bytes) -> None:
-        """Queue one packed message about ``subject``, replacing older news about it."""
+    def enqueue(self, subject: Hashable, encoded: bytes, sent: int = 0) -> None:
+        """Queue one packed message about ``subject``, replacing older news about it.
+
+        ``sent`` counts sends as already done: news that also spreads another way is
+        queued with fewer sends left and behind fresher news."""
         old = self._count.pop(subject, None)
         if old is not None:
             del self._buckets[old][subject]
-        self._buckets[0][subject] = encoded
-        self._count[subject] = 0
+        while len(self._buckets) <= sent:
+            self._buckets.append({})
+        self._buckets[sent][subject] = encoded
+        self._count[subject] = sent
 
     def discard(self, subject: Hashable) -> None:
         old = self._count.pop(subject, None)
@@ -42,13 +49,17 @@ class BroadcastQueue:
         message counts one send and leaves the queue after ``limit`` sends."""
         taken: list[bytes] = []
         moves: list[tuple[Hashable, int]] = []
+        misses = 0
         for count, bucket in enumerate(self._buckets):
-            if budget <= per_item_overhead:
+            if budget <= per_item_overhead or misses > _MAX_MISSES:
                 break
-            for subject in reversed(list(bucket)):
+            for subject in reversed(bucket):
                 encoded = bucket[subject]
                 size = len(encoded) + per_item_overhead
                 if size > budget:
+                    misses += 1
+                    if misses > _MAX_MISSES:
+                        break
                     continue
                 budget -= size
                 taken.append(encoded)

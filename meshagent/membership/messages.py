@@ -18,7 +18,14 @@ type  name         fields
 7     Dead         node id, incarnation, accuser node id, crashed (port refused)
 8     Power        node id, incarnation, "asleep"|"off", reporter (AMT bridge)
 9     Revocations  root-signed revocation list
+10    Announce     node id, incarnation: "I hold this record" (gossiped)
+11    Fetch        node id: "send me your record of it" (answered by Alive)
 ====  ===========  ==========================================================
+
+Records (about 600 bytes with their certificate) are not gossiped themselves: gossip
+carries 25-byte ``Announce``s and a member that learns of a newer incarnation fetches the
+record once from the announcer. Dissemination then costs each member one record per
+change instead of log(n) copies of it, and a datagram carries dozens of announcements.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from meshagent import codec
 from meshagent.errors import DecodeError, MeshError
 
 __all__ = ["Message", "Ping", "Ack", "PingReq", "Nack", "Alive", "Suspect", "Dead", "Power",
-           "Revocations", "MessageError", "encode_messages", "decode_messages",
+           "Revocations", "Announce", "Fetch", "MessageError", "encode_messages", "decode_messages",
            "encode_one", "pack_encoded", "POWER_STATES"]
 
 NODE_ID_BYTES = 16
@@ -209,9 +216,38 @@ class Revocations:
         return cls(_blob(fields[0]))
 
 
-Message = Ping | Ack | PingReq | Nack | Alive | Suspect | Dead | Power | Revocations
+@dataclass(frozen=True, slots=True)
+class Announce:
+    TYPE = 10
+    node: bytes
+    incarnation: int
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.node, self.incarnation]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Announce:
+        return cls(_node(fields[0]), _incarnation(fields[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    TYPE = 11
+    node: bytes
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.node]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Fetch:
+        return cls(_node(fields[0]))
+
+
+Message = (Ping | Ack | PingReq | Nack | Alive | Suspect | Dead | Power | Revocations
+           | Announce | Fetch)
 _TYPES: dict[int, Any] = {kind.TYPE: kind for kind in
-                          (Ping, Ack, PingReq, Nack, Alive, Suspect, Dead, Power, Revocations)}
+                          (Ping, Ack, PingReq, Nack, Alive, Suspect, Dead, Power, Revocations,
+                           Announce, Fetch)}
 _ARITY = {kind.TYPE: len(kind.__slots__) for kind in _TYPES.values()}
 
 

@@ -15,13 +15,15 @@ itself can raise its incarnation (its record is signed), which is how it refutes
 from __future__ import annotations
 
 import enum
+import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from meshagent.record import NodeRecord
 from meshagent.transport import Address
 
-__all__ = ["MemberState", "Member", "MemberChange", "MemberEntry"]
+__all__ = ["MemberState", "Member", "MemberChange", "MemberEntry", "SampleSet"]
 
 
 class MemberState(enum.Enum):
@@ -91,3 +93,38 @@ class MemberEntry:
         return Member(self.record.node_id, self.state, self.record, self.address,
                       self.last_seen, self.state_incarnation, self.state_since, is_self,
                       self.power_record)
+
+
+class SampleSet:
+    """Node ids with O(1) add, discard and uniform random sampling (probe helpers and
+    gossip targets are drawn from the live members every few milliseconds)."""
+
+    def __init__(self) -> None:
+        self._items: list[bytes] = []
+        self._index: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, item: bytes) -> bool:
+        return item in self._index
+
+    def add(self, item: bytes) -> None:
+        if item not in self._index:
+            self._index[item] = len(self._items)
+            self._items.append(item)
+
+    def discard(self, item: bytes) -> None:
+        index = self._index.pop(item, None)
+        if index is None:
+            return
+        last = self._items.pop()
+        if index < len(self._items):
+            self._items[index] = last
+            self._index[last] = index
+
+    def sample(self, rng: random.Random, count: int, exclude: Collection[bytes | None],
+               ) -> list[bytes]:
+        wanted = min(len(self._items), count + len(exclude))
+        picked = [item for item in rng.sample(self._items, wanted) if item not in exclude]
+        return picked[:count]

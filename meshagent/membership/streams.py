@@ -183,7 +183,8 @@ class StreamService:
             wire, state, incarnation = item
             node_id = m.node_of_wire(wire)
             if node_id is None:
-                m.accept_record(wire)
+                # Only the peer's own record is news worth gossiping (a join).
+                m.accept_record(wire, from_owner_at=sender, rebroadcast=False)
                 node_id = m.node_of_wire(wire)
                 if node_id is None:
                     continue

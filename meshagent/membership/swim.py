@@ -25,9 +25,11 @@ Failure detection (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018):
 
 Dissemination: every message about a member goes into the ``BroadcastQueue`` and rides on
 pings, acks and gossip datagrams (``gossip_fanout`` random members per gossip interval,
-immediately when the news is urgent). Full state is exchanged over TCP (``streams.py``):
-on join, quickly while the view keeps changing, then every push-pull interval; unreachable
-members are retried now and then, which merges healed partitions.
+immediately when the news is urgent). New records travel as small ``Announce``s; a member
+that lacks the announced incarnation ``Fetch``es the record from the announcer. Full state
+is exchanged over TCP (``streams.py``): on join, quickly while the view keeps changing,
+then every push-pull interval; unreachable members are retried now and then, which merges
+healed partitions.
 
 Records: only records that verify (``RecordVerifier``: certificate against the mesh trust
 and revocation list, signature by the certificate's key) and carry a higher incarnation
@@ -59,7 +61,9 @@ from meshagent.membership.broadcast import BroadcastQueue
 from meshagent.membership.messages import (
     Ack,
     Alive,
+    Announce,
     Dead,
+    Fetch,
     Message,
     MessageError,
     Nack,
@@ -74,7 +78,13 @@ from meshagent.membership.messages import (
 )
 from meshagent.membership.ratelimit import SourceRateLimiter
 from meshagent.membership.sealing import DATAGRAM_OVERHEAD, PeerKeys, SealError
-from meshagent.membership.state import Member, MemberChange, MemberEntry, MemberState
+from meshagent.membership.state import (
+    Member,
+    MemberChange,
+    MemberEntry,
+    MemberState,
+    SampleSet,
+)
 from meshagent.membership.streams import StreamService
 from meshagent.membership.suspicion import LocalHealth, Suspicion
 from meshagent.profiles import Profile
@@ -100,6 +110,8 @@ log = get_logger(__name__)
 ChangeCallback = Callable[[Member, MemberState | None, MemberState], Any]
 MAX_DATAGRAM_IN = 2 * MAX_RECORD_BYTES + 4096
 _SEQ_MOD = 1 << 32
+SYNCED_RECORD_SENDS = 2
+MAX_FETCHES = 256  # records being fetched at once
 
 
 class _Probe:
@@ -144,6 +156,8 @@ class Membership:
         self._record_fields = dict(record_fields or {})
         self._members: dict[bytes, MemberEntry] = {}
         self._known_wires: dict[bytes, bytes] = {}
+        self._fetching: dict[bytes, float] = {}  # node id -> when we asked for its record
+        self._live = SampleSet()  # members in a probed state, this node included
         self._queue = BroadcastQueue()
         self._limiter = SourceRateLimiter(profile.flood_rate_per_s, profile.flood_burst)
         self._probes: dict[int, _Probe] = {}
@@ -153,7 +167,9 @@ class Membership:
         self._subscribers: list[asyncio.Queue[MemberChange]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._urgent = asyncio.Event()
+        self._resync = asyncio.Event()
         self._view_changed = True
+        self._fast_syncs_left = profile.fast_sync_rounds
         self._running = False
         self._leaving = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -184,6 +200,7 @@ class Membership:
             record, self.transport.local_address, MemberState.ALIVE, now,
             record.incarnation, time.time())
         self._known_wires[record.wire] = self.node_id
+        self._live.add(self.node_id)
         self._running = True
         for loop_body in (self._probe_loop, self._gossip_loop, self._sync_loop,
                           self._maintenance_loop):
@@ -196,7 +213,7 @@ class Membership:
         results = await asyncio.gather(*(self.streams.sync(address) for address in addresses))
         joined = sum(1 for ok in results if ok)
         if joined:
-            self._view_changed = True
+            self._converge_quickly()
         return joined
 
     async def stop(self) -> None:
@@ -220,7 +237,7 @@ class Membership:
         self._leaving = True
         me = self._replace_own_record(leaving=True)
         self._set_state(me, MemberState.LEFT)
-        self._broadcast(self.node_id, Alive(me.record.wire), urgent=True)
+        self._announce(me.record)
         targets = self._random_members(self.profile.gossip_fanout * 2)
         for node_id in targets:
             self._send(node_id, [Alive(me.record.wire)], piggyback=False)
@@ -261,7 +278,7 @@ class Membership:
         """Change our record (hostname, os, addresses, agent_version, power_source, load,
         amt_present, tags), sign it at the next incarnation and gossip it."""
         me = self._replace_own_record(**fields)
-        self._broadcast(self.node_id, Alive(me.record.wire), urgent=True)
+        self._announce(me.record)
         self._notify(me, MemberState.ALIVE)
         return me.record
 
@@ -327,12 +344,15 @@ class Membership:
             entry.last_seen = time.time()
             if entry.address != source and entry.state.probed:
                 entry.address = source  # the member moved (new network, NAT rebinding)
+        else:
+            # A member that knows us before we know it: ask for its record.
+            self._on_announce(Announce(sender, 0), sender, source)
         for message in messages:
             self._dispatch(message, sender, source)
 
     def _dispatch(self, message: Message, sender: bytes, source: Address) -> None:
         if isinstance(message, Ping):
-            self._on_ping(message, sender)
+            self._on_ping(message, sender, source)
         elif isinstance(message, Ack):
             probe = self._probes.get(message.seq)
             if probe is not None:
@@ -355,6 +375,12 @@ class Membership:
             self._on_power(message)
         elif isinstance(message, Revocations):
             self._on_revocations(message.wire)
+        elif isinstance(message, Announce):
+            self._on_announce(message, sender, source)
+        elif isinstance(message, Fetch):
+            entry = self._members.get(message.node)
+            if entry is not None:
+                self._send(sender, [Alive(entry.record.wire)], address=source)
 
     def _drop(self, reason: str, source: Address | None, detail: str = "") -> None:
         self.counters[f"dropped_{reason}"] += 1
@@ -364,8 +390,8 @@ class Membership:
 
     # ---------------------------------------------------------------- probes answered
 
-    def _on_ping(self, ping: Ping, sender: bytes) -> None:
-        self._send(sender, [Ack(ping.seq)])
+    def _on_ping(self, ping: Ping, sender: bytes, source: Address) -> None:
+        self._send(sender, [Ack(ping.seq)], address=source)
         if ping.target_suspected:
             me = self._members[self.node_id]
             self._refute(me.state_incarnation)
@@ -407,12 +433,18 @@ class Membership:
         return self._known_wires.get(wire)
 
     def accept_record(self, wire: bytes, source: Address | None = None,
-                      from_owner_at: bytes | None = None) -> bool:
+                      from_owner_at: bytes | None = None, rebroadcast: bool = True) -> bool:
         """Take a record (gossip, state exchange, beacon) if it is valid and newer.
 
         ``source`` is where the bytes came from (for drop logs); when ``from_owner_at``
         names the record's own node, ``source`` is also where that node can be reached.
+        Accepted records are announced by gossip (``Announce``; members fetch them).
+        ``rebroadcast=False`` for records learnt in a full-state exchange: they also spread
+        by those exchanges, so they are announced only ``SYNCED_RECORD_SENDS`` times,
+        behind fresh news (the record of ``from_owner_at`` itself in full: that is a join).
         """
+        if wire in self._known_wires:
+            return False
         entry = None
         try:
             record = NodeRecord.from_wire(wire)
@@ -440,6 +472,8 @@ class Membership:
             entry = MemberEntry(record, address, new_state, self._now(),
                                 record.incarnation, time.time())
             self._members[record.node_id] = entry
+            if new_state.probed:
+                self._live.add(record.node_id)
             self._probe_order.insert(self.random.randrange(len(self._probe_order) + 1),
                                      record.node_id)
             self._view_changed = True
@@ -454,8 +488,38 @@ class Membership:
                 self._set_state(entry, new_state)
             else:
                 self._notify(entry, new_state)
-        self._broadcast(record.node_id, Alive(record.wire), urgent=True)
+        self._fetching.pop(record.node_id, None)
+        if rebroadcast or record.node_id == from_owner_at:
+            self._announce(record)
+        else:
+            self._announce(record, urgent=False,
+                           sent=max(0, self._retransmit_limit() - SYNCED_RECORD_SENDS))
         return True
+
+    def _on_announce(self, announce: Announce, sender: bytes, source: Address) -> None:
+        """Fetch the announced record from ``sender`` if it is newer than ours."""
+        if announce.node == self.node_id:
+            if announce.incarnation > self._members[self.node_id].state_incarnation:
+                self._refute(announce.incarnation)  # a record of an earlier run of ours
+            return
+        entry = self._members.get(announce.node)
+        if entry is not None and announce.incarnation <= entry.state_incarnation:
+            return
+        if not self.keys.knows(sender):
+            return
+        now = self._now()
+        asked = self._fetching.get(announce.node)
+        if asked is not None and now - asked < self.profile.probe_interval_s:
+            return
+        if len(self._fetching) >= MAX_FETCHES:
+            for node_id, when in list(self._fetching.items()):
+                if now - when >= self.profile.probe_interval_s:
+                    del self._fetching[node_id]
+            if len(self._fetching) >= MAX_FETCHES:
+                self.counters["fetches_deferred"] += 1
+                return
+        self._fetching[announce.node] = now
+        self._send(sender, [Fetch(announce.node)], address=source)
 
     def _on_own_record(self, record: NodeRecord) -> None:
         me = self._members[self.node_id]
@@ -563,7 +627,7 @@ class Membership:
             incarnation=max(me.state_incarnation, accused_incarnation) + 1)
         self.health.apply(1)
         self.counters["refutations"] += 1
-        self._broadcast(self.node_id, Alive(me.record.wire), urgent=True)
+        self._announce(me.record)
 
     def _replace_own_record(self, **changes: Any) -> MemberEntry:
         me = self._members[self.node_id]
@@ -578,6 +642,7 @@ class Membership:
         if entry is None:
             return
         self._known_wires.pop(entry.record.wire, None)
+        self._live.discard(node_id)
         self._clear_suspicion(entry)
         self.keys.forget(node_id)
         self._queue.discard(node_id)
@@ -594,6 +659,10 @@ class Membership:
         old = entry.state
         entry.state = state
         entry.state_since = time.time()
+        if state.probed:
+            self._live.add(entry.node_id)
+        else:
+            self._live.discard(entry.node_id)
         self._view_changed = True
         self._notify(entry, old)
 
@@ -613,15 +682,27 @@ class Membership:
 
     # ================================================================ send path
 
+    def _announce(self, record: NodeRecord, urgent: bool = True, sent: int = 0) -> None:
+        """Gossip that we hold ``record`` (members fetch it from us if it is news)."""
+        self._queue.enqueue(record.node_id, encode_one(Announce(record.node_id,
+                                                                record.incarnation)), sent)
+        if urgent:
+            self._urgent.set()
+
     def _broadcast(self, subject: Any, message: Message, urgent: bool = False) -> None:
         self._queue.enqueue(subject, encode_one(message))
         if urgent:
             self._urgent.set()
 
-    def _send(self, node_id: bytes, messages: list[Message], piggyback: bool = True) -> None:
+    def _send(self, node_id: bytes, messages: list[Message], piggyback: bool = True,
+              address: Address | None = None) -> None:
+        """Seal ``messages`` (plus piggybacked gossip) to a member, at ``address`` if given
+        (a reply goes where the request came from, even before we know the sender)."""
         entry = self._members.get(node_id)
-        if entry is None:
-            return
+        if address is None:
+            if entry is None:
+                return
+            address = entry.address
         parts = [encode_one(message) for message in messages]
         if piggyback:
             budget = (self.profile.max_datagram - DATAGRAM_OVERHEAD - 8
@@ -629,15 +710,15 @@ class Membership:
             if not self.keys.knows_me(node_id):
                 budget -= len(self.keys.certificate_wire) + 2
             parts += self._queue.take(budget, self._retransmit_limit())
-        self._send_parts(entry, parts)
+        self._send_parts(node_id, address, parts)
 
-    def _send_parts(self, entry: MemberEntry, parts: list[bytes]) -> None:
+    def _send_parts(self, node_id: bytes, address: Address, parts: list[bytes]) -> None:
         try:
-            datagram = self.keys.seal(entry.node_id, pack_encoded(parts))
+            datagram = self.keys.seal(node_id, pack_encoded(parts))
         except SealError as exc:
             self.counters[f"unsent_{exc.reason}"] += 1
             return
-        self.transport.send_datagram(datagram, entry.address)
+        self.transport.send_datagram(datagram, address)
 
     def _retransmit_limit(self) -> int:
         return self.profile.retransmit_limit(self._alive_count())
@@ -728,21 +809,30 @@ class Membership:
                         break
             await asyncio.sleep(spacing)
 
+    def _converge_quickly(self) -> None:
+        """After a join or a healed partition: announce ourselves, and do a few fast
+        full-state exchanges."""
+        self._announce(self._members[self.node_id].record)
+        self._view_changed = True
+        self._fast_syncs_left = self.profile.fast_sync_rounds
+
     async def _sync_loop(self) -> None:
-        """Full-state exchange: fast while the view changes, then every push-pull interval."""
-        delay = self.profile.fast_sync_interval_s
+        """Full-state exchange: a few fast rounds while the view changes after a join or
+        heal (bounded: a full state is O(mesh size)), then every push-pull interval."""
         while self._running:
-            await asyncio.sleep(delay * (0.5 + self.random.random()))
-            changed, self._view_changed = self._view_changed, False
+            fast = self._view_changed and self._fast_syncs_left > 0
+            delay = (self.profile.fast_sync_interval_s if fast
+                     else self.profile.push_pull_scaled_s(self._alive_count()))
+            await self._wait(self._resync, delay * (0.5 + self.random.random()))
+            self._resync.clear()
+            if fast:
+                self._fast_syncs_left -= 1
+            self._view_changed = False
             targets = self._random_members(1)
             if targets:
                 await self.streams.sync_with(targets[0])
             elif self.seeds:
                 await self.join(self.seeds)
-            if changed or self._view_changed:
-                delay = self.profile.fast_sync_interval_s
-            else:
-                delay = min(delay * 2, self.profile.push_pull_scaled_s(self._alive_count()))
 
     async def _maintenance_loop(self) -> None:
         """Retry unreachable members (heals partitions) and forget long-gone ones."""
@@ -759,8 +849,9 @@ class Membership:
                         unreachable.append(node_id)
                 elif entry.state == MemberState.LEFT and age > self.profile.reap_left_s:
                     self._drop_member(node_id, "reaped")
-            if unreachable:
-                await self.streams.sync_with(self.random.choice(unreachable))
+            if unreachable and await self.streams.sync_with(self.random.choice(unreachable)):
+                self._converge_quickly()
+                self._resync.set()
             if self._alive_count() <= 1 and self.seeds:
                 await self.join(self.seeds)
 
@@ -775,12 +866,11 @@ class Membership:
         return self._seq
 
     def _alive_count(self) -> int:
-        return sum(1 for entry in self._members.values() if entry.state.probed)
+        return len(self._live)
 
     def _random_members(self, count: int, exclude: bytes | None = None) -> list[bytes]:
-        candidates = [node_id for node_id, entry in self._members.items()
-                      if entry.state.probed and node_id not in (self.node_id, exclude)]
-        return self.random.sample(candidates, min(count, len(candidates)))
+        """Up to ``count`` distinct random live members other than us and ``exclude``."""
+        return self._live.sample(self.random, count, (self.node_id, exclude))
 
     def _address_of(self, record: NodeRecord) -> Address | None:
         for endpoint in record.addresses:
