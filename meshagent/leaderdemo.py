@@ -31,6 +31,7 @@ from meshagent.demo import (
     DemoStep,
     create_demo_mesh,
     leave_running,
+    query,
     show_rejoin,
     wait_for,
 )
@@ -176,4 +177,13 @@ async def show_takeover(ctx: DemoContext) -> None:
     victim.start()
     ctx.save_pids()
     await victim.wait_ready()
-    ctx.say(f"restarted {victim.node.name}; it rejoins as a follower (no churn)")
+
+    async def follows() -> bool:
+        view = await query(victim.node.socket, "leader")
+        return bool(view.get("leader")) and view["leader"]["node_id"] == new["node"]
+    await wait_for(follows, 30, f"{victim.node.name} to follow the new leader")
+    still = await _leader(ctx)
+    unchanged = still is not None and (still["node"], still["term"]) == (new["node"],
+                                                                          new["term"])
+    ctx.say(f"restarted {victim.node.name}: it follows {_host(ctx, new['node'])}, which "
+            + ("keeps its term (no churn)" if unchanged else "was replaced (unexpected)"))

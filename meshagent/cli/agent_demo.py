@@ -1,5 +1,7 @@
 """``meshagent demo``: a mesh of agent processes on this machine, shown converging, losing
-a member and getting it back; then left running. ``--stop`` stops a running demo."""
+a member and getting it back; then, behind a local web service, a signed command run on
+every node through the elected leader, the leader killed and replaced, a queued command
+arriving; then left running. ``--stop`` stops a running demo."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from meshagent.demo import run_demo, stop_demo
+from meshagent.demo import DEMO_STEPS, run_demo, stop_demo
+from meshagent.leaderdemo import with_leader_steps
 
 HELP = "run a local demo mesh of agent processes (no root needed)"
 
@@ -32,4 +35,4 @@ def run(args: argparse.Namespace) -> int:
     if not 2 <= args.nodes <= 200:
         raise SystemExit("meshagent demo: --nodes must be between 2 and 200")
     return asyncio.run(run_demo(args.dir, count=args.nodes, port=args.port,
-                                detach=args.detach))
+                                detach=args.detach, steps=with_leader_steps(DEMO_STEPS)))
