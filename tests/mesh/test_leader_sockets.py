@@ -136,3 +136,23 @@ async def test_command_the_nodes_refuse_comes_back_rejected_and_audited(lab: Lea
     audit = await lab.service.db.audit_log(command_id=command_id, limit=100)
     done = [entry for entry in audit if entry.event == "command_done"]
     assert len(done) == COUNT and {e.detail["status"] for e in done} == {"rejected"}
+
+
+async def test_offline_target_gets_its_command_when_it_returns(lab: LeaderLab) -> None:
+    leader = await _leader_with_inventory(lab, COUNT)
+    target = next(n for n in lab.mesh.node_ids.values() if n != leader.node_id)
+    agent = lab.agent_of(target)
+    agent.kill()
+    await lab.settled(COUNT - 1, timeout=30)  # the leader has reported it gone
+    command = lab.command(Target.node(target), "ping", {"echo": "while you were out"})
+    command_id = command.envelope().id
+    await lab.submit(command)
+    rows = await lab.service.db.commands(command_id=command_id)
+    assert rows[0].state == CommandState.QUEUED
+    assert not await lab.results(command_id)
+
+    agent.start()
+    await agent.wait_ready()
+    results = await _results(lab, command_id, 1)
+    assert results[target]["status"] == "ok"
+    assert results[target]["output"]["echo"] == "while you were out"
