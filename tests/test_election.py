@@ -283,3 +283,25 @@ async def wait_leader_of(election: Election) -> tuple[bytes, int]:
     await wait_until(lambda: election.leader is not None, 10, "a leader")
     assert election.leader is not None
     return election.leader.node_id, election.leader.term
+
+
+def test_silent_leader_is_replaced_after_suspicion_and_steps_down_when_it_wakes() -> None:
+    async def scenario() -> None:
+        mesh = Mesh(seed=12)
+        for index in range(5):
+            await mesh.add(power="ac", preference=index)
+        leader_id, term = await mesh.settle()
+        sleeper = mesh.elections[4]
+        assert leader_id == sleeper.node_id
+        mesh.network.pause(sleeper.membership.transport.local_address)  # SIGSTOP
+        others = mesh.elections[:4]
+        await wait_until(lambda: mesh.agreed(others) not in (None, (leader_id, term)), 30,
+                         "a successor")
+        successor = mesh.agreed(others)
+        assert successor == (mesh.elections[3].node_id, term + 1)
+        mesh.network.resume(sleeper.membership.transport.local_address)  # SIGCONT
+        assert await mesh.settle(timeout=30) == successor
+        assert not sleeper.is_leader
+        await mesh.stop()
+
+    run_virtual(scenario())
