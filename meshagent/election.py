@@ -292,7 +292,6 @@ class Election:
         self._evaluating = False
         self._again = False
         self._claims_from = 0.0
-        self.changed = asyncio.Event()
 
     # --- public -------------------------------------------------------------------
 
@@ -457,8 +456,6 @@ class Election:
         log.event("leader_changed", leader=leader.node_id.hex() if leader else None,
                   term=leader.term if leader else None,
                   previous=old.node_id.hex() if old else None, self_leads=self.is_leader)
-        self.changed.set()
-        self.changed = asyncio.Event()
         for listener in list(self._listeners):
             try:
                 listener(leader)
