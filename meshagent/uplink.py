@@ -5,7 +5,8 @@ whose certificate hash it pinned (no CA is trusted), logs in with its membership
 certificate and its election term, then
 
 * sends the full inventory (``full_inventory()``, in messages of bounded size) on every
-  connect, and deltas (``report``) while connected;
+  connect, and deltas (``report``) while connected; likewise the mesh's root-signed
+  revocation list (``revocations()``, ``send_revocations``);
 * hands commands the service delivers to ``on_commands`` (the leader relays them), and
   reports targets it cannot reach with ``nack``;
 * sends signed results (``send_result``) after writing them to its spool directory, and
@@ -140,6 +141,7 @@ class Uplink:
                  cert: MembershipCertificate, term: int, spool: ResultSpool,
                  on_commands: Callable[[list[DeliveredCommand]], Awaitable[None]],
                  full_inventory: Callable[[], Sequence[NodeReport]], *,
+                 revocations: Callable[[], bytes | None] | None = None,
                  backoff_min_s: float = 0.5, backoff_max_s: float = 30.0,
                  heartbeat_s: float = 20.0) -> None:
         self.url = url
@@ -150,6 +152,7 @@ class Uplink:
         self.spool = spool
         self.on_commands = on_commands
         self.full_inventory = full_inventory
+        self.revocations = revocations
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self.heartbeat_s = heartbeat_s
@@ -212,6 +215,17 @@ class Uplink:
                 await self._send("results", items=[
                     {"id": command_id, "node": node_id, "result": wire}])
 
+    async def send_revocations(self, wire: bytes) -> bool:
+        """Hand the service a newer root-signed revocation list now; False when not
+        connected (``revocations()`` is sent on every connect)."""
+        if not self.connected.is_set():
+            return False
+        try:
+            await self._send("revocations", list=wire)
+        except (ConnectionError, RuntimeError, aiohttp.ClientError):
+            return False
+        return True
+
     async def nack(self, command_id: bytes, node_id: bytes, reason: str) -> None:
         """Tell the service the target is unreachable: it keeps the command queued."""
         await self._send("nack", items=[{"id": command_id, "node": node_id, "reason": reason}])
@@ -234,8 +248,12 @@ class Uplink:
             self.connects += 1
             log.event("uplink_connected", url=self.url, term=self.term,
                       mesh=self.cert.mesh_id.hex())
-            # Spooled results first: the service delivers pending commands when the full
+            # The mesh's revocation list first (the service then refuses what it revokes),
+            # spooled results next: the service delivers pending commands when the full
             # inventory arrives, and must know by then which ones are already done.
+            current = self.revocations() if self.revocations else None
+            if current is not None:
+                await self._send("revocations", list=current)
             await self._resend_spooled()
             await self._send_inventory(self.full_inventory(), full=True)
             self.connected.set()

@@ -11,6 +11,7 @@ hex; signed documents are base64 of their wire bytes; times are UNIX seconds.
     GET  /api/leaders
     GET  /api/nodes?mesh=&state=&tag=k[=v]&q=text&limit=
     GET  /api/nodes/{id}                                          -> node, record, commands
+    POST /api/meshes/{id}/revocations {list: base64}               -> {adopted}: newer kept
     POST /api/commands           {command: base64 SignedCommand}  -> 201 {id, nodes}
     POST /api/console/commands   {mesh, target, action, args, ttl} -> signed by the console key
     GET  /api/commands?state=&node=&limit=
@@ -37,6 +38,7 @@ from aiohttp import web
 from meshagent import __version__
 from meshagent.commands import CommandRejected, MalformedCommand, Target
 from meshagent.errors import DecodeError
+from meshagent.identity import CertificateError
 from meshagent.log import get_logger
 from meshagent.server.appkeys import SERVER_CERT_SHA256, SERVICE, SESSIONS
 from meshagent.server.auth import SESSION_COOKIE, SESSION_LIFETIME_S
@@ -227,6 +229,22 @@ async def meshes(request: web.Request) -> web.Response:
          "nodes": counts.get(m.mesh_id, {}),
          "console_can_sign": bool(console and m.mesh_id in console.certs)}
         for m in await service.db.meshes()])
+
+
+@routes.post("/api/meshes/{mesh_id}/revocations")
+async def adopt_revocations(request: web.Request) -> web.Response:
+    mesh_id = _hex(request.match_info["mesh_id"], "mesh id")
+    body = await _json_body(request)
+    try:
+        wire = base64.b64decode(str(body.get("list", "")), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("list must be base64 of a signed revocation list") from exc
+    try:
+        adopted = await request.app[SERVICE].adopt_revocations(mesh_id, wire,
+                                                               _actor(request))
+    except CertificateError as exc:
+        return _error(403, "untrusted_revocations", str(exc))
+    return web.json_response({"adopted": adopted})
 
 
 @routes.get("/api/leaders")

@@ -17,6 +17,9 @@ unknown types and ill-typed fields end the connection with ``Close.MALFORMED`` (
                                   more full=false messages): nodes never listed become
                                   "unreported". record nil keeps the stored record.
     service -> leader  commands  {items: [{id: 16B, node: 16B, cmd: SignedCommand wire}]}
+    leader  -> service revocations {list: root-signed revocation list wire}  kept if newer
+                                  than the service's; refused logins, records and commands
+                                  of what it revokes (a revoked leader is disconnected)
     leader  -> service nack      {items: [{id, node, reason: str}]}  target unreachable now:
                                   the service keeps it queued until the target is back
     leader  -> service results   {items: [{id, node, result: signed command-result wire}]}

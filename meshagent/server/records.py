@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshagent.identity import MeshTrust
+from meshagent.identity import MeshTrust, RevocationList
 from meshagent.record import RecordError, RecordVerifier
 
 __all__ = ["MeshRecords", "RecordRefused", "display_value"]
@@ -48,12 +48,14 @@ class MeshRecords:
     def __init__(self) -> None:
         self._verifiers: dict[bytes, RecordVerifier] = {}
 
-    def summary(self, wire: bytes, node_id: bytes, trust: MeshTrust) -> dict[str, Any]:
-        """The record's fields for display and search; RecordError if it is refused."""
+    def summary(self, wire: bytes, node_id: bytes, trust: MeshTrust,
+                revocations: RevocationList | None = None) -> dict[str, Any]:
+        """The record's fields for display and search; RecordError if it is refused
+        (including a node whose certificate is revoked)."""
         verifier = self._verifiers.get(trust.mesh_id)
         if verifier is None:
             verifier = self._verifiers[trust.mesh_id] = RecordVerifier(trust)
-        record = verifier.verify(wire)
+        record = verifier.verify(wire, revocations)
         if record.node_id != node_id:
             raise RecordRefused(f"record of {record.node_id.hex()} filed under {node_id.hex()}")
         summary = record.to_dict()

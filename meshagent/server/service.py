@@ -39,7 +39,7 @@ from meshagent.commands import (
     sign_command,
 )
 from meshagent.errors import MeshError
-from meshagent.identity import MeshTrust, node_id_of
+from meshagent.identity import MeshTrust, RevocationList, node_id_of
 from meshagent.log import get_logger
 from meshagent.record import RecordError
 from meshagent.server.batching import GroupCommit
@@ -88,6 +88,8 @@ class LeaderSession(Protocol):
 
     async def close_superseded(self, term: int) -> None: ...
 
+    async def close_revoked(self) -> None: ...
+
 
 @dataclass(frozen=True)
 class MeshConfig:
@@ -135,6 +137,9 @@ class MeshService:
                  clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.meshes = {m.trust.mesh_id: m for m in meshes}
+        # The newest root-signed revocation list per mesh (nodes and operators), adopted
+        # from leaders or admins; applied to logins, records and submissions.
+        self.revocations: dict[bytes, RevocationList] = {}
         self.events = events or EventFeed()
         self.console = console
         self.clock = clock
@@ -157,6 +162,15 @@ class MeshService:
         now = self.clock()
         for mesh in self.meshes.values():
             await self.db.add_mesh(mesh.trust.mesh_id, mesh.trust.root_public, mesh.name, now)
+        for row in await self.db.meshes():
+            mesh = self.meshes.get(row.mesh_id)
+            if mesh is not None and row.revocations is not None:
+                try:
+                    self.revocations[row.mesh_id] = RevocationList.verify(row.revocations,
+                                                                          mesh.trust)
+                except MeshError as exc:  # stored by us after verifying: log, do not stop
+                    log.error("stored_revocations_invalid", mesh=row.mesh_id.hex(),
+                              error=str(exc))
         self._expiry_task = asyncio.create_task(self._expire_forever(), name="expire-commands")
 
     async def stop(self) -> None:
@@ -183,6 +197,32 @@ class MeshService:
         if expired:
             self.events.publish("commands", "audit")
         return len(expired)
+
+    # --- revocations ----------------------------------------------------------------
+
+    async def adopt_revocations(self, mesh_id: bytes, wire: bytes, actor: str) -> bool:
+        """Keep a root-signed revocation list if newer than the one held (True if so).
+
+        CertificateError subclasses for a list not signed by the mesh's root. The mesh's
+        leader is disconnected if the new list revokes it."""
+        mesh = self.meshes.get(mesh_id)
+        if mesh is None:
+            raise ServiceError(f"mesh {mesh_id.hex()} is not served here")
+        candidate = RevocationList.verify(wire, mesh.trust)
+        held = self.revocations.get(mesh_id)
+        if held is not None and candidate.version <= held.version:
+            return False
+        await self.db.set_revocations(mesh_id, wire)
+        self.revocations[mesh_id] = candidate
+        await self.db.audit(actor, "revocations_adopted", None,
+                            {"mesh": mesh_id.hex(), "version": candidate.version,
+                             "nodes": len(candidate.node_ids),
+                             "serials": len(candidate.serials)}, self.clock())
+        self.events.publish("audit", "meshes")
+        attached = self._attached.get(mesh_id)
+        if attached is not None and attached.session.node_id in candidate.node_ids:
+            await attached.session.close_revoked()
+        return True
 
     # --- leaders --------------------------------------------------------------------
 
@@ -249,7 +289,8 @@ class MeshService:
             summary = None
             if record is not None:
                 try:
-                    summary = self.records.summary(record, node_id, trust)
+                    summary = self.records.summary(record, node_id, trust,
+                                                   self.revocations.get(session.mesh_id))
                 except RecordError as exc:
                     refused += 1
                     log.warn_limited("record_rejected", key=session.node_id,
@@ -297,7 +338,7 @@ class MeshService:
         an audit entry naming the command where it could be parsed."""
         now = self.clock()
         try:
-            checked = check_submission(wire, self.trusts, now)
+            checked = check_submission(wire, self.trusts, now, self.revocations)
             targets = await self._targets(checked)
         except (CommandRejected, NoMatchingNode) as exc:
             reason = getattr(exc, "reason", "no_matching_node")

@@ -9,8 +9,9 @@ counted as pending, and each refusal gets an audit entry naming the command:
 * its mesh is registered with this service (UnknownMesh);
 * the signer's authority (``check_authority``, the same check every node applies): the
   envelope's signature verifies and its issuer is its signer (ForgedCommand); the attached
-  operator certificate is the mesh root's, for that key, valid now (UnknownOperator,
-  OperatorExpired);
+  operator certificate is the mesh root's, for that key, valid now and not revoked in
+  the newest revocation list the service holds (UnknownOperator, OperatorExpired,
+  OperatorRevoked);
 * it has not expired (CommandExpired).
 """
 
@@ -27,7 +28,7 @@ from meshagent.commands import (
     SignedCommand,
     check_authority,
 )
-from meshagent.identity import MeshTrust
+from meshagent.identity import MeshTrust, RevocationList
 
 __all__ = ["CheckedCommand", "UnknownMesh", "check_submission"]
 
@@ -46,7 +47,9 @@ class CheckedCommand:
     operator: OperatorCertificate
 
 
-def check_submission(wire: bytes, trusts: Mapping[bytes, MeshTrust], now: float) -> CheckedCommand:
+def check_submission(wire: bytes, trusts: Mapping[bytes, MeshTrust], now: float,
+                     revocations: Mapping[bytes, RevocationList] | None = None
+                     ) -> CheckedCommand:
     """The parsed command if it passes the checks above; a CommandRejected subclass
     (with ``command_id`` set once the envelope parsed) otherwise."""
     command = SignedCommand.from_wire(wire)
@@ -55,7 +58,8 @@ def check_submission(wire: bytes, trusts: Mapping[bytes, MeshTrust], now: float)
         trust = trusts.get(envelope.mesh_id)
         if trust is None:
             raise UnknownMesh(f"mesh {envelope.mesh_id.hex()} is not served here")
-        operator = check_authority(command, envelope, trust, now)
+        operator = check_authority(command, envelope, trust, now,
+                                   (revocations or {}).get(envelope.mesh_id))
         if now >= envelope.expires:
             raise CommandExpired(f"command expired at {envelope.expires:.0f}, now {now:.0f}")
     except CommandRejected as rejection:

@@ -111,6 +111,7 @@ class SimulatedLeader:
     answer: bool = False
     backoff_min_s: float = 0.05
     backoff_max_s: float = 0.5
+    revocations: bytes | None = None  # sent on every connect
     delivered: asyncio.Queue[DeliveredCommand] = field(default_factory=asyncio.Queue)
     arrivals: dict[bytes, float] = field(default_factory=dict)
     # Futures resolved with the arrival time of a command id (for latency measurements).
@@ -122,6 +123,7 @@ class SimulatedLeader:
         node = self.mesh.nodes[self.index]
         self.uplink = Uplink(self.url, self.pin, node.identity, node.cert, self.term,
                              ResultSpool(self.spool_dir), self._on_commands, self._inventory,
+                             revocations=lambda: self.revocations,
                              backoff_min_s=self.backoff_min_s, backoff_max_s=self.backoff_max_s)
         self.task = asyncio.create_task(self.uplink.run(), name=f"leader-{self.term}")
         return self.uplink

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from meshagent.errors import MeshError
-from meshagent.identity import MembershipCertificate
+from meshagent.identity import CertificateError, MembershipCertificate
 from meshagent.log import get_logger
 from meshagent.server.appkeys import SERVER_CERT_SHA256, SERVICE
 from meshagent.server.db import CommandRow, DatabaseUnavailable
@@ -83,6 +83,10 @@ class LeaderConnection:
         if not self.ws.closed:
             await self.send("commands", items=items)
 
+    async def close_revoked(self) -> None:
+        log.event("leader_revoked", mesh=self.mesh_id.hex(), node=self.node_id.hex())
+        await close_with(self.ws, Close.AUTH_FAILED, "this node's certificate is revoked")
+
     async def close_superseded(self, term: int) -> None:
         log.event("leader_superseded", mesh=self.mesh_id.hex(), node=self.node_id.hex(),
                   term=self.term, new_term=term)
@@ -115,7 +119,8 @@ def _login(service: MeshService, server_hash: bytes, nonce: bytes,
     if term < 0:
         raise LoginRefused(Close.MALFORMED, "term must not be negative")
     try:
-        cert = MembershipCertificate.verify(cert, mesh.trust)
+        cert = MembershipCertificate.verify(cert, mesh.trust,
+                                            revocations=service.revocations.get(cert.mesh_id))
         body = verify(auth, AUTH_KIND, cert.sign_public)
     except (MeshError, SignatureError) as exc:
         raise LoginRefused(Close.AUTH_FAILED, f"login refused: {exc}") from exc
@@ -169,6 +174,12 @@ async def _serve(service: MeshService, conn: LeaderConnection) -> None:
                      for i in _keys(fields, "result")]
             done = await service.store_results(conn, items)
             await conn.send("ack", items=[{"id": i.command_id, "node": i.node_id} for i in done])
+        elif kind == "revocations":
+            try:
+                await service.adopt_revocations(conn.mesh_id, require(fields, "list", bytes),
+                                                f"leader:{conn.node_id.hex()}")
+            except CertificateError as exc:
+                raise ProtocolError(f"revocation list refused: {exc}") from exc
         elif kind == "nack":
             items = _keys(fields, "reason")
             await service.requeue_unreachable(

@@ -71,6 +71,7 @@ class MeshRow:
     root_public: bytes
     name: str
     created: float
+    revocations: bytes | None = None  # the newest root-signed revocation list adopted
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,10 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     async def meshes(self) -> list[MeshRow]: ...
+
+    @abc.abstractmethod
+    async def set_revocations(self, mesh_id: bytes, wire: bytes) -> None:
+        """Keep ``wire`` (already verified, and newer than the stored list)."""
 
     # leaders
     @abc.abstractmethod

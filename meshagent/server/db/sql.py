@@ -51,7 +51,7 @@ T = TypeVar("T")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS meshes (
         mesh_id {blob} PRIMARY KEY, root_public {blob} NOT NULL, name TEXT NOT NULL,
-        created {real} NOT NULL)""",
+        created {real} NOT NULL, revocations {blob})""",
     """CREATE TABLE IF NOT EXISTS leaders (
         mesh_id {blob} PRIMARY KEY, node_id {blob} NOT NULL, term BIGINT NOT NULL,
         connected INTEGER NOT NULL, since {real} NOT NULL)""",
@@ -289,8 +289,12 @@ class SqlDatabase(Database):
 
     async def meshes(self) -> list[MeshRow]:
         rows = await self._run(lambda tx: tx.all(
-            "SELECT mesh_id, root_public, name, created FROM meshes ORDER BY name"))
-        return [MeshRow(bytes(r[0]), bytes(r[1]), r[2], r[3]) for r in rows]
+            "SELECT mesh_id, root_public, name, created, revocations FROM meshes ORDER BY name"))
+        return [MeshRow(bytes(r[0]), bytes(r[1]), r[2], r[3], _bytes(r[4])) for r in rows]
+
+    async def set_revocations(self, mesh_id: bytes, wire: bytes) -> None:
+        await self._run(lambda tx: tx.execute(
+            "UPDATE meshes SET revocations = ? WHERE mesh_id = ?", (wire, mesh_id)))
 
     # --- leaders ------------------------------------------------------------------
 
