@@ -51,6 +51,7 @@ from typing import Any, Protocol
 
 from meshagent import codec
 from meshagent.commands import (
+    CommandEnvelope,
     CommandExecutor,
     CommandPolicy,
     CommandRejected,
@@ -298,7 +299,6 @@ class NodeRelay:
         self.leader = leader
         self.settings = settings or RelaySettings()
         self.outbox: dict[bytes, _Outgoing] = {}
-        self.running: set[bytes] = set()
         self.counters: dict[str, int] = dict.fromkeys(
             ("admitted", "rejected", "answered_from_store", "results_acked"), 0)
         self._tasks = _Tasks()
@@ -339,15 +339,13 @@ class NodeRelay:
         if envelope.id != command_id:
             log.warn_limited("relay_command_id_mismatch", key=src, src=src.hex())
         self.counters["admitted"] += 1
-        self.running.add(envelope.id)
         self.channel.send(src, _WORKING, envelope.id)
         self._tasks.spawn(self._execute(src, envelope), f"command-{envelope.id.hex()[:8]}")
 
-    async def _execute(self, src: bytes, envelope: Any) -> None:
-        try:
-            result = await self.executor.execute(envelope)
-        finally:
-            self.running.discard(envelope.id)
+    async def _execute(self, src: bytes, envelope: CommandEnvelope) -> None:
+        # Cancelled (the agent stops) or crashed, the id stays claimed: after a restart
+        # the executor reports it interrupted, it is never run again.
+        result = await self.executor.execute(envelope)
         self._queue_result(envelope.id, result.to_wire(), src)
 
     def _answer_copy(self, src: bytes, command_id: bytes) -> None:
