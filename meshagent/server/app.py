@@ -9,6 +9,7 @@ directory's certificate), as ``meshagent server run`` and the tests use it.
 from __future__ import annotations
 
 import asyncio
+import signal
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,8 +115,14 @@ class WebService:
             await self.db.close()
 
     async def run_forever(self) -> None:
+        """Serve until SIGINT or SIGTERM, then close uplinks and the database cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
         await self.start()
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
+            log.event("server_stopping")
             await self.stop()
