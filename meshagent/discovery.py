@@ -118,7 +118,10 @@ class Discovery:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if hasattr(socket, "SO_REUSEPORT"):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((self.group, self.port))
+            try:
+                sock.bind((self.group, self.port))  # only the group's datagrams
+            except OSError:
+                sock.bind(("", self.port))  # systems that cannot bind a group address
             interface = socket.inet_aton(self.interface or "0.0.0.0")
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                             socket.inet_aton(self.group) + interface)

@@ -33,6 +33,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from meshagent import codec
 from meshagent.errors import DecodeError, MeshError
 
@@ -252,7 +254,7 @@ _ARITY = {kind.TYPE: len(kind.__slots__) for kind in _TYPES.values()}
 
 
 def encode_messages(messages: list[Message]) -> bytes:
-    return codec.pack([message.encode() for message in messages])
+    return pack_encoded([encode_one(message) for message in messages])
 
 
 def pack_encoded(parts: list[bytes]) -> bytes:
@@ -264,8 +266,11 @@ def pack_encoded(parts: list[bytes]) -> bytes:
 
 
 def encode_one(message: Message) -> bytes:
-    """One message's bytes, to budget piggybacked gossip against the datagram size."""
-    return codec.pack(message.encode())
+    """One message's bytes, to budget piggybacked gossip against the datagram size.
+
+    Messages are lists of integers, booleans, strings and bytes (no maps), so plain
+    msgpack is already ``codec.pack``'s canonical form; this is the hot path of gossip."""
+    return msgpack.packb(message.encode(), use_bin_type=True)
 
 
 def decode_messages(plaintext: bytes) -> tuple[list[Message], list[MessageError]]:

@@ -134,7 +134,8 @@ class Membership:
                  record_fields: dict[str, Any] | None = None,
                  revocations: RevocationList | None = None,
                  verifier: RecordVerifier | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 peer_keys: PeerKeys | None = None) -> None:
         if certificate.node_id != identity.node_id:
             raise CertificateError("the certificate is not this node's")
         self.identity = identity
@@ -149,7 +150,8 @@ class Membership:
         self.verifier = verifier or RecordVerifier(trust)
         self.random = rng or random.Random()
         self.health = LocalHealth(profile.max_health_multiplier)
-        self.keys = PeerKeys(identity, certificate, self.verifier, lambda: self.revocations)
+        self.keys = peer_keys or PeerKeys(identity, certificate, self.verifier,
+                                          lambda: self.revocations)
         self.keys.accept_older_epoch = self._may_have_restarted
         self.streams = StreamService(self)
         self._advertise = list(advertise)
@@ -667,6 +669,8 @@ class Membership:
         self._notify(entry, old)
 
     def _notify(self, entry: MemberEntry, old: MemberState | None) -> None:
+        if not self._callbacks and not self._subscribers:
+            return
         member = entry.snapshot(entry.node_id == self.node_id)
         change = MemberChange(member, old, member.state)
         for queue in self._subscribers:

@@ -12,8 +12,9 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from meshagent.identity import MeshRoot, NodeIdentity, RevocationList
+from meshagent.identity import MembershipCertificate, MeshRoot, NodeIdentity, RevocationList
 from meshagent.membership import Member, Membership, MemberState
+from meshagent.membership.simulation import issue_member
 from meshagent.profiles import Profile
 from meshagent.record import RecordVerifier
 from meshagent.transport import Address, MemoryNetwork, Transport, VirtualClockLoop
@@ -34,18 +35,15 @@ class MeshKit:
     def __post_init__(self) -> None:
         self.verifier = RecordVerifier(self.root.trust)
 
-    def credentials(self, hostname: str) -> tuple[NodeIdentity, object]:
-        identity = NodeIdentity.generate()
-        cert = self.root.issue_certificate(identity.sign_public, identity.dh_public,
-                                           ["member"], hostname, lifetime_s=3600)
-        return identity, cert
+    def credentials(self, hostname: str) -> tuple[NodeIdentity, MembershipCertificate]:
+        return issue_member(self.root, hostname)
 
     def node(self, transport: Transport, *, seeds: list[Address] | None = None,
              hostname: str | None = None, revocations: RevocationList | None = None,
              profile: Profile | None = None, **kwargs: object) -> Membership:
         name = hostname or f"node{len(self.nodes)}"
         identity, cert = self.credentials(name)
-        node = Membership(identity, cert, self.root.trust, transport,  # type: ignore[arg-type]
+        node = Membership(identity, cert, self.root.trust, transport,
                           profile=profile or self.profile, seeds=seeds or [],
                           revocations=revocations,
                           verifier=self.verifier if self.shared_verifier else None,
