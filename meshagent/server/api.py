@@ -22,7 +22,7 @@ hex; signed documents are base64 of their wire bytes; times are UNIX seconds.
 
 Errors are ``{"error": code, "detail": text}``: 400 malformed, 401 login, 403 refused
 command (forged, unknown operator ...), 404, 409 duplicate, 413 body too large, 422 no
-matching node, 503 database unavailable.
+matching node, 429 too many failed logins from the address, 503 database unavailable.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from meshagent.commands import CommandRejected, MalformedCommand, Target
 from meshagent.errors import DecodeError
 from meshagent.identity import CertificateError
 from meshagent.log import get_logger
-from meshagent.server.appkeys import SERVER_CERT_SHA256, SERVICE, SESSIONS
+from meshagent.server.appkeys import SERVER_CERT_SHA256, SERVICE, SESSIONS, THROTTLE
 from meshagent.server.auth import SESSION_COOKIE, SESSION_LIFETIME_S
 from meshagent.server.db import (
     AuditRow,
@@ -87,9 +87,13 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     """Login for /api, and typed errors to JSON statuses (never a traceback page)."""
     if request.path.startswith("/api/") and request.path not in OPEN_PATHS:
         token = _token(request)
+        address = request.remote or "?"
+        if not request.app[THROTTLE].allowed(address):
+            return _error(429, "too_many_failures", "too many failed logins, wait a minute")
         if not token or not request.app[SESSIONS].valid(token):
-            log.warn_limited("api_unauthorised", key=request.remote, peer=request.remote,
-                             path=request.path)
+            if token:
+                request.app[THROTTLE].failed(address)
+            log.warn_limited("api_unauthorised", key=address, peer=address, path=request.path)
             return _error(401, "login_required", "log in first (POST /api/login)")
     try:
         return await handler(request)
@@ -185,11 +189,15 @@ def audit_view(row: AuditRow) -> dict[str, Any]:
 
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
+    address = request.remote or "?"
+    if not request.app[THROTTLE].allowed(address):
+        return _error(429, "too_many_failures", "too many failed logins, wait a minute")
     body = await _json_body(request)
     password = body.get("password")
     token = request.app[SESSIONS].login(password) if isinstance(password, str) else None
     if token is None:
-        log.warn_limited("login_failed", key=request.remote, peer=request.remote)
+        request.app[THROTTLE].failed(address)
+        log.warn_limited("login_failed", key=address, peer=address)
         return _error(401, "login_failed", "wrong password")
     response = web.json_response({"token": token})
     response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_LIFETIME_S), httponly=True,

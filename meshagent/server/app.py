@@ -18,8 +18,8 @@ from aiohttp import web
 
 from meshagent.log import get_logger
 from meshagent.server.api import MAX_BODY_BYTES, api_middleware, routes
-from meshagent.server.appkeys import SERVER_CERT_SHA256, SERVICE, SESSIONS
-from meshagent.server.auth import PasswordHash, SessionStore
+from meshagent.server.appkeys import SERVER_CERT_SHA256, SERVICE, SESSIONS, THROTTLE
+from meshagent.server.auth import FailureThrottle, PasswordHash, SessionStore
 from meshagent.server.db import Database, open_database
 from meshagent.server.service import ConsoleSigner, MeshConfig, MeshService
 from meshagent.server.settings import ServerDirectory
@@ -49,6 +49,7 @@ def create_app(service: MeshService, sessions: SessionStore,
     app = web.Application(middlewares=[api_middleware], client_max_size=MAX_BODY_BYTES)
     app[SERVICE] = service
     app[SESSIONS] = sessions
+    app[THROTTLE] = FailureThrottle()
     app[SERVER_CERT_SHA256] = server_cert_sha256
     app.router.add_get("/uplink", uplink_handler)
     app.router.add_routes(routes)

@@ -13,10 +13,12 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 
 from meshagent.errors import ConfigError
 
-__all__ = ["PasswordHash", "SessionStore", "SESSION_COOKIE", "SESSION_LIFETIME_S"]
+__all__ = ["FailureThrottle", "PasswordHash", "SessionStore", "SESSION_COOKIE",
+           "SESSION_LIFETIME_S"]
 
 SESSION_COOKIE = "meshagent_session"
 SESSION_LIFETIME_S = 12 * 3600.0
@@ -90,3 +92,29 @@ class SessionStore:
             del self._sessions[token]
         while len(self._sessions) >= MAX_SESSIONS:
             self._sessions.pop(next(iter(self._sessions)))
+
+
+class FailureThrottle:
+    """At most ``limit`` failed logins per address per ``window_s``; past that, requests
+    from the address are refused before any scrypt work (which is what a guesser would
+    otherwise make the service spend its CPU on)."""
+
+    def __init__(self, limit: int = 10, window_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._failures: dict[str, tuple[float, int]] = {}
+
+    def allowed(self, address: str) -> bool:
+        start, count = self._failures.get(address, (0.0, 0))
+        return count < self.limit or self.clock() - start > self.window_s
+
+    def failed(self, address: str) -> None:
+        now = self.clock()
+        start, count = self._failures.get(address, (now, 0))
+        if now - start > self.window_s:
+            start, count = now, 0
+        if len(self._failures) > MAX_SESSIONS:
+            self._failures.clear()
+        self._failures[address] = (start, count + 1)

@@ -126,3 +126,17 @@ async def test_event_feed_announces_changes(harness: Harness) -> None:
                 if line.startswith(b"data: "):
                     topics.add(line[6:].strip().decode())
             assert "leaders" in topics
+
+
+async def test_repeated_wrong_passwords_are_throttled(harness: Harness) -> None:
+    client = harness.api(None)
+    statuses = []
+    for _ in range(12):
+        try:
+            await asyncio.to_thread(client.post, "/api/login", {"password": "guess"})
+        except ApiError as error:
+            statuses.append(error.status)
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+    with pytest.raises(ApiError) as error:  # even the right password waits out the window
+        await asyncio.to_thread(client.post, "/api/login", {"password": ADMIN_PASSWORD})
+    assert error.value.status == 429
