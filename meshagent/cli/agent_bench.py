@@ -1,9 +1,9 @@
 """``meshagent bench``: a quick in-process throughput report of the core on this machine.
 
 Seals and opens payloads cut into 1400-byte frames through one tunnel (one call per batch,
-the data path's way), and resolves a batch of
-destinations in a route table, on the backend ``MESHAGENT_BACKEND`` selects. A few seconds
-at most; ``benchmarks/`` in the source tree has the full measurements with baselines.
+the data path's way), and resolves a batch of destinations in a route table, on the backend
+``MESHAGENT_BACKEND`` selects. A few seconds at most; ``benchmarks/`` in the source tree has
+the full measurements with baselines.
 """
 
 from __future__ import annotations
