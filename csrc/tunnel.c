@@ -8,7 +8,8 @@
  *   for each frame: copy header, append counter c, nonce = 0^32 || be64(c),
  *                   AAD = header || counter, encrypt payload, append tag, c++
  *
- * Inbound pipeline, one call per batch of whole records:
+ * Inbound pipeline, one call per batch of whole records (open_records) or per stream
+ * read (open_stream, which stops at the first incomplete record):
  *
  *   scan all record headers ──> for each record: replay check (no change)
  *     ──> nonce from the carried counter, AAD = header || counter, decrypt, verify tag
@@ -204,6 +205,29 @@ static int open_record(mesh_tunnel *t, const uint8_t *rec, const mesh_frame_info
     return mesh_replay_update(&t->window, counter);
 }
 
+/* Open the first n records at `in`, whose structure mesh_frames_scan has checked, into
+ * `out` (room for all their payloads), in order. Progress so far is in *consumed,
+ * *written and *count whether or not a record fails. */
+static int open_run(mesh_tunnel *t, const uint8_t *in, size_t n, mesh_frame_info *infos,
+                    uint8_t *out, size_t *consumed, size_t *written, size_t *count) {
+    const uint8_t *rec = in;
+    size_t pos = 0;
+    for (size_t i = 0; i < n; i++) {
+        mesh_frame_info scratch;
+        mesh_frame_info *f = infos != NULL ? &infos[i] : &scratch;
+        mesh_frame_read_header(rec, f);
+        f->offset = pos;
+        int rc = open_record(t, rec, f, out + pos);
+        if (rc != MESH_OK) return rc;
+        pos += f->length;
+        rec += MESH_FRAME_HEADER_BYTES + MESH_SEALED_OVERHEAD + f->length;
+        *consumed = (size_t)(rec - in);
+        *written = pos;
+        *count = i + 1;
+    }
+    return MESH_OK;
+}
+
 int mesh_tunnel_open_records(mesh_tunnel *t, const uint8_t *in, size_t in_len,
                              mesh_frame_info *infos, size_t max_infos, uint8_t *out,
                              size_t out_cap, size_t *written, size_t *count) {
@@ -218,20 +242,38 @@ int mesh_tunnel_open_records(mesh_tunnel *t, const uint8_t *in, size_t in_len,
     if (infos != NULL && n > max_infos) return MESH_ERR_CAPACITY;
     size_t payload_total = in_len - n * (MESH_FRAME_HEADER_BYTES + MESH_SEALED_OVERHEAD);
     if (n > 0 && (out == NULL || payload_total > out_cap)) return MESH_ERR_CAPACITY;
+    return open_run(t, in, n, infos, out, &consumed, written, count);
+}
+
+/* 1 if the byte ranges [a, a + a_len) and [b, b + b_len) share a byte. */
+static int overlapping(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len) {
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return a_len > 0 && b_len > 0 && x < y + b_len && y < x + a_len;
+}
+
+int mesh_tunnel_open_stream(mesh_tunnel *t, const uint8_t *in, size_t in_len, uint8_t *out,
+                            size_t out_cap, size_t *consumed, size_t *written) {
+    if (t == NULL || consumed == NULL || written == NULL || (in == NULL && in_len > 0) ||
+        out == NULL || overlapping(in, in_len, out, out_cap))
+        return MESH_ERR_ARGUMENT;
+    *consumed = 0;
+    *written = 0;
+    size_t n = 0, whole = 0, next_size = 0;
+    int rc = mesh_frames_scan(in, in_len, 1, NULL, 0, &n, &whole, &next_size);
+    if (rc != MESH_OK) return rc;
+    /* The leading whole records whose payloads fit in out together. */
+    size_t fit = 0, room = out_cap;
     const uint8_t *rec = in;
-    size_t pos = 0;
-    for (size_t i = 0; i < n; i++) {
-        mesh_frame_info scratch;
-        mesh_frame_info *f = infos != NULL ? &infos[i] : &scratch;
-        mesh_frame_read_header(rec, f);
-        f->offset = pos;
-        if ((rc = open_record(t, rec, f, out + pos)) != MESH_OK) return rc;
-        pos += f->length;
-        rec += MESH_FRAME_HEADER_BYTES + MESH_SEALED_OVERHEAD + f->length;
-        *written = pos;
-        *count = i + 1;
+    while (fit < n) {
+        size_t length = mesh_load_be32(rec + MESH_FRAME_OFF_LENGTH);
+        if (length > room) break;
+        room -= length;
+        rec += MESH_FRAME_HEADER_BYTES + MESH_SEALED_OVERHEAD + length;
+        fit++;
     }
-    return MESH_OK;
+    if (n > 0 && fit == 0) return MESH_ERR_CAPACITY;
+    size_t count = 0;
+    return open_run(t, in, fit, NULL, out, consumed, written, &count);
 }
 
 static const EVP_CIPHER *gcm_for_key(size_t key_len) {

@@ -61,6 +61,19 @@ int mesh_tunnel_open_records(mesh_tunnel *t, const uint8_t *in, size_t in_len,
                              mesh_frame_info *infos, size_t max_infos, uint8_t *out,
                              size_t out_cap, size_t *written, size_t *count);
 
+/* Streaming open of bulk payloads, for a reader that appends socket reads to a buffer:
+ * open the whole records at the start of `in`, stopping without error at the first
+ * incomplete one or at the first whose payload no longer fits in `out`, and write their
+ * payloads one after another at `out` (non-null, not overlapping `in`). *consumed = bytes of
+ * the records opened (the caller keeps in[*consumed..] for the next call), *written =
+ * payload bytes. Every header readable in `in`, the incomplete record's too, is checked
+ * first: a bad one returns its error with nothing opened. MESH_ERR_CAPACITY if a whole
+ * record is there but its payload alone is larger than out_cap. A record that fails to
+ * open stops the call as in mesh_tunnel_open_records, *consumed / *written describing the
+ * records opened before it. */
+int mesh_tunnel_open_stream(mesh_tunnel *t, const uint8_t *in, size_t in_len, uint8_t *out,
+                            size_t out_cap, size_t *consumed, size_t *written);
+
 /* One-shot AES-GCM for known-answer tests: key of 16, 24 or 32 bytes, nonce of 1 to
  * MESH_GCM_MAX_NONCE_BYTES bytes, tag of MESH_GCM_MIN_TAG_BYTES to MESH_TAG_BYTES.
  * seal writes ciphertext || tag (pt_len + tag_len bytes); open takes ciphertext || tag

@@ -86,6 +86,8 @@ int mesh_tunnel_seal_stream(mesh_tunnel *t, const mesh_frame_info *tmpl,
 int mesh_tunnel_open_records(mesh_tunnel *t, const uint8_t *in, size_t in_len,
                              mesh_frame_info *infos, size_t max_infos, uint8_t *out,
                              size_t out_cap, size_t *written, size_t *count);
+int mesh_tunnel_open_stream(mesh_tunnel *t, const uint8_t *in, size_t in_len, uint8_t *out,
+                            size_t out_cap, size_t *consumed, size_t *written);
 int mesh_aes_gcm_seal(const uint8_t *key, size_t key_len, const uint8_t *nonce,
                       size_t nonce_len, const uint8_t *aad, size_t aad_len, const uint8_t *pt,
                       size_t pt_len, size_t tag_len, uint8_t *out, size_t out_cap);

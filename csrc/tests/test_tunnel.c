@@ -1,6 +1,6 @@
 /* Unit tests of csrc/tunnel.c: a NIST known answer through the raw functions, two
  * sessions talking to each other, tampering, replay, rekey limits, stream cutting and
- * bad arguments.
+ * bad arguments; the streaming open of bulk payloads.
  * Build: cc -std=c11 -Icsrc csrc/frame.c csrc/replay.c csrc/tunnel.c \
  *        csrc/tests/test_tunnel.c -lcrypto */
 #include <stdint.h>
@@ -242,6 +242,95 @@ static void test_truncated_and_bad_arguments(void) {
     free_pair(p);
 }
 
+/* A stream read in pieces: each call opens the whole records so far and leaves the cut
+ * one for the next call, whose input starts where the last one stopped. */
+static void test_open_stream_opens_whole_records_and_keeps_the_cut_one(void) {
+    pair p = make_pair(0, 0);
+    size_t len = seal_sample(p);
+    size_t record = MESH_FRAME_HEADER_BYTES + MESH_SEALED_OVERHEAD + FRAME;
+    size_t consumed = 0, written = 0, start = 0, total = 0;
+    size_t ends[] = {10, record + 100, record + 101, 3 * record, len};
+    size_t expect_consumed[] = {0, record, 0, 2 * record, len - 3 * record};
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+        CHECK(mesh_tunnel_open_stream(p.b, sealed + start, ends[i] - start, opened + total,
+                                      sizeof(opened) - total, &consumed, &written) == MESH_OK);
+        CHECK(consumed == expect_consumed[i]);
+        start += consumed;
+        total += written;
+    }
+    CHECK(start == len && total == PAYLOAD && memcmp(opened, payload, PAYLOAD) == 0);
+    free_pair(p);
+}
+
+static void test_open_stream_stops_where_the_payloads_no_longer_fit(void) {
+    pair p = make_pair(0, 0);
+    size_t len = seal_sample(p);
+    size_t record = MESH_FRAME_HEADER_BYTES + MESH_SEALED_OVERHEAD + FRAME;
+    size_t consumed = 0, written = 0;
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, len, opened, FRAME - 1, &consumed, &written) ==
+          MESH_ERR_CAPACITY);
+    CHECK(consumed == 0 && written == 0);
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, len, opened, 2 * FRAME + 1, &consumed,
+                                  &written) == MESH_OK);
+    CHECK(consumed == 2 * record && written == 2 * FRAME);
+    free_pair(p);
+}
+
+static void test_open_stream_checks_every_header_before_opening(void) {
+    pair p = make_pair(0, 0);
+    size_t len = seal_sample(p);
+    size_t record = MESH_FRAME_HEADER_BYTES + MESH_SEALED_OVERHEAD + FRAME;
+    size_t consumed = 1, written = 1;
+    /* The cut third record carries a bad version: nothing opens, the window stays. */
+    sealed[2 * record + MESH_FRAME_OFF_VERSION] = 9;
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, 2 * record + MESH_FRAME_HEADER_BYTES, opened,
+                                  sizeof(opened), &consumed, &written) == MESH_ERR_VERSION);
+    CHECK(consumed == 0 && written == 0);
+    sealed[2 * record + MESH_FRAME_OFF_VERSION] = MESH_WIRE_VERSION;
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, len, opened, sizeof(opened), &consumed,
+                                  &written) == MESH_OK);
+    CHECK(consumed == len && written == PAYLOAD);
+    free_pair(p);
+}
+
+static void test_open_stream_stops_at_a_forged_record(void) {
+    pair p = make_pair(0, 0);
+    size_t len = seal_sample(p);
+    size_t record = MESH_FRAME_HEADER_BYTES + MESH_SEALED_OVERHEAD + FRAME;
+    size_t consumed = 0, written = 0;
+    sealed[record + MESH_SEALED_AAD_BYTES + 3] ^= 0x01;
+    memset(opened, 0xee, sizeof(opened));
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, len, opened, sizeof(opened), &consumed,
+                                  &written) == MESH_ERR_AUTH);
+    CHECK(consumed == record && written == FRAME && memcmp(opened, payload, FRAME) == 0);
+    CHECK(opened[FRAME] == 0 && opened[2 * FRAME - 1] == 0); /* forged plaintext wiped */
+    CHECK(opened[2 * FRAME] == 0xee);
+    /* The genuine first record is now a replay. */
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, record, opened, sizeof(opened), &consumed,
+                                  &written) == MESH_ERR_REPLAY);
+    CHECK(consumed == 0 && written == 0);
+    free_pair(p);
+}
+
+static void test_open_stream_refuses_bad_arguments(void) {
+    pair p = make_pair(0, 0);
+    size_t len = seal_sample(p);
+    size_t consumed = 0, written = 0;
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, len, sealed + 10, 100, &consumed, &written) ==
+          MESH_ERR_ARGUMENT); /* out overlaps in */
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, len, NULL, 0, &consumed, &written) ==
+          MESH_ERR_ARGUMENT);
+    CHECK(mesh_tunnel_open_stream(NULL, sealed, len, opened, sizeof(opened), &consumed,
+                                  &written) == MESH_ERR_ARGUMENT);
+    CHECK(mesh_tunnel_open_stream(p.b, NULL, 5, opened, sizeof(opened), &consumed, &written) ==
+          MESH_ERR_ARGUMENT);
+    CHECK(mesh_tunnel_open_stream(p.b, sealed, len, opened, sizeof(opened), NULL, &written) ==
+          MESH_ERR_ARGUMENT);
+    CHECK(mesh_tunnel_open_stream(p.b, NULL, 0, opened, 0, &consumed, &written) == MESH_OK);
+    CHECK(consumed == 0 && written == 0);
+    free_pair(p);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     test_raw_gcm_matches_nist_vector();
@@ -253,5 +342,10 @@ int main(int argc, char **argv) {
     test_sealing_stops_at_the_time_limit();
     test_seal_frames_matches_seal_stream();
     test_truncated_and_bad_arguments();
+    test_open_stream_opens_whole_records_and_keeps_the_cut_one();
+    test_open_stream_stops_where_the_payloads_no_longer_fit();
+    test_open_stream_checks_every_header_before_opening();
+    test_open_stream_stops_at_a_forged_record();
+    test_open_stream_refuses_bad_arguments();
     return check_summary(argv[0]);
 }

@@ -10,7 +10,7 @@ from meshagent.core.errors import InvalidArgument
 from meshagent.core.wire import GCM_MAX_NONCE_BYTES, GCM_MIN_TAG_BYTES, TAG_BYTES
 
 __all__ = ["U32_MAX", "U64_MAX", "bytes_of_length", "gcm_arguments", "int_in_range",
-           "readonly_view"]
+           "readonly_view", "writable_view"]
 
 U32_MAX = (1 << 32) - 1
 U64_MAX = (1 << 64) - 1
@@ -22,6 +22,17 @@ def readonly_view(value: object, name: str) -> memoryview:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise InvalidArgument(f"{name} must be bytes-like, not {type(value).__name__}")
     return memoryview(value).cast("B").toreadonly()
+
+
+def writable_view(value: object, name: str) -> memoryview:
+    """A flat writable byte view of a bytearray or writable, contiguous memoryview."""
+    if not isinstance(value, bytearray | memoryview):
+        raise InvalidArgument(f"{name} must be a bytearray or memoryview, "
+                              f"not {type(value).__name__}")
+    view = memoryview(value)
+    if view.readonly or not view.c_contiguous:
+        raise InvalidArgument(f"{name} must be writable and contiguous")
+    return view.cast("B")
 
 
 def bytes_of_length(value: object, length: int, name: str) -> bytes:

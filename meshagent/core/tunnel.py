@@ -8,7 +8,9 @@ associated data) and records opened with ``recv_key`` through a replay window. L
 the rekey limits, reassembles streams and logs rejected input.
 
 Not thread-safe: one task owns a tunnel. Sealing and bulk opening return a new buffer
-(``bytes`` or ``bytearray``) the caller owns. After a failed open on a stream (bad tag, replay,
+(``bytes`` or ``bytearray``) the caller owns; the ``*_into`` calls write into a buffer the
+caller passes instead (bulk transfer reuses one buffer per direction, see
+``meshagent.core.bulk``). After a failed open on a stream (bad tag, replay,
 bad header) the stream is corrupt or attacked; close the connection and the tunnel.
 """
 
@@ -20,9 +22,16 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TypeVar
 
-from meshagent.core._checks import U64_MAX, bytes_of_length, int_in_range, readonly_view
+from meshagent.core._checks import (
+    U64_MAX,
+    bytes_of_length,
+    int_in_range,
+    readonly_view,
+    writable_view,
+)
 from meshagent.core.errors import (
     AuthenticationError,
+    CoreError,
     FrameError,
     FrameTruncated,
     InvalidArgument,
@@ -30,16 +39,24 @@ from meshagent.core.errors import (
     TunnelClosed,
 )
 from meshagent.core.frame import Buffer, Frame, ScanFunction, StreamReassembler
-from meshagent.core.wire import KEY_BYTES, MAX_FRAME_PAYLOAD, REKEY_AFTER_MESSAGES
+from meshagent.core.wire import (
+    FRAME_HEADER_BYTES,
+    KEY_BYTES,
+    MAX_FRAME_PAYLOAD,
+    REKEY_AFTER_MESSAGES,
+    SEALED_OVERHEAD,
+)
 from meshagent.log import get_logger
 
-__all__ = ["TunnelBase"]
+__all__ = ["RECORD_OVERHEAD", "TunnelBase"]
 
 log = get_logger(__name__)
 T = TypeVar("T")
 Sealed = bytes | bytearray
 """What sealing and bulk opening return: a new buffer the caller owns (the C backend
 hands back the bytearray it wrote into, saving a copy)."""
+RECORD_OVERHEAD = FRAME_HEADER_BYTES + SEALED_OVERHEAD
+"""Bytes a sealed record adds to its payload: header, counter and tag."""
 
 
 class TunnelBase(ABC):
@@ -90,6 +107,19 @@ class TunnelBase(ABC):
     @abstractmethod
     def _seal_stream(self, template: Frame, payload: memoryview, frame_payload: int,
                      now_ns: int) -> Sealed: ...
+
+    @abstractmethod
+    def _seal_stream_into(self, template: Frame, seq: int, payload: memoryview,
+                          frame_payload: int, now_ns: int, out: memoryview) -> int:
+        """``_seal_stream`` with the first frame numbered ``seq``, written at the start of
+        ``out`` (room checked); bytes written."""
+
+    @abstractmethod
+    def _open_stream_into(self, records: memoryview, out: memoryview) -> tuple[int, int]:
+        """Open the leading whole records whose payloads fit in ``out`` (at least
+        MAX_FRAME_PAYLOAD bytes) into it; (record bytes consumed, payload bytes written).
+        Every readable header is checked before anything opens; a record failing its tag
+        leaves its payload's place in ``out`` zeroed."""
 
     @abstractmethod
     def _open_records(self, records: memoryview, max_frames: int | None) -> list[Frame]:
@@ -156,6 +186,56 @@ class TunnelBase(ABC):
         return self._seal_stream(template, readonly_view(payload, "payload"), frame_payload_bytes,
                                  self._clock())
 
+    @staticmethod
+    def sealed_stream_bytes(payload_bytes: int, frame_payload_bytes: int) -> int:
+        """Size of what ``seal_stream`` makes of ``payload_bytes`` cut into frames of
+        ``frame_payload_bytes``: the room ``seal_stream_into`` needs."""
+        int_in_range(payload_bytes, U64_MAX, "payload_bytes")
+        int_in_range(frame_payload_bytes, MAX_FRAME_PAYLOAD, "frame_payload_bytes", bottom=1)
+        return payload_bytes + -(-payload_bytes // frame_payload_bytes) * RECORD_OVERHEAD
+
+    def seal_stream_into(self, template: Frame, payload: Buffer, frame_payload_bytes: int,
+                         out: bytearray | memoryview, *, seq: int | None = None) -> int:
+        """``seal_stream`` writing the records at the start of ``out`` instead of a new
+        buffer: the same bytes and counters, no allocation. ``out`` holds at least
+        ``sealed_stream_bytes(len(payload), frame_payload_bytes)`` bytes and is another
+        object than ``payload``. ``seq``, if given, replaces ``template.seq`` (a bulk
+        sender numbers chunk after chunk with one template). Returns the bytes written."""
+        self._live()
+        if not isinstance(template, Frame):
+            raise InvalidArgument("template must be a Frame")
+        first_seq = template.seq if seq is None else int_in_range(seq, U64_MAX, "seq")
+        source = readonly_view(payload, "payload")
+        target = writable_view(out, "out")
+        need = self.sealed_stream_bytes(len(source), frame_payload_bytes)
+        if len(target) < need:
+            raise InvalidArgument(f"out holds {len(target)} bytes, the records need {need}")
+        _distinct(source, target, "payload")
+        return self._seal_stream_into(template, first_seq, source, frame_payload_bytes,
+                                      self._clock(), target)
+
+    def open_stream_into(self, records: Buffer, out: bytearray | memoryview) -> tuple[int, int]:
+        """Streaming ``open_stream`` for a reader that appends socket reads to one buffer:
+        open the whole records at the start of ``records`` (stopping, without error, at an
+        incomplete one or at one whose payload no longer fits) and write their payloads
+        one after another at the start of ``out``, which holds at least MAX_FRAME_PAYLOAD
+        bytes and is another object than ``records``. Returns (bytes of ``records``
+        consumed, payload bytes written); the caller keeps ``records[consumed:]`` and
+        calls again once more bytes arrived. Every header in ``records`` is checked before
+        anything opens (FrameError); after AuthenticationError or ReplayError the stream is
+        dead, as with ``feed_stream``."""
+        self._live()
+        source = readonly_view(records, "records")
+        target = writable_view(out, "out")
+        if len(target) < MAX_FRAME_PAYLOAD:
+            raise InvalidArgument(f"out must hold at least {MAX_FRAME_PAYLOAD} bytes")
+        _distinct(source, target, "records")
+        try:
+            return self._open_stream_into(source, target)
+        except (AuthenticationError, ReplayError, FrameError) as exc:
+            _log_rejected(exc)
+            raise
+
     def open(self, datagram: Buffer) -> Frame:
         """Open a buffer holding exactly one record."""
         self._live()
@@ -195,8 +275,7 @@ class TunnelBase(ABC):
         try:
             return call()
         except (AuthenticationError, ReplayError, FrameError) as exc:
-            log.warn_limited("tunnel_input_rejected", key=type(exc).__name__,
-                             error=type(exc).__name__, detail=str(exc))
+            _log_rejected(exc)
             raise
 
     def close(self) -> None:
@@ -212,3 +291,15 @@ class TunnelBase(ABC):
                  tb: TracebackType | None) -> None:
         self.close()
 
+
+
+def _log_rejected(exc: CoreError) -> None:
+    log.warn_limited("tunnel_input_rejected", key=type(exc).__name__,
+                     error=type(exc).__name__, detail=str(exc))
+
+
+def _distinct(source: memoryview, target: memoryview, name: str) -> None:
+    """Refuse an output buffer that is (a view of) the same object as the input: the
+    native code reads one while writing the other."""
+    if source.obj is target.obj:
+        raise InvalidArgument(f"out must be another buffer than {name}")

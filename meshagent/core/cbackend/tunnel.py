@@ -1,7 +1,8 @@
 """AES-256-GCM tunnel and raw AES-GCM over ``csrc/tunnel.c``.
 
 Every batch is one C call: Python only sizes the output buffer (a bytearray handed to C
-with ``ffi.from_buffer``, returned without a copy) and checks the status.
+with ``ffi.from_buffer``, returned without a copy, or the caller's buffer for the
+``*_into`` calls) and checks the status.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from meshagent.core._native import ffi, lib
 from meshagent.core.cbackend.frame import count_frames, encode_frames, frames_from_wire, scan
 from meshagent.core.errors import FrameMalformed, ensure
 from meshagent.core.frame import Buffer, Frame
-from meshagent.core.tunnel import TunnelBase
-from meshagent.core.wire import FRAME_HEADER_BYTES, SEALED_OVERHEAD, TAG_BYTES
+from meshagent.core.tunnel import RECORD_OVERHEAD, TunnelBase
+from meshagent.core.wire import SEALED_OVERHEAD, TAG_BYTES
 
 __all__ = ["Tunnel", "aes_gcm_open", "aes_gcm_seal"]
-
-_RECORD_OVERHEAD = FRAME_HEADER_BYTES + SEALED_OVERHEAD
 
 
 def aes_gcm_seal(key: Buffer, nonce: Buffer, aad: Buffer, plaintext: Buffer, *,
@@ -54,7 +53,9 @@ class Tunnel(TunnelBase):
                                    ffi.from_buffer(recv_key), len(recv_key), max_messages,
                                    expires_ns, session))
         self._session = ffi.gc(session[0], lib.mesh_tunnel_free)
-        self._sizes = ffi.new("size_t[2]")  # written, count: scratch of this tunnel's calls
+        self._sizes = ffi.new("size_t[2]")  # sizes the C calls report: scratch, reused
+        self._header = ffi.new("mesh_frame_info *")  # seal_stream's template, reused
+        self._header_of: Frame | None = None  # the Frame _header holds the fields of
 
     def _encode(self, frames: list[Frame]) -> bytes:
         return encode_frames(frames)
@@ -74,23 +75,37 @@ class Tunnel(TunnelBase):
 
     def _seal_stream(self, template: Frame, payload: memoryview, frame_payload: int,
                      now_ns: int) -> bytearray:
-        count = -(-len(payload) // frame_payload)
-        out = bytearray(len(payload) + count * _RECORD_OVERHEAD)
-        header = ffi.new("mesh_frame_info *", {
-            "type": template.type, "flags": template.flags, "hop_limit": template.hop_limit,
-            "channel": template.channel, "seq": template.seq})
-        ffi.memmove(header.src, template.src, len(template.src))
-        ffi.memmove(header.dst, template.dst, len(template.dst))
+        out = bytearray(self.sealed_stream_bytes(len(payload), frame_payload))
+        self._seal_stream_into(template, template.seq, payload, frame_payload, now_ns,
+                               memoryview(out))
+        return out
+
+    def _seal_stream_into(self, template: Frame, seq: int, payload: memoryview,
+                          frame_payload: int, now_ns: int, out: memoryview) -> int:
+        header = self._header
+        if template is not self._header_of:  # frames are immutable: refill on a new one
+            header.type, header.flags = template.type, template.flags
+            header.hop_limit, header.channel = template.hop_limit, template.channel
+            ffi.memmove(header.src, template.src, len(template.src))
+            ffi.memmove(header.dst, template.dst, len(template.dst))
+            self._header_of = template
+        header.seq = seq
         ensure(lib.mesh_tunnel_seal_stream(self._session, header, ffi.from_buffer(payload),
                                            len(payload), frame_payload, now_ns,
                                            ffi.from_buffer(out), len(out),
                                            self._sizes, self._sizes + 1))
-        return out
+        return int(self._sizes[0])
+
+    def _open_stream_into(self, records: memoryview, out: memoryview) -> tuple[int, int]:
+        ensure(lib.mesh_tunnel_open_stream(self._session, ffi.from_buffer(records),
+                                           len(records), ffi.from_buffer(out), len(out),
+                                           self._sizes, self._sizes + 1))
+        return int(self._sizes[0]), int(self._sizes[1])
 
     def _open_runs(self, runs: list[memoryview]) -> bytearray:
         """Open every run of whole records into one new buffer of their payloads."""
         counts = [count_frames(run, sealed=True) for run in runs]
-        out = bytearray(sum(len(run) - count * _RECORD_OVERHEAD
+        out = bytearray(sum(len(run) - count * RECORD_OVERHEAD
                             for run, count in zip(runs, counts)))
         target = ffi.from_buffer(out)
         written = 0

@@ -128,6 +128,31 @@ class Tunnel(TunnelBase):
             self._seal_one(header, piece, out)
         return bytes(out)
 
+    def _seal_stream_into(self, template: Frame, seq: int, payload: memoryview,
+                          frame_payload: int, now_ns: int, out: memoryview) -> int:
+        records = self._seal_stream(replace(template, seq=seq), payload, frame_payload, now_ns)
+        out[:len(records)] = records
+        return len(records)
+
+    def _open_one(self, records: memoryview, start: int, body: int, header: Header) -> bytes:
+        """Open one record, with the checks of tunnel.c in its order; the window moves
+        only once the tag verified."""
+        counter_bytes = bytes(records[start + FrameLayout.COUNTER:body])
+        counter = _COUNTER.unpack(counter_bytes)[0]
+        if not self._window.accepts(counter):
+            raise ReplayError(f"counter {counter} replayed or behind the window")
+        cipher = AES.new(self._recv_key, AES.MODE_GCM, nonce=_NONCE_PREFIX + counter_bytes,
+                         mac_len=TAG_BYTES)
+        cipher.update(records[start:body])
+        tag_start = body + header.length
+        try:
+            plaintext = cipher.decrypt_and_verify(records[body:tag_start],
+                                                  records[tag_start:tag_start + TAG_BYTES])
+        except ValueError:
+            raise AuthenticationError("authentication tag does not verify") from None
+        self._window.check_and_update(counter)
+        return plaintext
+
     def _open_each(self, records: memoryview,
                    max_frames: int | None) -> Iterator[tuple[Header, bytes]]:
         """Open the records one by one, in the order and with the checks of tunnel.c."""
@@ -135,21 +160,7 @@ class Tunnel(TunnelBase):
         if max_frames is not None and len(found) > max_frames:
             raise FrameMalformed(f"{len(found)} records where at most {max_frames} belong")
         for start, body, header in found:
-            counter_bytes = bytes(records[start + FrameLayout.COUNTER:body])
-            counter = _COUNTER.unpack(counter_bytes)[0]
-            if not self._window.accepts(counter):
-                raise ReplayError(f"counter {counter} replayed or behind the window")
-            cipher = AES.new(self._recv_key, AES.MODE_GCM, nonce=_NONCE_PREFIX + counter_bytes,
-                             mac_len=TAG_BYTES)
-            cipher.update(records[start:body])
-            tag_start = body + header.length
-            try:
-                plaintext = cipher.decrypt_and_verify(records[body:tag_start],
-                                                      records[tag_start:tag_start + TAG_BYTES])
-            except ValueError:
-                raise AuthenticationError("authentication tag does not verify") from None
-            self._window.check_and_update(counter)
-            yield header, plaintext
+            yield header, self._open_one(records, start, body, header)
 
     def _open_records(self, records: memoryview, max_frames: int | None) -> list[Frame]:
         opened = list(self._open_each(records, max_frames))
@@ -163,6 +174,22 @@ class Tunnel(TunnelBase):
 
     def _open_payloads(self, runs: list[memoryview]) -> bytes:
         return b"".join(plaintext for run in runs for _, plaintext in self._open_each(run, None))
+
+    def _open_stream_into(self, records: memoryview, out: memoryview) -> tuple[int, int]:
+        whole, _ = scan(records, sealed=True)  # checks every readable header first
+        consumed = written = 0
+        for start, body, header in frames_in(records[:whole], sealed=True):
+            if header.length > len(out) - written:
+                break
+            try:
+                plaintext = self._open_one(records, start, body, header)
+            except AuthenticationError:
+                out[written:written + header.length] = bytes(header.length)  # as C wipes it
+                raise
+            out[written:written + header.length] = plaintext
+            written += header.length
+            consumed = body + header.length + TAG_BYTES
+        return consumed, written
 
     def _wipe(self) -> None:
         # Python bytes cannot be overwritten in place; drop the only references.
