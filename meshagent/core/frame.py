@@ -135,7 +135,9 @@ class StreamReassembler:
             return self._push(view)
         except FrameError as exc:
             self._failed = exc
-            self._pending.clear()
+            # Rebind rather than clear(): the exception's traceback may still hold a view
+            # of the old buffer, and a bytearray with live views cannot be resized.
+            self._pending = bytearray()
             raise
 
     def _push(self, view: memoryview) -> list[memoryview]:

@@ -154,3 +154,12 @@ def test_frame_copies_a_mutable_payload() -> None:
     payload[0] = ord("z")
     assert frame.payload == b"abc"
     assert hash(frame) == hash(Frame(type=1, payload=b"abc"))
+
+
+def test_bad_header_split_across_feeds_gives_a_frame_error() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(b"\0\0")
+    with pytest.raises(FrameError):
+        decoder.feed(bytes(57))
+    with pytest.raises(FrameError):
+        decoder.feed(b"\0")
