@@ -17,7 +17,7 @@ type  name         fields
 6     Suspect      node id, incarnation, accuser node id
 7     Dead         node id, incarnation, accuser node id, crashed (port refused)
 8     Power        node id, incarnation, "asleep"|"off", reporter (AMT bridge)
-9     Revocations  root-signed revocation list
+9     Document     kind, version: "I hold this root-signed document" (``trustdocs``)
 10    Announce     node id, incarnation: "I hold this record" (gossiped)
 11    Fetch        node id: "send me your record of it" (answered by Alive)
 ====  ===========  ==========================================================
@@ -39,13 +39,14 @@ from meshagent import codec
 from meshagent.errors import DecodeError, MeshError
 
 __all__ = ["Message", "Ping", "Ack", "PingReq", "Nack", "Alive", "Suspect", "Dead", "Power",
-           "Revocations", "Announce", "Fetch", "MessageError", "encode_messages", "decode_messages",
+           "Document", "Announce", "Fetch", "MessageError", "encode_messages", "decode_messages",
            "encode_one", "pack_encoded", "POWER_STATES"]
 
 NODE_ID_BYTES = 16
 MAX_WIRE_FIELD = 16384
 MAX_MESSAGES = 256
 POWER_STATES = ("asleep", "off")
+MAX_DOCUMENT_KIND = 32
 
 
 class MessageError(MeshError):
@@ -206,16 +207,23 @@ class Power:
 
 
 @dataclass(frozen=True, slots=True)
-class Revocations:
+class Document:
+    """News of a root-signed document (revocations, allowlist): whoever holds an older
+    version fetches the documents from the sender over a stream, so a document of any
+    size spreads by gossip without riding in datagrams."""
+
     TYPE = 9
-    wire: bytes
+    kind: str
+    version: int
 
     def encode(self) -> list[Any]:
-        return [self.TYPE, self.wire]
+        return [self.TYPE, self.kind, self.version]
 
     @classmethod
-    def decode(cls, fields: list[Any]) -> Revocations:
-        return cls(_blob(fields[0]))
+    def decode(cls, fields: list[Any]) -> Document:
+        if not isinstance(fields[0], str) or not 0 < len(fields[0]) <= MAX_DOCUMENT_KIND:
+            raise MessageError("document kind must be a short string")
+        return cls(fields[0], _incarnation(fields[1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,10 +253,10 @@ class Fetch:
         return cls(_node(fields[0]))
 
 
-Message = (Ping | Ack | PingReq | Nack | Alive | Suspect | Dead | Power | Revocations
+Message = (Ping | Ack | PingReq | Nack | Alive | Suspect | Dead | Power | Document
            | Announce | Fetch)
 _TYPES: dict[int, Any] = {kind.TYPE: kind for kind in
-                          (Ping, Ack, PingReq, Nack, Alive, Suspect, Dead, Power, Revocations,
+                          (Ping, Ack, PingReq, Nack, Alive, Suspect, Dead, Power, Document,
                            Announce, Fetch)}
 _ARITY = {kind.TYPE: len(kind.__slots__) for kind in _TYPES.values()}
 

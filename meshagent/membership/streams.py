@@ -3,10 +3,13 @@
 Every stream starts with the sealed-stream hello of ``sealing.PeerKeys`` (both sides prove
 their certificate), then the opener sends one request, a msgpack map with ``op``:
 
-``sync``   ``{"op": "sync", "state": [[record, state, incarnation], ...], "rev": list}``;
-           the responder answers with its own state (taken before merging), then both
-           merge (push-pull, as memberlist). Used to join, to converge fast while the view
-           changes, periodically as anti-entropy, and to retry unreachable members.
+``sync``   ``{"op": "sync", "state": [[record, state, incarnation], ...],
+           "docs": {kind: root-signed document}}``; the responder answers with its own
+           state (taken before merging), then both merge (push-pull, as memberlist). Used
+           to join, to converge fast while the view changes, periodically as
+           anti-entropy, and to retry unreachable members.
+``docs``   answered by ``{"op": "docs", "docs": {kind: document}}``: fetched from a member
+           that announced a document version we lack (``messages.Document``).
 ``ping``   answered by ``{"op": "ack"}``: the TCP leg of a probe. A refused connect is the
            proof of a crashed agent ("refused"); silence is just "timeout".
 ``watch``  kept open by both sides, idle. A watch that ends without ``{"op": "bye"}``
@@ -16,9 +19,10 @@ their certificate), then the opener sends one request, a msgpack map with ``op``
            confirmed death within one round trip instead of a suspicion timeout.
 
 Merging trusts nothing: every record goes through ``Membership.accept_record`` (signature,
-certificate, revocations, higher incarnation); states other than alive are claims by the
-sender, applied like gossip (an "unreachable" is taken as a suspicion, as memberlist does,
-so a stale view cannot kill a live member).
+certificate, revocations, higher incarnation), every document through
+``Membership.offer_document`` (root signature, mesh, higher version); states other than
+alive are claims by the sender, applied like gossip (an "unreachable" is taken as a
+suspicion, as memberlist does, so a stale view cannot kill a live member).
 """
 
 from __future__ import annotations
@@ -78,8 +82,7 @@ class StreamService:
         m = self.m
         entries = [[entry.record.wire, entry.state.value, entry.state_incarnation]
                    for entry in m._members.values()]
-        rev = m.revocations.to_wire() if m.revocations.signed is not None else None
-        return codec.pack({"op": "sync", "state": entries, "rev": rev})
+        return codec.pack({"op": "sync", "state": entries, "docs": m.documents.wires()})
 
     async def sync(self, address: Address, expect: bytes | None = None) -> bool:
         """Push-pull with whatever member listens at ``address``; False if it failed."""
@@ -105,6 +108,29 @@ class StreamService:
     async def sync_with(self, node_id: bytes) -> bool:
         entry = self.m._members.get(node_id)
         return entry is not None and await self.sync(entry.address, node_id)
+
+    async def fetch_documents(self, node_id: bytes) -> bool:
+        """Ask a member for its root-signed documents and offer each; False if it failed."""
+        entry = self.m._members.get(node_id)
+        if entry is None:
+            return False
+        try:
+            sealed = await self._open(entry.address, node_id)
+        except (TransportError, SealError):
+            return False
+        try:
+            await sealed.send(codec.pack({"op": "docs"}))
+            reply = codec.unpack(await sealed.recv(self.m.profile.stream_timeout_s),
+                                 MAX_STREAM_MESSAGE)
+            if not isinstance(reply, dict):
+                raise DecodeError("documents reply is not a map")
+            self._offer_documents(reply.get("docs"), node_id)
+            return True
+        except (TransportError, SealError, DecodeError) as exc:
+            log.debug("documents_fetch_failed", peer=node_id.hex(), error=str(exc))
+            return False
+        finally:
+            sealed.close()
 
     async def ping(self, node_id: bytes) -> str:
         """"ack", "refused" (nothing listens: the agent is gone) or "timeout"."""
@@ -147,6 +173,8 @@ class StreamService:
                 self._merge_request(request, sealed.peer_id)
             elif op == "ping":
                 await sealed.send(codec.pack({"op": "ack"}))
+            elif op == "docs":
+                await sealed.send(codec.pack({"op": "docs", "docs": m.documents.wires()}))
             elif op == "watch":
                 await self._watched(sealed)
             else:
@@ -168,8 +196,7 @@ class StreamService:
 
     def _merge_request(self, request: dict[str, Any], sender: bytes) -> None:
         m = self.m
-        if isinstance(request.get("rev"), bytes):
-            m._on_revocations(request["rev"])
+        self._offer_documents(request.get("docs"), sender)
         entries = request.get("state")
         if not isinstance(entries, list):
             m._drop("malformed", None, "state is not a list")
@@ -192,6 +219,15 @@ class StreamService:
                 m._on_suspect(Suspect(node_id, incarnation, sender))
             elif state in ("asleep", "off"):
                 m._on_power(Power(node_id, incarnation, state, sender))
+
+    def _offer_documents(self, docs: Any, sender: bytes) -> None:
+        if docs is None:
+            return
+        if not isinstance(docs, dict):
+            self.m._drop("malformed", None, "documents are not a map")
+            return
+        for kind, wire in docs.items():
+            self.m.offer_document(str(kind), wire, f"member:{sender.hex()}")
 
     # ---------------------------------------------------------------- watches
 

@@ -33,8 +33,13 @@ healed partitions.
 
 Records: only records that verify (``RecordVerifier``: certificate against the mesh trust
 and revocation list, signature by the certificate's key) and carry a higher incarnation
-than the one held are accepted. A newer revocation list (root-signed) replaces ours,
-spreads by gossip, and drops revoked members.
+than the one held are accepted.
+
+Root-signed documents (revocation list, allowlist; see ``meshagent.trustdocs``) are held in
+``documents``. A newly adopted one is announced by gossip (``Document``: kind, version); a
+member holding an older version fetches the documents from the announcer over a stream,
+and every state exchange carries them too, so the newest version reaches every member
+whatever its size. A newer revocation list drops the members it revokes.
 """
 
 from __future__ import annotations
@@ -48,7 +53,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from meshagent import codec
 from meshagent.identity import (
     CertificateError,
     MembershipCertificate,
@@ -63,6 +67,7 @@ from meshagent.membership.messages import (
     Alive,
     Announce,
     Dead,
+    Document,
     Fetch,
     Message,
     MessageError,
@@ -70,7 +75,6 @@ from meshagent.membership.messages import (
     Ping,
     PingReq,
     Power,
-    Revocations,
     Suspect,
     decode_messages,
     encode_one,
@@ -102,6 +106,7 @@ from meshagent.transport import (
     format_address,
     parse_address,
 )
+from meshagent.trustdocs import REVOCATIONS, TrustDocumentError, TrustDocuments
 
 __all__ = ["Membership", "ChangeCallback"]
 
@@ -135,7 +140,8 @@ class Membership:
                  revocations: RevocationList | None = None,
                  verifier: RecordVerifier | None = None,
                  rng: random.Random | None = None,
-                 peer_keys: PeerKeys | None = None) -> None:
+                 peer_keys: PeerKeys | None = None,
+                 documents: TrustDocuments | None = None) -> None:
         if certificate.node_id != identity.node_id:
             raise CertificateError("the certificate is not this node's")
         self.identity = identity
@@ -146,7 +152,15 @@ class Membership:
         self.seeds = list(seeds)
         self.node_id = identity.node_id
         self.counters: Counter[str] = Counter()
-        self.revocations = revocations or RevocationList.empty(trust.mesh_id)
+        # Root-signed documents; ``revocations`` mirrors the held list for the hot paths.
+        self.documents = documents or TrustDocuments(trust)
+        if revocations is not None and revocations.signed is not None and \
+                revocations.version > self.documents.version(REVOCATIONS):
+            self.documents.offer(REVOCATIONS, revocations.to_wire(), "start")
+        self.revocations: RevocationList = self.documents.current(REVOCATIONS) or \
+            RevocationList.empty(trust.mesh_id)
+        self.documents.on_adopted(self._document_adopted)
+        self._document_fetches: set[str] = set()  # kinds being fetched from an announcer
         self.verifier = verifier or RecordVerifier(trust)
         self.random = rng or random.Random()
         self.health = LocalHealth(profile.max_health_multiplier)
@@ -301,18 +315,19 @@ class Membership:
             self._notify(entry, before)  # same state, new evidence (as for a new record)
 
     def update_revocations(self, revocations: RevocationList) -> bool:
-        """Adopt a newer (already verified) revocation list; True if it was newer."""
-        if revocations.version <= self.revocations.version:
+        """Adopt a newer root-signed revocation list (spread, applied); True if newer."""
+        if revocations.signed is None or revocations.version <= self.revocations.version:
             return False
-        self.revocations = self.revocations.merge(revocations)
-        if revocations.signed is not None:
-            self._broadcast(b"revocations", Revocations(revocations.to_wire()), urgent=True)
-        for node_id, entry in list(self._members.items()):
-            if node_id != self.node_id and self.revocations.is_revoked(entry.record.cert):
-                self._drop_member(node_id, "revoked")
-        if self.revocations.is_revoked(self.certificate):
-            log.error("own_certificate_revoked", node=self.node_id.hex())
-        return True
+        return self.documents.offer(REVOCATIONS, revocations.to_wire())
+
+    def offer_document(self, kind: str, wire: bytes, source: str) -> bool:
+        """A root-signed document from a peer: adopted if newer (True). A refused one is
+        counted as ``dropped_document_<reason>`` (the store logs it) and changes nothing."""
+        try:
+            return self.documents.offer(kind, wire, source)
+        except TrustDocumentError as exc:
+            self.counters[f"dropped_document_{exc.reason}"] += 1
+            return False
 
     def report_connection_lost(self, node_id: bytes) -> None:
         """A stream to ``node_id`` ended unexpectedly (reset or EOF): check it now."""
@@ -375,8 +390,8 @@ class Membership:
             self._on_dead(message)
         elif isinstance(message, Power):
             self._on_power(message)
-        elif isinstance(message, Revocations):
-            self._on_revocations(message.wire)
+        elif isinstance(message, Document):
+            self._on_document_news(message, sender)
         elif isinstance(message, Announce):
             self._on_announce(message, sender, source)
         elif isinstance(message, Fetch):
@@ -606,19 +621,34 @@ class Membership:
         self._set_state(entry, state)
         self._broadcast(claim.node, claim)
 
-    def _on_revocations(self, wire: bytes) -> None:
+    def _on_document_news(self, news: Document, sender: bytes) -> None:
+        """``sender`` holds a document version we lack: fetch from it, one fetch per kind
+        at a time (a failed fetch is retried on the next news or state exchange)."""
+        if not self.documents.wants(news.kind, news.version) or \
+                news.kind in self._document_fetches:
+            return
+        self._document_fetches.add(news.kind)
+        self._spawn(self._fetch_documents(news.kind, sender))
+
+    async def _fetch_documents(self, kind: str, sender: bytes) -> None:
         try:
-            version = codec.unpack(codec.unpack(wire)["b"])["version"]
-            if not isinstance(version, int) or version <= self.revocations.version:
-                return
-            revocations = RevocationList.verify(wire, self.trust)
-        except (CertificateError, KeyError, TypeError) as exc:
-            self._drop("bad_revocations", None, str(exc))
+            await self.streams.fetch_documents(sender)
+        finally:
+            self._document_fetches.discard(kind)
+
+    def _document_adopted(self, kind: str, document: Any) -> None:
+        """A newer document was adopted (from us, a peer, the uplink, a file): announce
+        it; a revocation list also drops the members it revokes."""
+        self._broadcast(b"document:" + kind.encode(), Document(kind, document.version),
+                        urgent=True)
+        if kind != REVOCATIONS:
             return
-        except Exception as exc:  # DecodeError and friends from a hostile document
-            self._drop("bad_revocations", None, repr(exc))
-            return
-        self.update_revocations(revocations)
+        self.revocations = document
+        for node_id, entry in list(self._members.items()):
+            if node_id != self.node_id and self.revocations.is_revoked(entry.record.cert):
+                self._drop_member(node_id, "revoked")
+        if self.revocations.is_revoked(self.certificate):
+            log.error("own_certificate_revoked", node=self.node_id.hex())
 
     def _refute(self, accused_incarnation: int) -> None:
         """Someone thinks we are suspect/dead/asleep: outbid them with a new record."""
