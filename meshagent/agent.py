@@ -18,6 +18,11 @@ Wiring between the parts:
   left has its session closed;
 - a session that ends without goodbye -> ``Membership.report_connection_lost`` (the
   crash fast path) and ``Router.detach`` (its routes go at once);
+- root-signed documents (``trustdocs``: revocation list, allowlist) are read from the node
+  directory at start and written back whenever a newer one is adopted, from whichever
+  carrier; membership spreads them, and a newer revocation list closes the sessions of
+  the peers it revokes (membership drops them as members, the policy refuses their
+  operators);
 - every session's frames -> ``Router.receive``.
 
 Upper layers (election, commands relay, deployment) use ``agent.router`` (``send``,
@@ -43,13 +48,7 @@ from meshagent.config import AgentConfig
 from meshagent.control import ControlServer
 from meshagent.discovery import Discovery
 from meshagent.errors import ConfigError, MeshError
-from meshagent.identity import (
-    REVOCATIONS_FILE,
-    MembershipCertificate,
-    MeshTrust,
-    NodeCredentials,
-    RevocationList,
-)
+from meshagent.identity import MembershipCertificate, NodeCredentials, RevocationList
 from meshagent.leader import Leadership
 from meshagent.log import get_logger
 from meshagent.membership import Member, Membership, MemberState
@@ -57,6 +56,7 @@ from meshagent.profiles import Profile
 from meshagent.routing import Router
 from meshagent.sessions import HandshakeResult, PeerCandidate, Session, SessionManager
 from meshagent.transport import Address, UdpTransport, format_address, parse_address
+from meshagent.trustdocs import REVOCATIONS, TrustDocument, TrustDocuments
 
 __all__ = ["Agent", "advertised_endpoints"]
 
@@ -100,6 +100,7 @@ class Agent:
         net = config.network
         self.endpoints = advertised_endpoints(net.listen, net.port, net.advertise)
         self.transport = UdpTransport(net.listen, net.port)
+        self.documents = TrustDocuments.load(self.credentials.trust, config.node.state_dir)
         try:
             profile = Profile.named(config.membership.profile)
         except ValueError as exc:
@@ -108,7 +109,7 @@ class Agent:
             self.credentials.identity, self.credentials.certificate, self.credentials.trust,
             self.transport, profile=profile, seeds=config.seed_addresses(),
             advertise=self.endpoints,
-            revocations=_load_revocations(config.node.state_dir, self.credentials.trust),
+            documents=self.documents,
             record_fields={"hostname": config.node.display_name, "os": _os_name(),
                            "agent_version": __version__, "tags": dict(config.node.tags)})
         self.discovery = Discovery(
@@ -144,6 +145,7 @@ class Agent:
         self.control.register("leader", self.leadership.status)
         self.control.register("amt", lambda params: self.amt.status())
         self._unsubscribe = self.membership.on_change(self._member_changed)
+        self.documents.on_adopted(self._revocations_adopted, REVOCATIONS)
         self._running = False
 
     @property
@@ -245,6 +247,14 @@ class Agent:
         if new == MemberState.LEFT:
             self.sessions.close_peer(member.node_id, "peer left")
         self.sessions.wake()
+
+    def _revocations_adopted(self, kind: str, revocations: TrustDocument) -> None:
+        """Cut every session whose peer certificate the new list revokes, members or not
+        (new handshakes check ``membership.revocations``)."""
+        assert isinstance(revocations, RevocationList)
+        for session in list(self.sessions.sessions.values()):
+            if session.peer_info is not None and revocations.is_revoked(session.peer_info):
+                self.sessions.close_peer(session.peer_id, "certificate revoked")
 
     # ------------------------------------------------------------------ control methods
 
@@ -349,13 +359,6 @@ def _load_credentials(state_dir: Path) -> NodeCredentials:
         raise ConfigError(f"node.state_dir: this node's certificate is not valid: "
                           f"{type(exc).__name__}: {exc}") from None
     return credentials
-
-
-def _load_revocations(state_dir: Path, trust: MeshTrust) -> RevocationList | None:
-    path = state_dir / REVOCATIONS_FILE
-    if not path.exists():
-        return None
-    return RevocationList.load(path, trust)
 
 
 def _os_name() -> str:

@@ -226,28 +226,31 @@ class RecordVerifier:
 
     One instance per agent (tests and scale runs may share one between in-process
     nodes of the same mesh: results depend only on the bytes, the trust and the time).
+    Parsed records are cached by the SHA-256 of their bytes, so the same record arriving
+    again (gossip, state exchanges) costs a hash and a lookup.
     """
 
     def __init__(self, trust: MeshTrust) -> None:
         self.trust = trust
-        self._certificates = _BoundedCache()
-        self._records = _BoundedCache()
+        self._certificates = _BoundedCache()  # wire bytes or signature + body -> cert
+        self._parsed = _BoundedCache()  # digest of record bytes -> NodeRecord
+        self._verified = _BoundedCache()  # digest of record bytes -> True
 
     def certificate(self, cert: bytes | MembershipCertificate,
                     revocations: RevocationList | None = None,
                     now: float | None = None) -> MembershipCertificate:
-        """Verify a certificate (cached by its bytes); raises RecordRejected."""
-        wire = cert if isinstance(cert, bytes) else cert.to_wire()
+        """Verify a certificate (cached by its exact signed bytes); raises RecordRejected."""
+        key = cert if isinstance(cert, bytes) else b"\0" + cert.signed.signature + cert.signed.body
         now = time.time() if now is None else now
-        cached: MembershipCertificate | None = self._certificates.get(wire)
+        cached: MembershipCertificate | None = self._certificates.get(key)
         if cached is None:
             try:
-                cached = MembershipCertificate.verify(wire, self.trust, now=now)
+                cached = MembershipCertificate.verify(cert, self.trust, now=now)
             except WrongMesh as exc:
                 raise RecordRejected(str(exc), "wrong_mesh") from exc
             except CertificateError as exc:
                 raise RecordRejected(str(exc), "bad_certificate") from exc
-            self._certificates.remember(wire, cached)
+            self._certificates.remember(key, cached)
         if now > cached.expires:
             raise RecordRejected(str(CertificateExpired("certificate expired")),
                                  "bad_certificate")
@@ -256,22 +259,31 @@ class RecordVerifier:
                                                         "revoked")), "revoked")
         return cached
 
-    def verify(self, data: bytes, revocations: RevocationList | None = None,
-               now: float | None = None) -> NodeRecord:
-        """Accept a record's wire bytes or raise MalformedRecord / RecordRejected."""
-        digest = hashlib.sha256(data).digest() if isinstance(data, bytes) else b""
-        record: NodeRecord | None = self._records.get(digest)
+    def parse(self, data: bytes) -> NodeRecord:
+        """Structure only (MalformedRecord), cached: use ``verify`` before trusting it."""
+        if not isinstance(data, bytes):
+            raise MalformedRecord("record is not bytes")
+        digest = hashlib.sha256(data).digest()
+        record: NodeRecord | None = self._parsed.get(digest)
         if record is None:
             record = NodeRecord.from_wire(data)
-            cert = self.certificate(record.cert, revocations, now)
-            if cert.node_id != record.node_id:
-                raise RecordRejected("record names another node than its certificate",
-                                     "bad_signature")
-            try:
-                verify(record.signed, RECORD_KIND, cert.sign_public)
-            except SignatureError as exc:
-                raise RecordRejected(f"record signature: {exc}", "bad_signature") from exc
-            self._records.remember(digest, record)
+            self._parsed.remember(digest, record)
+        return record
+
+    def verify(self, data: bytes | NodeRecord, revocations: RevocationList | None = None,
+               now: float | None = None) -> NodeRecord:
+        """Accept a record (bytes or parsed) or raise MalformedRecord / RecordRejected."""
+        record = data if isinstance(data, NodeRecord) else self.parse(data)
+        digest = hashlib.sha256(record.wire).digest()
+        cert = self.certificate(record.cert, revocations, now)
+        if digest in self._verified:
             return record
-        self.certificate(record.cert, revocations, now)
+        if cert.node_id != record.node_id:
+            raise RecordRejected("record names another node than its certificate",
+                                 "bad_signature")
+        try:
+            verify(record.signed, RECORD_KIND, cert.sign_public)
+        except SignatureError as exc:
+            raise RecordRejected(f"record signature: {exc}", "bad_signature") from exc
+        self._verified.remember(digest, True)
         return record

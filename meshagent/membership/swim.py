@@ -173,6 +173,8 @@ class Membership:
         self._members: dict[bytes, MemberEntry] = {}
         self._known_wires: dict[bytes, bytes] = {}
         self._fetching: dict[bytes, float] = {}  # node id -> when we asked for its record
+        self._fetches: list[Message] = []  # to send back to the sender of this datagram
+        self._fetched: list[bytes] = []  # records it asked us for
         self._live = SampleSet()  # members in a probed state, this node included
         self._queue = BroadcastQueue()
         self._limiter = SourceRateLimiter(profile.flood_rate_per_s, profile.flood_burst)
@@ -361,11 +363,30 @@ class Membership:
             entry.last_seen = time.time()
             if entry.address != source and entry.state.probed:
                 entry.address = source  # the member moved (new network, NAT rebinding)
-        else:
+        self._fetches, self._fetched = [], []
+        if entry is None:
             # A member that knows us before we know it: ask for its record.
-            self._on_announce(Announce(sender, 0), sender, source)
+            self._on_announce(Announce(sender, 0), sender)
         for message in messages:
             self._dispatch(message, sender, source)
+        self._answer_fetches(sender, source)
+
+    def _answer_fetches(self, sender: bytes, source: Address) -> None:
+        """Send the fetches and fetched records one datagram produced, batched."""
+        if self._fetches:
+            self._send(sender, self._fetches, address=source)
+        budget = self.profile.max_datagram - DATAGRAM_OVERHEAD - 8
+        batch: list[Message] = []
+        used = 0
+        for wire in self._fetched:
+            if batch and used + len(wire) + 8 > budget:
+                self._send(sender, batch, piggyback=False, address=source)
+                batch, used = [], 0
+            batch.append(Alive(wire))
+            used += len(wire) + 8
+        if batch:
+            self._send(sender, batch, address=source)
+        self._fetches, self._fetched = [], []
 
     def _dispatch(self, message: Message, sender: bytes, source: Address) -> None:
         if isinstance(message, Ping):
@@ -393,11 +414,11 @@ class Membership:
         elif isinstance(message, Document):
             self._on_document_news(message, sender)
         elif isinstance(message, Announce):
-            self._on_announce(message, sender, source)
+            self._on_announce(message, sender)
         elif isinstance(message, Fetch):
             entry = self._members.get(message.node)
-            if entry is not None:
-                self._send(sender, [Alive(entry.record.wire)], address=source)
+            if entry is not None and len(self._fetched) < MAX_FETCHES:
+                self._fetched.append(entry.record.wire)
 
     def _drop(self, reason: str, source: Address | None, detail: str = "") -> None:
         self.counters[f"dropped_{reason}"] += 1
@@ -464,14 +485,14 @@ class Membership:
             return False
         entry = None
         try:
-            record = NodeRecord.from_wire(wire)
+            record = self.verifier.parse(wire)
             if record.node_id == self.node_id:
                 self._on_own_record(record)
                 return False
             entry = self._members.get(record.node_id)
             if entry is not None and record.incarnation <= entry.state_incarnation:
                 return False
-            record = self.verifier.verify(wire, self.revocations)
+            record = self.verifier.verify(record, self.revocations)
         except RecordError as exc:
             self._drop(exc.reason, source, str(exc))
             return False
@@ -513,8 +534,9 @@ class Membership:
                            sent=max(0, self._retransmit_limit() - SYNCED_RECORD_SENDS))
         return True
 
-    def _on_announce(self, announce: Announce, sender: bytes, source: Address) -> None:
-        """Fetch the announced record from ``sender`` if it is newer than ours."""
+    def _on_announce(self, announce: Announce, sender: bytes) -> None:
+        """Fetch the announced record from ``sender`` if it is newer than ours (the fetches
+        of one datagram leave together, see ``_answer_fetches``)."""
         if announce.node == self.node_id:
             if announce.incarnation > self._members[self.node_id].state_incarnation:
                 self._refute(announce.incarnation)  # a record of an earlier run of ours
@@ -536,7 +558,7 @@ class Membership:
                 self.counters["fetches_deferred"] += 1
                 return
         self._fetching[announce.node] = now
-        self._send(sender, [Fetch(announce.node)], address=source)
+        self._fetches.append(Fetch(announce.node))
 
     def _on_own_record(self, record: NodeRecord) -> None:
         me = self._members[self.node_id]
