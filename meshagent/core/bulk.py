@@ -34,9 +34,9 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 """Payload sealed per call, and bytes asked of the socket per read: large enough that the
 Python around each call costs under 2% of the cipher's time, small enough that the chunk
 is still in the cache when the kernel copies it."""
-DEFAULT_FRAME_PAYLOAD_BYTES = 16 * 1024
-"""Payload per frame: large enough that the per-frame cost (nonce setup, header, tag)
-is small against the cipher, small enough that a lost or bad record costs little."""
+DEFAULT_FRAME_PAYLOAD_BYTES = MAX_FRAME_PAYLOAD
+"""Payload per frame: the largest. The per-frame cost (nonce setup, header, tag) is about
+0.3 µs at each end: some 5% of the cipher's time at 16 KiB frames, under 2% at 64 KiB."""
 _MAX_RECORD = MAX_FRAME_PAYLOAD + RECORD_OVERHEAD
 
 log = get_logger(__name__)
