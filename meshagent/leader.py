@@ -17,10 +17,16 @@ While it leads, the node reports the inventory: every member's state, last-seen 
 signed record, in full on each connect (``Uplink.full_inventory``) and as deltas when
 membership changes, so the service knows when an offline target is back.
 
+The policy follows the mesh's root-signed documents (``membership.documents``, see
+``trustdocs``): a newer allowlist goes through ``CommandPolicy.update_allowlist``, a newer
+revocation list becomes ``policy.revocations``, whichever carrier brought them. While it
+leads, the node exchanges those documents with the web service: the service's newer ones
+are adopted (and so spread through the mesh), the mesh's are reported.
+
 Files in the node directory: ``seen-commands.db`` (command ids claimed, results),
-``allowlist`` (the root-signed allowlist this node holds; without it every command is
-refused as ``not_allowlisted``), ``election.term`` (highest term seen), ``uplink-spool/``
-(results not yet acknowledged by the service).
+``allowlist`` (the root-signed allowlist this node holds, kept by ``trustdocs``; without
+it every command is refused as ``not_allowlisted``), ``election.term`` (highest term
+seen), ``uplink-spool/`` (results not yet acknowledged by the service).
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ from typing import Any
 from meshagent.amtbridge import inventory_record
 from meshagent.commands import (
     ActionContext,
-    Allowlist,
     CommandExecutor,
     CommandPolicy,
     PowerControl,
@@ -46,13 +51,14 @@ from meshagent.commands import (
 from meshagent.commands.actions.wake import AmtWaker
 from meshagent.config import ServerConfig
 from meshagent.election import Election, ElectionSettings, LeaderView, TermStore
-from meshagent.errors import ConfigError, MeshError
+from meshagent.errors import ConfigError
 from meshagent.identity import NodeCredentials
 from meshagent.log import get_logger
 from meshagent.membership import Member, Membership, MemberState
 from meshagent.relay import LeaderRelay, NodeRelay, RelayChannel, RelaySettings
 from meshagent.routing import Router
 from meshagent.server.tls import pin_from_text
+from meshagent.trustdocs import ALLOWLIST, DOCUMENT_KINDS, REVOCATIONS, TrustDocument
 from meshagent.uplink import NodeReport, ResultSpool, Uplink, UplinkRefused
 
 __all__ = ["Leadership", "LeaderRole", "UplinkTarget", "SEEN_FILE", "ALLOWLIST_FILE",
@@ -61,7 +67,7 @@ __all__ = ["Leadership", "LeaderRole", "UplinkTarget", "SEEN_FILE", "ALLOWLIST_F
 log = get_logger(__name__)
 
 SEEN_FILE = "seen-commands.db"
-ALLOWLIST_FILE = "allowlist"
+ALLOWLIST_FILE = DOCUMENT_KINDS[ALLOWLIST].file_name
 TERM_FILE = "election.term"
 SPOOL_DIR = "uplink-spool"
 _REACH_POLL_S = 0.5
@@ -181,6 +187,7 @@ class LeaderRole:
         uplink = Uplink(self.target.url, self.target.pin, credentials.identity,
                         credentials.certificate, term, ResultSpool(self.target.spool_dir),
                         relay.deliver, self._full_inventory,
+                        documents=self.membership.documents,
                         backoff_min_s=self.target.backoff_min_s,
                         backoff_max_s=self.target.backoff_max_s)
         self.relay, self.uplink = relay, uplink
@@ -302,9 +309,15 @@ class Leadership:
         self.election = Election(membership, settings, store=TermStore(state_dir / TERM_FILE))
         node_id = credentials.identity.node_id
         self.seen = SeenCommands(state_dir / SEEN_FILE)
+        documents = membership.documents
+        if documents.current(ALLOWLIST) is None:
+            log.warning("no_allowlist", path=str(state_dir / ALLOWLIST_FILE),
+                        detail="every command is refused as not_allowlisted until the "
+                               "mesh's allowlist arrives")
         self.policy = CommandPolicy(credentials.trust, node_id, self.seen,
-                                    allowlist=_load_allowlist(state_dir, credentials),
+                                    allowlist=documents.current(ALLOWLIST),
                                     revocations=membership.revocations, tags=tags.current)
+        documents.on_adopted(self._document_adopted)
         context = ActionContext(node_id, lambda: self.policy.allowlist,
                                 power or PowerControl(), tags, amt=amt)
         self.executor = CommandExecutor(credentials.identity.sign_key, node_id, self.seen,
@@ -315,16 +328,18 @@ class Leadership:
         self.role = LeaderRole(self.election, membership, self.channel, credentials,
                                self.target, relay_settings) if self.target else None
 
-    def _track_revocations(self, *_change: Any) -> None:
-        self.policy.revocations = self.membership.revocations
+    def _document_adopted(self, kind: str, document: TrustDocument) -> None:
+        """A newer root-signed document reached this node: the policy applies it at once."""
+        if kind == ALLOWLIST:
+            self.policy.update_allowlist(document.to_wire())
+        elif kind == REVOCATIONS:
+            self.policy.revocations = self.membership.revocations
 
     def _leader_id(self) -> bytes | None:
         leader: LeaderView | None = self.election.leader
         return leader.node_id if leader is not None else None
 
     async def start(self) -> None:
-        # The policy checks operators against the mesh's newest revocation list.
-        self.membership.on_change(self._track_revocations)
         await self.election.start()
         await self.node_relay.start()
         if self.role is not None:
@@ -344,14 +359,3 @@ class Leadership:
                 "relay": {**self.node_relay.counters, **self.channel.counters,
                           "outbox": len(self.node_relay.outbox)}}
 
-
-def _load_allowlist(state_dir: Path, credentials: NodeCredentials) -> Allowlist | None:
-    path = state_dir / ALLOWLIST_FILE
-    if not path.exists():
-        log.warning("no_allowlist", path=str(path),
-                    detail="every command will be refused as not_allowlisted")
-        return None
-    try:
-        return Allowlist.load(path, credentials.trust)
-    except MeshError as exc:
-        raise ConfigError(f"{path}: not a valid allowlist of this mesh: {exc}") from None

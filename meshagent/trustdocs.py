@@ -244,21 +244,34 @@ class TrustDocuments:
         than held: True if adopted, False if that version is already held; otherwise a
         TrustDocumentError subclass (counted and logged). ``source`` names the carrier and
         peer for the log."""
+        document = self.check(kind, wire, source)
+        return document is not None and self.adopt(kind, document, source)
+
+    def check(self, kind: str, wire: bytes, source: str = "local") -> TrustDocument | None:
+        """Steps 1-3 of the rule: the document if it would be adopted now, None if that
+        version is held, else a TrustDocumentError subclass (counted and logged). For a
+        holder that must store elsewhere first (the web service): check, store, adopt."""
         try:
             found = self._kind(kind)
             signed, mesh, version = self._peek(found, wire)
             held = self.version(kind)
             if mesh == self.trust.mesh_id and version == held:
-                return False
+                return None
             if mesh == self.trust.mesh_id and version < held:
                 raise StaleDocument(f"{kind} version {version} is older than the held {held}")
-            document = self._check(found, signed, mesh)
+            return self._check(found, signed, mesh)
         except TrustDocumentError as exc:
             self.counters[f"rejected_{exc.reason}"] += 1
-            log.warn_limited("trust_document_rejected", key=(exc.reason, kind, source),
-                             kind=kind, reason=exc.reason, source=source, detail=str(exc))
+            log.warn_limited("trust_document_rejected", key=(exc.reason, source),
+                             kind=str(kind)[:MAX_KIND_CHARS], reason=exc.reason, source=source,
+                             detail=str(exc))
             raise
-        self._adopt(found, document, source)
+
+    def adopt(self, kind: str, document: TrustDocument, source: str = "local") -> bool:
+        """Step 4 for a document ``check`` returned: False if one as new arrived since."""
+        if document.version <= self.version(kind):
+            return False
+        self._adopt(self._kind(kind), document, source)
         return True
 
     def _kind(self, kind: str) -> DocumentKind:

@@ -6,7 +6,10 @@ certificate and its election term, then
 
 * sends the full inventory (``full_inventory()``, in messages of bounded size) on every
   connect, and deltas (``report``) while connected; likewise the mesh's root-signed
-  revocation list (``revocations()``, ``send_revocations``);
+  documents (``documents``: revocation list, allowlist; ``send_document``), on connect
+  and whenever the mesh adopts a newer one;
+* adopts the root-signed documents the service sends (``document``) into ``documents``
+  (newer version wins; membership then spreads them through the mesh);
 * hands commands the service delivers to ``on_commands`` (the leader relays them), and
   reports targets it cannot reach with ``nack``;
 * sends signed results (``send_result``) after writing them to its spool directory, and
@@ -48,6 +51,7 @@ from meshagent.server.protocol import (
     require,
     sign_leader_auth,
 )
+from meshagent.trustdocs import REVOCATIONS, TrustDocument, TrustDocumentError, TrustDocuments
 
 __all__ = ["DeliveredCommand", "NodeReport", "ResultSpool", "Uplink", "UplinkError",
            "UplinkRefused"]
@@ -142,6 +146,7 @@ class Uplink:
                  on_commands: Callable[[list[DeliveredCommand]], Awaitable[None]],
                  full_inventory: Callable[[], Sequence[NodeReport]], *,
                  revocations: Callable[[], bytes | None] | None = None,
+                 documents: TrustDocuments | None = None,
                  backoff_min_s: float = 0.5, backoff_max_s: float = 30.0,
                  heartbeat_s: float = 20.0) -> None:
         self.url = url
@@ -153,6 +158,8 @@ class Uplink:
         self.on_commands = on_commands
         self.full_inventory = full_inventory
         self.revocations = revocations
+        self.documents = documents
+        self._document_sends: set[asyncio.Task[bool]] = set()
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
         self.heartbeat_s = heartbeat_s
@@ -168,7 +175,12 @@ class Uplink:
         """Stay connected until ``stop()``; raises UplinkRefused on a final refusal."""
         delay = self.backoff_min_s
         connector = aiohttp.TCPConnector(ssl=aiohttp.Fingerprint(self.pin), limit=1)
-        async with aiohttp.ClientSession(connector=connector) as http:
+        unsubscribe = self.documents.on_adopted(self._document_adopted) \
+            if self.documents is not None else None
+        async with contextlib.AsyncExitStack() as cleanup:
+            if unsubscribe is not None:
+                cleanup.callback(unsubscribe)
+            http = await cleanup.enter_async_context(aiohttp.ClientSession(connector=connector))
             while not self._stopping.is_set():
                 try:
                     await self._session(http)
@@ -216,15 +228,32 @@ class Uplink:
                     {"id": command_id, "node": node_id, "result": wire}])
 
     async def send_revocations(self, wire: bytes) -> bool:
-        """Hand the service a newer root-signed revocation list now; False when not
-        connected (``revocations()`` is sent on every connect)."""
+        """Hand the service a newer root-signed revocation list now (``send_document``)."""
+        return await self.send_document(REVOCATIONS, wire)
+
+    async def send_document(self, kind: str, wire: bytes) -> bool:
+        """Hand the service a root-signed document now (kept if newer); False when not
+        connected (the held documents are sent on every connect)."""
         if not self.connected.is_set():
             return False
         try:
-            await self._send("revocations", list=wire)
+            await self._send("document", name=kind, doc=wire)
         except (ConnectionError, RuntimeError, aiohttp.ClientError):
             return False
         return True
+
+    def _document_adopted(self, kind: str, document: TrustDocument) -> None:
+        task = asyncio.get_running_loop().create_task(self.send_document(kind,
+                                                                         document.to_wire()))
+        self._document_sends.add(task)
+        task.add_done_callback(self._document_sends.discard)
+
+    def _held_documents(self) -> dict[str, bytes]:
+        held = self.documents.wires() if self.documents is not None else {}
+        current = self.revocations() if self.revocations else None
+        if current is not None:
+            held.setdefault(REVOCATIONS, current)
+        return held
 
     async def nack(self, command_id: bytes, node_id: bytes, reason: str) -> None:
         """Tell the service the target is unreachable: it keeps the command queued."""
@@ -248,12 +277,12 @@ class Uplink:
             self.connects += 1
             log.event("uplink_connected", url=self.url, term=self.term,
                       mesh=self.cert.mesh_id.hex())
-            # The mesh's revocation list first (the service then refuses what it revokes),
-            # spooled results next: the service delivers pending commands when the full
-            # inventory arrives, and must know by then which ones are already done.
-            current = self.revocations() if self.revocations else None
-            if current is not None:
-                await self._send("revocations", list=current)
+            # The mesh's root-signed documents first (the service then refuses what the
+            # revocation list revokes), spooled results next: the service delivers pending
+            # commands when the full inventory arrives, and must know by then which ones
+            # are already done.
+            for kind, wire in self._held_documents().items():
+                await self._send("document", name=kind, doc=wire)
             await self._resend_spooled()
             await self._send_inventory(self.full_inventory(), full=True)
             self.connected.set()
@@ -336,6 +365,12 @@ class Uplink:
         elif kind == "ack":
             for item in items_of(fields):
                 self.spool.remove(require(item, "id", bytes), require(item, "node", bytes))
+        elif kind == "document":
+            document_kind, wire = require(fields, "name", str), require(fields, "doc", bytes)
+            if self.documents is not None:
+                # A refused document is counted and logged by the store; the uplink stays.
+                with contextlib.suppress(TrustDocumentError):
+                    self.documents.offer(document_kind, wire, f"service:{self.url}")
         elif kind == "error":
             log.warning("uplink_service_error", reason=str(fields.get("reason")))
         else:

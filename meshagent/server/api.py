@@ -11,7 +11,11 @@ hex; signed documents are base64 of their wire bytes; times are UNIX seconds.
     GET  /api/leaders
     GET  /api/nodes?mesh=&state=&tag=k[=v]&q=text&limit=
     GET  /api/nodes/{id}                                          -> node, record, commands
-    POST /api/meshes/{id}/revocations {list: base64}               -> {adopted}: newer kept
+    POST /api/meshes/{id}/documents {kind, doc: base64}  -> {adopted}: a root-signed
+                                 document (revocations, allowlist) kept if newer and sent to
+                                 the mesh's leader; 403 untrusted_<kind> / foreign_<kind>,
+                                 409 stale_<kind> (older than held), 400 malformed_<kind>
+    POST /api/meshes/{id}/revocations {list: base64}               -> the same, kind revocations
     POST /api/commands           {command: base64 SignedCommand}  -> 201 {id, nodes}
     POST /api/console/commands   {mesh, target, action, args, ttl} -> signed by the console key
     GET  /api/commands?state=&node=&limit=
@@ -38,7 +42,6 @@ from aiohttp import web
 from meshagent import __version__
 from meshagent.commands import CommandRejected, MalformedCommand, Target
 from meshagent.errors import DecodeError
-from meshagent.identity import CertificateError
 from meshagent.log import get_logger
 from meshagent.server.appkeys import SERVER_CERT_SHA256, SERVICE, SESSIONS, THROTTLE
 from meshagent.server.auth import SESSION_COOKIE, SESSION_LIFETIME_S
@@ -53,6 +56,7 @@ from meshagent.server.db import (
     ResultRow,
 )
 from meshagent.server.service import NoMatchingNode, ServiceError
+from meshagent.trustdocs import REVOCATIONS, TrustDocumentError
 
 __all__ = ["routes", "api_middleware", "MAX_BODY_BYTES"]
 
@@ -239,19 +243,33 @@ async def meshes(request: web.Request) -> web.Response:
         for m in await service.db.meshes()])
 
 
+_DOCUMENT_STATUS = {"untrusted": 403, "foreign": 403, "stale": 409}
+
+
+@routes.post("/api/meshes/{mesh_id}/documents")
+async def adopt_document(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    return await _adopt_document(request, str(body.get("kind", "")), body.get("doc"))
+
+
 @routes.post("/api/meshes/{mesh_id}/revocations")
 async def adopt_revocations(request: web.Request) -> web.Response:
-    mesh_id = _hex(request.match_info["mesh_id"], "mesh id")
     body = await _json_body(request)
+    return await _adopt_document(request, REVOCATIONS, body.get("list"))
+
+
+async def _adopt_document(request: web.Request, kind: str, text: Any) -> web.Response:
+    mesh_id = _hex(request.match_info["mesh_id"], "mesh id")
     try:
-        wire = base64.b64decode(str(body.get("list", "")), validate=True)
+        wire = base64.b64decode(str(text or ""), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise BadRequest("list must be base64 of a signed revocation list") from exc
+        raise BadRequest(f"the document must be base64 of a signed {kind}") from exc
     try:
-        adopted = await request.app[SERVICE].adopt_revocations(mesh_id, wire,
-                                                               _actor(request))
-    except CertificateError as exc:
-        return _error(403, "untrusted_revocations", str(exc))
+        adopted = await request.app[SERVICE].adopt_document(mesh_id, kind, wire,
+                                                            _actor(request))
+    except TrustDocumentError as exc:
+        return _error(_DOCUMENT_STATUS.get(exc.reason, 400), f"{exc.reason}_{kind}"[:64],
+                      str(exc))
     return web.json_response({"adopted": adopted})
 
 

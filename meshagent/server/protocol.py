@@ -17,9 +17,16 @@ unknown types and ill-typed fields end the connection with ``Close.MALFORMED`` (
                                   more full=false messages): nodes never listed become
                                   "unreported". record nil keeps the stored record.
     service -> leader  commands  {items: [{id: 16B, node: 16B, cmd: SignedCommand wire}]}
-    leader  -> service revocations {list: root-signed revocation list wire}  kept if newer
-                                  than the service's; refused logins, records and commands
-                                  of what it revokes (a revoked leader is disconnected)
+    either             document  {name: "revocations"|"allowlist", doc: root-signed wire}
+                                  (``trustdocs``) kept if newer than the receiver's: the
+                                  service sends what it holds after welcome and whenever an
+                                  admin uploads a newer one (the leader's mesh adopts and
+                                  spreads it); the leader sends the mesh's on connect and
+                                  whenever the mesh adopts a newer one. The service refuses
+                                  logins, records and commands of what the revocation list
+                                  revokes (a revoked leader is disconnected)
+    leader  -> service revocations {list: root-signed revocation list wire}  the same as a
+                                  ``document`` of kind revocations (older leaders)
     leader  -> service nack      {items: [{id, node, reason: str}]}  target unreachable now:
                                   the service keeps it queued until the target is back
     leader  -> service results   {items: [{id, node, result: signed command-result wire}]}

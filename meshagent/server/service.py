@@ -17,6 +17,11 @@ Delivery (exactly once, with the agents' help):
   can never run a command twice nor overwrite its result.
 * A leader's ``nack`` (target unreachable from the mesh) re-queues just that command.
 * Expired commands never leave the queue (``expire_due`` runs every second).
+
+Root-signed documents (``trustdocs``: revocation list, allowlist), per mesh: adopted from
+admins (REST) or leaders when newer, stored before they are adopted, audited, and sent to
+the mesh's leader (at once, and on every connect), which spreads them through the mesh.
+The revocation list also applies here: to leader logins, records and submissions.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from meshagent.server.events import EventFeed
 from meshagent.server.records import MeshRecords, display_value
 from meshagent.server.submission import CheckedCommand, check_submission
 from meshagent.signing import Signed
+from meshagent.trustdocs import REVOCATIONS, TrustDocuments
 
 __all__ = ["ConsoleSigner", "LeaderSession", "MeshConfig", "MeshService", "NoMatchingNode",
            "ResultItem", "ServiceError"]
@@ -89,6 +95,8 @@ class LeaderSession(Protocol):
     async def close_superseded(self, term: int) -> None: ...
 
     async def close_revoked(self) -> None: ...
+
+    async def send_document(self, kind: str, wire: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -137,9 +145,8 @@ class MeshService:
                  clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.meshes = {m.trust.mesh_id: m for m in meshes}
-        # The newest root-signed revocation list per mesh (nodes and operators), adopted
-        # from leaders or admins; applied to logins, records and submissions.
-        self.revocations: dict[bytes, RevocationList] = {}
+        # The newest root-signed documents per mesh, adopted from leaders or admins.
+        self.documents = {mesh_id: TrustDocuments(m.trust) for mesh_id, m in self.meshes.items()}
         self.events = events or EventFeed()
         self.console = console
         self.clock = clock
@@ -148,6 +155,13 @@ class MeshService:
         self._attached: dict[bytes, _Attached] = {}
         self._mesh_locks: dict[bytes, asyncio.Lock] = {}
         self._expiry_task: asyncio.Task[None] | None = None
+
+    @property
+    def revocations(self) -> dict[bytes, RevocationList]:
+        """The newest revocation list per mesh (nodes and operators) held."""
+        return {mesh_id: documents.current(REVOCATIONS)
+                for mesh_id, documents in self.documents.items()
+                if documents.current(REVOCATIONS) is not None}
 
     @property
     def trusts(self) -> dict[bytes, MeshTrust]:
@@ -162,14 +176,13 @@ class MeshService:
         now = self.clock()
         for mesh in self.meshes.values():
             await self.db.add_mesh(mesh.trust.mesh_id, mesh.trust.root_public, mesh.name, now)
-        for row in await self.db.meshes():
-            mesh = self.meshes.get(row.mesh_id)
-            if mesh is not None and row.revocations is not None:
+        for mesh_id, kind, wire in await self.db.documents():
+            documents = self.documents.get(mesh_id)
+            if documents is not None:
                 try:
-                    self.revocations[row.mesh_id] = RevocationList.verify(row.revocations,
-                                                                          mesh.trust)
+                    documents.offer(kind, wire, "database")
                 except MeshError as exc:  # stored by us after verifying: log, do not stop
-                    log.error("stored_revocations_invalid", mesh=row.mesh_id.hex(),
+                    log.error("stored_document_invalid", mesh=mesh_id.hex(), kind=kind,
                               error=str(exc))
         self._expiry_task = asyncio.create_task(self._expire_forever(), name="expire-commands")
 
@@ -198,31 +211,45 @@ class MeshService:
             self.events.publish("commands", "audit")
         return len(expired)
 
-    # --- revocations ----------------------------------------------------------------
+    # --- root-signed documents -------------------------------------------------------
 
-    async def adopt_revocations(self, mesh_id: bytes, wire: bytes, actor: str) -> bool:
-        """Keep a root-signed revocation list if newer than the one held (True if so).
-
-        CertificateError subclasses for a list not signed by the mesh's root. The mesh's
-        leader is disconnected if the new list revokes it."""
-        mesh = self.meshes.get(mesh_id)
-        if mesh is None:
+    async def adopt_document(self, mesh_id: bytes, kind: str, wire: bytes, actor: str) -> bool:
+        """Keep a root-signed document (``trustdocs`` kind) if newer than the one held:
+        stored, audited (``<kind>_adopted``), sent to the mesh's leader; True if so, False
+        if that version is held. ``trustdocs.TrustDocumentError`` subclasses otherwise
+        (StaleDocument for an older version). A revocation list that revokes the mesh's
+        leader disconnects it instead."""
+        documents = self.documents.get(mesh_id)
+        if documents is None:
             raise ServiceError(f"mesh {mesh_id.hex()} is not served here")
-        candidate = RevocationList.verify(wire, mesh.trust)
-        held = self.revocations.get(mesh_id)
-        if held is not None and candidate.version <= held.version:
+        document = documents.check(kind, wire, actor)
+        if document is None:
             return False
-        await self.db.set_revocations(mesh_id, wire)
-        self.revocations[mesh_id] = candidate
-        await self.db.audit(actor, "revocations_adopted", None,
-                            {"mesh": mesh_id.hex(), "version": candidate.version,
-                             "nodes": len(candidate.node_ids),
-                             "serials": len(candidate.serials)}, self.clock())
+        await self.db.set_document(mesh_id, kind, document.version, wire)
+        if not documents.adopt(kind, document, actor):
+            return False
+        detail: dict[str, Any] = {"mesh": mesh_id.hex(), "version": document.version}
+        if isinstance(document, RevocationList):
+            detail |= {"nodes": len(document.node_ids), "serials": len(document.serials)}
+        await self.db.audit(actor, f"{kind}_adopted", None, detail, self.clock())
         self.events.publish("audit", "meshes")
         attached = self._attached.get(mesh_id)
-        if attached is not None and attached.session.node_id in candidate.node_ids:
+        if attached is None:
+            return True  # the next leader gets it on connect (``held_documents``)
+        if isinstance(document, RevocationList) and attached.session.node_id in \
+                document.node_ids:
             await attached.session.close_revoked()
+        else:
+            await attached.session.send_document(kind, wire)
         return True
+
+    async def adopt_revocations(self, mesh_id: bytes, wire: bytes, actor: str) -> bool:
+        return await self.adopt_document(mesh_id, REVOCATIONS, wire, actor)
+
+    def held_documents(self, mesh_id: bytes) -> dict[str, bytes]:
+        """Every root-signed document held for the mesh, by kind (sent to each leader)."""
+        documents = self.documents.get(mesh_id)
+        return documents.wires() if documents is not None else {}
 
     # --- leaders --------------------------------------------------------------------
 

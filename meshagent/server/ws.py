@@ -11,6 +11,7 @@ before anything is acknowledged, so the leader keeps its results and retries.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Sequence
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from meshagent.errors import MeshError
-from meshagent.identity import CertificateError, MembershipCertificate
+from meshagent.identity import MembershipCertificate
 from meshagent.log import get_logger
 from meshagent.server.appkeys import SERVER_CERT_SHA256, SERVICE
 from meshagent.server.db import CommandRow, DatabaseUnavailable
@@ -38,6 +39,7 @@ from meshagent.server.protocol import (
 )
 from meshagent.server.service import MeshService, ResultItem, ServiceError
 from meshagent.signing import SignatureError, Signed, verify
+from meshagent.trustdocs import REVOCATIONS, TrustDocumentError
 
 __all__ = ["LeaderConnection", "uplink_handler", "LOGIN_TIMEOUT_S", "HEARTBEAT_S"]
 
@@ -82,6 +84,11 @@ class LeaderConnection:
         await self.welcomed.wait()
         if not self.ws.closed:
             await self.send("commands", items=items)
+
+    async def send_document(self, kind: str, wire: bytes) -> None:
+        await self.welcomed.wait()
+        if not self.ws.closed:
+            await self.send("document", name=kind, doc=wire)
 
     async def close_revoked(self) -> None:
         log.event("leader_revoked", mesh=self.mesh_id.hex(), node=self.node_id.hex())
@@ -174,11 +181,19 @@ async def _serve(service: MeshService, conn: LeaderConnection) -> None:
                      for i in _keys(fields, "result")]
             done = await service.store_results(conn, items)
             await conn.send("ack", items=[{"id": i.command_id, "node": i.node_id} for i in done])
+        elif kind == "document":
+            # The mesh may hold an older document than ours (the leader gets ours on
+            # connect) or junk a member gossiped: counted and logged, the session stays.
+            with contextlib.suppress(TrustDocumentError):
+                await service.adopt_document(conn.mesh_id, require(fields, "name", str),
+                                             require(fields, "doc", bytes),
+                                             f"leader:{conn.node_id.hex()}")
         elif kind == "revocations":
             try:
-                await service.adopt_revocations(conn.mesh_id, require(fields, "list", bytes),
-                                                f"leader:{conn.node_id.hex()}")
-            except CertificateError as exc:
+                await service.adopt_document(conn.mesh_id, REVOCATIONS,
+                                             require(fields, "list", bytes),
+                                             f"leader:{conn.node_id.hex()}")
+            except TrustDocumentError as exc:
                 raise ProtocolError(f"revocation list refused: {exc}") from exc
         elif kind == "nack":
             items = _keys(fields, "reason")
@@ -223,6 +238,8 @@ async def uplink_handler(request: web.Request) -> web.WebSocketResponse:
                   term=term, peer=peer)
         await conn.send("welcome", mesh=cert.mesh_id, term=term)
         conn.welcomed.set()
+        for document_kind, wire in service.held_documents(cert.mesh_id).items():
+            await conn.send_document(document_kind, wire)
         await _serve(service, conn)
     except LoginRefused as exc:
         log.warn_limited("leader_refused", key=(peer, exc.code), peer=peer, code=int(exc.code),

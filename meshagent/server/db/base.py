@@ -71,7 +71,6 @@ class MeshRow:
     root_public: bytes
     name: str
     created: float
-    revocations: bytes | None = None  # the newest root-signed revocation list adopted
 
 
 @dataclass(frozen=True)
@@ -214,8 +213,13 @@ class Database(abc.ABC):
     async def meshes(self) -> list[MeshRow]: ...
 
     @abc.abstractmethod
-    async def set_revocations(self, mesh_id: bytes, wire: bytes) -> None:
-        """Keep ``wire`` (already verified, and newer than the stored list)."""
+    async def set_document(self, mesh_id: bytes, kind: str, version: int, wire: bytes) -> None:
+        """Keep a root-signed document (already verified) unless one of the same kind at
+        this or a higher version is stored."""
+
+    @abc.abstractmethod
+    async def documents(self) -> list[tuple[bytes, str, bytes]]:
+        """(mesh id, kind, wire) of every stored root-signed document."""
 
     # leaders
     @abc.abstractmethod

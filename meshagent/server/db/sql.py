@@ -51,7 +51,10 @@ T = TypeVar("T")
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS meshes (
         mesh_id {blob} PRIMARY KEY, root_public {blob} NOT NULL, name TEXT NOT NULL,
-        created {real} NOT NULL, revocations {blob})""",
+        created {real} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS trust_documents (
+        mesh_id {blob} NOT NULL, kind TEXT NOT NULL, version BIGINT NOT NULL,
+        doc {blob} NOT NULL, PRIMARY KEY (mesh_id, kind))""",
     """CREATE TABLE IF NOT EXISTS leaders (
         mesh_id {blob} PRIMARY KEY, node_id {blob} NOT NULL, term BIGINT NOT NULL,
         connected INTEGER NOT NULL, since {real} NOT NULL)""",
@@ -289,12 +292,21 @@ class SqlDatabase(Database):
 
     async def meshes(self) -> list[MeshRow]:
         rows = await self._run(lambda tx: tx.all(
-            "SELECT mesh_id, root_public, name, created, revocations FROM meshes ORDER BY name"))
-        return [MeshRow(bytes(r[0]), bytes(r[1]), r[2], r[3], _bytes(r[4])) for r in rows]
+            "SELECT mesh_id, root_public, name, created FROM meshes ORDER BY name"))
+        return [MeshRow(bytes(r[0]), bytes(r[1]), r[2], r[3]) for r in rows]
 
-    async def set_revocations(self, mesh_id: bytes, wire: bytes) -> None:
+    async def set_document(self, mesh_id: bytes, kind: str, version: int, wire: bytes) -> None:
+        # The version guard makes concurrent adoptions keep the newest.
         await self._run(lambda tx: tx.execute(
-            "UPDATE meshes SET revocations = ? WHERE mesh_id = ?", (wire, mesh_id)))
+            "INSERT INTO trust_documents (mesh_id, kind, version, doc) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (mesh_id, kind) DO UPDATE SET version = excluded.version, "
+            "doc = excluded.doc WHERE excluded.version > trust_documents.version",
+            (mesh_id, kind, version, wire)))
+
+    async def documents(self) -> list[tuple[bytes, str, bytes]]:
+        rows = await self._run(lambda tx: tx.all(
+            "SELECT mesh_id, kind, doc FROM trust_documents ORDER BY mesh_id, kind"))
+        return [(bytes(r[0]), r[1], bytes(r[2])) for r in rows]
 
     # --- leaders ------------------------------------------------------------------
 
