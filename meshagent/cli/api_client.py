@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshagent.errors import ConfigError, MeshError
+from meshagent.trustdocs import DOCUMENT_KINDS, peek_document
 
 __all__ = ["ApiClient", "ApiError", "PinMismatch", "add_server_options", "client_from_args"]
 
@@ -154,3 +155,13 @@ class ApiClient:
 
     def audit(self, **filters: Any) -> list[dict[str, Any]]:
         return self.get("/api/audit", **filters)
+
+    def push_document(self, kind: str, wire: bytes) -> bool:
+        """Upload a root-signed document (``trustdocs`` kind: revocations, allowlist) for
+        the mesh it names; True if the service adopted it (it then reaches every agent
+        through the mesh's leader), False if it already holds that version. ApiError
+        otherwise (403 untrusted_<kind> / foreign_<kind>, 409 stale_<kind>, ...)."""
+        mesh_id = peek_document(DOCUMENT_KINDS[kind], wire)[1]
+        answer = self.post(f"/api/meshes/{mesh_id.hex()}/documents",
+                           {"kind": kind, "doc": base64.b64encode(wire).decode()})
+        return bool(answer.get("adopted"))

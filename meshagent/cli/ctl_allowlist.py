@@ -1,13 +1,17 @@
-"""``meshctl allowlist``: show the mesh's signed allowlist, or have the root sign a new one.
+"""``meshctl allowlist``: show the mesh's signed allowlist, have the root sign a new one,
+push it to every agent through the web service.
 
     meshctl allowlist show FILE [--trust mesh.trust] [--json]
     meshctl allowlist sign --root DIR/root.key --actions ping,inventory,script
                            --script PATH [--script NAME=PATH]... --out FILE
                            [--previous FILE] [--version N]
+    meshctl allowlist push FILE [--server URL --pin SHA256 --token TOKEN]
 
 A new list gets the next version above the previous one (``--previous``, or ``--out`` if
 it already exists): agents only ever move to a higher version. Scripts are approved by the
 SHA-256 of the file's exact bytes; the name (default: the file name) is for people.
+``push`` uploads it; the service keeps it if the root signed it and it is newer than the
+one held, and hands it to the mesh's leader, from which every agent gets it.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ import argparse
 import json
 from pathlib import Path
 
+from meshagent.cli.api_client import add_server_options
 from meshagent.cli.ctl_keys import parse_comma_list
+from meshagent.cli.ctl_revocations import push_document
 from meshagent.commands.allowlist import Allowlist, build_allowlist
 from meshagent.errors import ConfigError
 from meshagent.identity import MeshRoot, MeshTrust
+from meshagent.trustdocs import ALLOWLIST
 
 HELP = "the mesh's allowlist of actions and approved scripts: show, sign a new version"
 
@@ -51,6 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sign.add_argument("--version", type=int, help="explicit version (must be higher)")
     sign.set_defaults(action_run=_sign)
 
+    push = actions.add_parser("push", help="upload the allowlist to the web service (and so "
+                                           "to every agent through the mesh's leader)")
+    push.add_argument("file", type=Path)
+    add_server_options(push)
+    push.set_defaults(action_run=_push)
+
 
 def run(args: argparse.Namespace) -> int:
     return int(args.action_run(args))
@@ -70,6 +83,11 @@ def _show(args: argparse.Namespace) -> int:
     for script in view["scripts"]:
         print(f"script {script['sha256']}  {script['name']}")
     return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    allowlist = Allowlist.load(args.file)
+    return push_document(args, ALLOWLIST, allowlist.to_wire(), allowlist.version)
 
 
 def _sign(args: argparse.Namespace) -> int:

@@ -4,12 +4,13 @@
     meshctl keys sign --root DIR/root.key --key FILE.pub|HEX --scopes read,run:ping
                       --ttl 30d --out FILE.cert [--name NAME]
     meshctl keys revoke --root DIR/root.key (--key FILE.pub|HEX | --id HEX | --cert FILE)...
-                      [--revocations FILE]
+                      [--revocations FILE] [--push [--server URL --pin SHA256 --token T]]
     meshctl keys list CERT... [--trust FILE] [--revocations FILE] [--json]
 
 The operator keeps the private key; the root's keeper signs the public half. Revocation
 goes into the mesh's one revocation list (default: ``revocations`` next to the root key,
-the file ``meshagent mesh revoke`` maintains), which agents adopt by version.
+the file ``meshagent mesh revoke`` maintains), which agents adopt by version; ``--push``
+uploads it to the web service, which hands it to the mesh's leader (``meshctl revocations``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 
 # Operator ids have the form of node ids (see commands.operator).
 from meshagent.cli.agent_mesh import parse_duration, parse_node_id
+from meshagent.cli.api_client import add_server_options
+from meshagent.cli.ctl_revocations import push_document
 from meshagent.commands.operator import (
     OperatorCertificate,
     OperatorKey,
@@ -32,6 +35,7 @@ from meshagent.commands.operator import (
 from meshagent.commands.rejections import CommandRejected
 from meshagent.errors import ConfigError
 from meshagent.identity import REVOCATIONS_FILE, MeshRoot, MeshTrust, RevocationList
+from meshagent.trustdocs import REVOCATIONS
 
 HELP = "operator keys: create, have the mesh root sign (authorise), revoke, list"
 
@@ -75,6 +79,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     revoke.add_argument("--revocations", type=Path,
                         help=f"revocation list to extend (default: {REVOCATIONS_FILE} next "
                              "to the root key)")
+    revoke.add_argument("--push", action="store_true",
+                        help="also upload the new list to the web service (every agent gets "
+                             "it through the mesh's leader)")
+    add_server_options(revoke)
     revoke.set_defaults(action_run=_revoke)
 
     listing = actions.add_parser("list", help="show operator certificates")
@@ -126,6 +134,8 @@ def _revoke(args: argparse.Namespace) -> int:
     revocations.save(path)
     print(f"revocation list version {revocations.version}: revoked "
           f"{', '.join(i.hex() for i in ids)}; written to {path}")
+    if args.push:
+        return push_document(args, REVOCATIONS, revocations.to_wire(), revocations.version)
     return 0
 
 

@@ -13,6 +13,7 @@ from meshagent.cli.dispatch import run_program
 VERBS = [
     "meshagent.cli.ctl_keys",
     "meshagent.cli.ctl_allowlist",
+    "meshagent.cli.ctl_revocations",
     "meshagent.cli.ctl_nodes",
     "meshagent.cli.ctl_run",
     "meshagent.cli.ctl_results",

@@ -1,15 +1,30 @@
-"""Root-signed documents spreading through a mesh over the in-memory transport: the
-newest revocation list or allowlist adopted at one member reaches every member (also one
-far too big for a datagram, which travels by announcement and fetch), is written to each
-node's directory, and a revoked member is cut off everywhere; forged, foreign, old and
-garbage documents from a member change nothing anywhere and are counted."""
+"""Root-signed documents spreading through a mesh.
+
+In memory: the newest revocation list or allowlist adopted at one member reaches every
+member (also one far too big for a datagram, which travels by announcement and fetch), is
+written to each node's directory, and a revoked member is cut off everywhere; forged,
+foreign, old and garbage documents from a member change nothing anywhere and are counted.
+
+Agents as real processes behind the real web service: an allowlist pushed with meshctl's
+client turns a refused action into one every agent runs, and a pushed revocation list
+cuts the revoked agent off from every other; old or forged uploads are refused.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from meshagent.commands import build_allowlist
+import pytest
+
+from meshagent.cli.api_client import ApiClient, ApiError
+from meshagent.commands import Allowlist, Target, build_allowlist
+from meshagent.control import call
 from meshagent.identity import MeshRoot, RevocationList
+from meshagent.leaderlab import LAB_PASSWORD, LeaderLab, free_port
 from meshagent.membership import Membership
 from meshagent.membership.messages import Document
 from meshagent.transport import MemoryNetwork
@@ -134,3 +149,88 @@ def test_bad_documents_from_a_member_change_nothing_and_are_counted() -> None:
         await kit.stop_all()
 
     run_virtual(scenario())
+
+
+# --- agents as processes, documents pushed at the web service -----------------------------
+
+AGENTS = 4
+
+
+async def _poll(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _statuses(lab: LeaderLab, action: str) -> dict[bytes, tuple[str, str | None]]:
+    """Run ``action`` on every node through the service: node -> (status, reason)."""
+    command = lab.command(Target.all(), action)
+    await lab.submit(command)
+    command_id = command.envelope().id
+
+    async def arrived() -> bool:
+        return len(await lab.results(command_id)) >= AGENTS
+    await _poll(arrived, 30, f"{action} results")
+    return {row.node_id: (row.summary["status"], row.summary["output"].get("reason"))
+            for row in await lab.results(command_id)}
+
+
+@pytest.fixture
+async def lab(tmp_path: Path):
+    lab = LeaderLab.create(tmp_path / "mesh", AGENTS, service_port=free_port(),
+                           agent_port=17946, first_address=random.randrange(2, 60_000),
+                           actions=["inventory"])
+    await lab.start_service()
+    try:
+        await lab.start_agents()
+        yield lab
+    finally:
+        lab.stop_agents()
+        await lab.stop_service()
+
+
+async def test_documents_pushed_at_the_web_service_reach_every_agent(lab: LeaderLab) -> None:
+    session = await lab.settled(AGENTS, timeout=30)
+    assert set((await _statuses(lab, "ping")).values()) == {("rejected", "not_allowlisted")}
+
+    client = ApiClient(lab.url, lab.pin, LAB_PASSWORD)
+    wider = build_allowlist(lab.root, ["inventory", "ping"], version=2)
+    assert await asyncio.to_thread(client.push_document, ALLOWLIST, wider.to_wire())
+    assert not await asyncio.to_thread(client.push_document, ALLOWLIST, wider.to_wire())
+    files = [node.directory / "state" / "allowlist" for node in lab.mesh.nodes]
+
+    async def everywhere() -> bool:
+        return all(Allowlist.load(path).version == 2 for path in files)
+    await _poll(everywhere, 20, "allowlist v2 in every node directory")
+    assert {status for status, _ in (await _statuses(lab, "ping")).values()} == {"ok"}
+
+    older = build_allowlist(lab.root, ["inventory", "ping", "power"], version=1)
+    with pytest.raises(ApiError) as stale:
+        await asyncio.to_thread(client.push_document, ALLOWLIST, older.to_wire())
+    assert (stale.value.status, stale.value.code) == (409, "stale_allowlist")
+    impostor = MeshRoot(lab.root.mesh_id, MeshRoot.create().key)
+    with pytest.raises(ApiError) as forged:
+        await asyncio.to_thread(client.push_document, ALLOWLIST,
+                                build_allowlist(impostor, ["power"], version=9).to_wire())
+    assert (forged.value.status, forged.value.code) == (403, "untrusted_allowlist")
+
+    revoked = next(n for n in lab.mesh.nodes if lab.mesh.node_ids[n.name] != session.node_id)
+    revoked_id = lab.mesh.node_ids[revoked.name]
+    others = [n for n in lab.mesh.nodes if n is not revoked]
+    listing = lab.root.revoke(node_ids=[revoked_id])
+    assert await asyncio.to_thread(client.push_document, REVOCATIONS, listing.to_wire())
+
+    async def cut_off() -> bool:
+        for node in others:
+            nodes = await call(node.socket, "nodes")
+            sessions = await call(node.socket, "sessions")
+            if any(bytes.fromhex(entry["node_id"]) == revoked_id
+                   for entry in [*nodes, *sessions]):
+                return False
+        return True
+    await _poll(cut_off, 20, "revoked agent cut off everywhere")
+    for node in others:
+        kept = RevocationList.load(node.directory / "state" / "revocations", lab.root.trust)
+        assert revoked_id in kept.node_ids
