@@ -13,8 +13,8 @@ payload buffer, and returns a view of those payloads. A record cut by the read s
 it is until the next read completes it; it is moved (at most one record) only when the
 buffer's tail has less than one read of room left.
 
-The views returned are valid until the next call on the same object. Neither class is thread-safe;
-errors are the tunnel's (logged there), after which the stream is dead.
+The views returned are valid until the next call on the same object. Neither class is
+thread-safe; errors are the tunnel's (logged there), after which the stream is dead.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ __all__ = ["DEFAULT_CHUNK_BYTES", "DEFAULT_FRAME_PAYLOAD_BYTES", "BulkOpener", "
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 """Payload sealed per call, and bytes asked of the socket per read: large enough that the
-Python around each call costs under 2% of the cipher's time, small enough that the chunk
-is still in the cache when the kernel copies it."""
+Python around each call costs under 2% of the cipher's time (6% at 256 KiB), for about
+3 MiB of buffers at the receiving end and 1 MiB at the sending end."""
 DEFAULT_FRAME_PAYLOAD_BYTES = MAX_FRAME_PAYLOAD
 """Payload per frame: the largest. The per-frame cost (nonce setup, header, tag) is about
 0.3 µs at each end: some 5% of the cipher's time at 16 KiB frames, under 2% at 64 KiB."""
@@ -52,7 +52,7 @@ class BulkSealer:
         if not isinstance(template, Frame):
             raise InvalidArgument("template must be a Frame")
         self._tunnel = tunnel
-        self._template = replace(template, payload=b"")
+        self._template = replace(template, payload=b"")  # only its header fields are used
         self._seq = template.seq
         self._frame_payload = frame_payload_bytes
         self._chunk = int_in_range(chunk_bytes, 1 << 30, "chunk_bytes", bottom=1)

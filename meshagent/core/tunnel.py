@@ -31,7 +31,6 @@ from meshagent.core._checks import (
 )
 from meshagent.core.errors import (
     AuthenticationError,
-    CoreError,
     FrameError,
     FrameTruncated,
     InvalidArgument,
@@ -230,11 +229,7 @@ class TunnelBase(ABC):
         if len(target) < MAX_FRAME_PAYLOAD:
             raise InvalidArgument(f"out must hold at least {MAX_FRAME_PAYLOAD} bytes")
         _distinct(source, target, "records")
-        try:
-            return self._open_stream_into(source, target)
-        except (AuthenticationError, ReplayError, FrameError) as exc:
-            _log_rejected(exc)
-            raise
+        return self._rejecting(lambda: self._open_stream_into(source, target))
 
     def open(self, datagram: Buffer) -> Frame:
         """Open a buffer holding exactly one record."""
@@ -275,7 +270,8 @@ class TunnelBase(ABC):
         try:
             return call()
         except (AuthenticationError, ReplayError, FrameError) as exc:
-            _log_rejected(exc)
+            log.warn_limited("tunnel_input_rejected", key=type(exc).__name__,
+                             error=type(exc).__name__, detail=str(exc))
             raise
 
     def close(self) -> None:
@@ -290,12 +286,6 @@ class TunnelBase(ABC):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-
-
-def _log_rejected(exc: CoreError) -> None:
-    log.warn_limited("tunnel_input_rejected", key=type(exc).__name__,
-                     error=type(exc).__name__, detail=str(exc))
 
 
 def _distinct(source: memoryview, target: memoryview, name: str) -> None:

@@ -55,7 +55,7 @@ class Tunnel(TunnelBase):
         self._session = ffi.gc(session[0], lib.mesh_tunnel_free)
         self._sizes = ffi.new("size_t[2]")  # sizes the C calls report: scratch, reused
         self._header = ffi.new("mesh_frame_info *")  # seal_stream's template, reused
-        self._header_of: Frame | None = None  # the Frame _header holds the fields of
+        self._header_of: Frame | None = None  # the Frame whose fields _header holds
 
     def _encode(self, frames: list[Frame]) -> bytes:
         return encode_frames(frames)
