@@ -141,8 +141,10 @@ def receive(mode: str, read_bytes: int) -> int:
         server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER_BYTES)
         server.bind(("127.0.0.1", 0))
         server.listen(1)
+        server.settimeout(60)  # the sender connects at once, or failed
         print(server.getsockname()[1], flush=True)
         conn, _ = server.accept()
+        conn.settimeout(None)
     with conn:
         inbound = inbound_for(mode, read_bytes)
         received = 0
@@ -200,8 +202,11 @@ def transfer(mode: str, total: int, chunk_bytes: int, frame_bytes: int) -> dict[
         sender = finished(child("--send", mode, "--port", port, "--total", total,
                                 "--chunk-bytes", chunk_bytes, "--frame-bytes", frame_bytes),
                           "sender")
-    finally:
         got = finished(receiver, "receiver")
+    finally:
+        if receiver.poll() is None:  # the sender failed: do not wait for its peer
+            receiver.kill()
+            receiver.wait()
     gib = total / GIB
     return {"mbps": total / sender["wall_s"] / 1e6,
             "sender_cpu_s_per_gib": sender["cpu_s"] / gib,
@@ -210,12 +215,12 @@ def transfer(mode: str, total: int, chunk_bytes: int, frame_bytes: int) -> dict[
             "receiver_peak_rss_mib": got["peak_rss_mib"]}
 
 
-def measure(modes: tuple[str, ...], pairs: int, total: int, chunk_bytes: int,
+def measure(modes: tuple[str, ...], rounds: int, total: int, chunk_bytes: int,
             frame_bytes: int) -> dict[str, list[dict[str, float]]]:
-    """``pairs`` rounds of one transfer per mode, the order reversed every other round."""
+    """``rounds`` rounds of one transfer per mode, the order reversed every other round."""
     runs: dict[str, list[dict[str, float]]] = {mode: [] for mode in modes}
-    for pair in range(pairs):
-        for mode in modes if pair % 2 == 0 else reversed(modes):
+    for index in range(rounds):
+        for mode in modes if index % 2 == 0 else reversed(modes):
             run = transfer(mode, total, chunk_bytes, frame_bytes)
             runs[mode].append(run)
             print(f"{mode:6s}: {total >> 20} MiB at {run['mbps']:7.1f} MB/s; CPU per GiB: "
