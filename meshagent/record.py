@@ -221,6 +221,10 @@ class _BoundedCache(dict[bytes, Any]):
         self[key] = value
 
 
+def _certificate_key(cert: MembershipCertificate) -> bytes:
+    return b"\0" + cert.signed.signature + cert.signed.body
+
+
 class RecordVerifier:
     """Acceptance checks for certificates and records of one mesh, with caches.
 
@@ -240,7 +244,7 @@ class RecordVerifier:
                     revocations: RevocationList | None = None,
                     now: float | None = None) -> MembershipCertificate:
         """Verify a certificate (cached by its exact signed bytes); raises RecordRejected."""
-        key = cert if isinstance(cert, bytes) else b"\0" + cert.signed.signature + cert.signed.body
+        key = cert if isinstance(cert, bytes) else _certificate_key(cert)
         now = time.time() if now is None else now
         cached: MembershipCertificate | None = self._certificates.get(key)
         if cached is None:
@@ -250,7 +254,10 @@ class RecordVerifier:
                 raise RecordRejected(str(exc), "wrong_mesh") from exc
             except CertificateError as exc:
                 raise RecordRejected(str(exc), "bad_certificate") from exc
+            # Remember it both by the bytes it came in and by what it signs, so the same
+            # certificate arriving in a datagram header and inside a record is checked once.
             self._certificates.remember(key, cached)
+            self._certificates.remember(_certificate_key(cached), cached)
         if now > cached.expires:
             raise RecordRejected(str(CertificateExpired("certificate expired")),
                                  "bad_certificate")

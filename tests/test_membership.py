@@ -60,7 +60,7 @@ def test_crashed_member_is_unreachable_everywhere_at_once() -> None:
         await kit.stop_all()
         return took
 
-    assert run_virtual(scenario()) < 1.0
+    assert run_virtual(scenario()) < 2.0  # the crash budget of the agent benchmark
 
 
 def test_silent_member_becomes_suspect_then_unreachable() -> None:

@@ -5,14 +5,18 @@ their membership certificates, so each derives the same pair secret
 ``X25519(my static, peer static)`` (computed once per peer and cached).
 
 Datagrams
-    key(A->B, epoch) = HKDF-SHA256(secret, salt = mesh id,
-                                   info = "meshagent/datagram" | A | B | epoch_A)
-    wire = version(1) | flags(1) | sender id(16) | receiver id(16) | epoch(8) | counter(8)
+    key(lo->hi) | key(hi->lo) = HKDF-SHA256(secret, 64, salt = mesh id,
+                                  info = "meshagent/datagram" | lo id | hi id)
+    (lo, hi: the two node ids in byte order; one derivation per pair, both directions)
+    wire = version(1) | flags(1) | sender id(16) | receiver id(16) | epoch(8) | counter(4)
            [| cert length(2) | sender certificate]  (flag 1: first contact)
-           | AES-256-GCM(key, nonce = 0^4 | counter, aad = everything before, plaintext)
+           | AES-256-GCM(key(sender->receiver), nonce = epoch | counter,
+                         aad = everything before, plaintext)
 
-    ``epoch`` is chosen at start (milliseconds of wall clock << 16 | 16 random bits), so
-    a restarted agent never reuses a (key, nonce) pair. Receivers keep a replay window
+    ``epoch`` is chosen at start (milliseconds of wall clock << 16 | 16 random bits) and
+    moves on when a counter would wrap, so a restarted agent never reuses a (key, nonce)
+    pair (short of a clock set back onto the same millisecond and the same 16 random
+    bits). Receivers keep a replay window
     (``core.ReplayWindow``, RFC 6479) per peer for its newest epoch and refuse older
     epochs while the peer is a live member (``accept_older_epoch`` lets membership
     accept a restarted agent whose clock went backwards once it is known to be gone).
@@ -59,7 +63,8 @@ __all__ = ["PeerKeys", "SealError", "SealedStream", "DATAGRAM_OVERHEAD"]
 
 VERSION = 1
 FLAG_CERT = 1
-_HEADER = struct.Struct(">BB16s16sQQ")
+_HEADER = struct.Struct(">BB16s16sQI")
+_COUNTER_LIMIT = 1 << 32
 _CERT_LENGTH = struct.Struct(">H")
 DATAGRAM_OVERHEAD = _HEADER.size + core.TAG_BYTES
 MAX_CERT_BYTES = 4096
@@ -75,7 +80,12 @@ class SealError(MeshError):
 
 
 def _nonce(counter: int) -> bytes:
+    """Stream nonces: a per-direction message counter (each stream has fresh keys)."""
     return NONCE_PAD + counter.to_bytes(8, "big")
+
+
+def _datagram_nonce(epoch: int, counter: int) -> bytes:
+    return epoch.to_bytes(8, "big") + counter.to_bytes(4, "big")
 
 
 @dataclass
@@ -83,11 +93,10 @@ class _Peer:
     cert: MembershipCertificate
     cert_wire: bytes
     secret: bytes | None = None
-    send_key: bytes | None = None
+    keys: tuple[bytes, bytes] | None = None  # (to the peer, from the peer)
     send_counter: int = 0
     knows_me: bool = False
     recv_epoch: int = -1
-    recv_key: bytes | None = None
     window: core.ReplayWindow | None = field(default=None, repr=False)
 
 
@@ -139,9 +148,17 @@ class PeerKeys:
             peer.secret = self.identity.dh(peer.cert.dh_public)
         return peer.secret
 
-    def _datagram_key(self, peer: _Peer, sender: bytes, receiver: bytes, epoch: int) -> bytes:
-        info = b"meshagent/datagram" + sender + receiver + epoch.to_bytes(8, "big")
-        return HKDF(self._secret(peer), 32, self.mesh_id, SHA256, context=info)
+    def _pair_keys(self, peer: _Peer) -> tuple[bytes, bytes]:
+        """(key to the peer, key from the peer), derived once per peer."""
+        if peer.keys is None:
+            mine, theirs = self.node_id, peer.cert.node_id
+            low, high = sorted((mine, theirs))
+            keys = HKDF(self._secret(peer), 64, self.mesh_id, SHA256,
+                        context=b"meshagent/datagram" + low + high)
+            low_to_high, high_to_low = keys[:32], keys[32:]
+            peer.keys = (low_to_high, high_to_low) if mine == low else (high_to_low,
+                                                                         low_to_high)
+        return peer.keys
 
     # -- datagrams --------------------------------------------------------------------
 
@@ -150,15 +167,24 @@ class PeerKeys:
         peer = self._peers.get(peer_id)
         if peer is None:
             raise SealError(f"no certificate for node {peer_id.hex()}", "unknown_peer")
-        if peer.send_key is None:
-            peer.send_key = self._datagram_key(peer, self.node_id, peer_id, self.epoch)
+        if peer.send_counter >= _COUNTER_LIMIT:
+            self._next_epoch()
         counter = peer.send_counter
         peer.send_counter += 1
         flags = 0 if peer.knows_me else FLAG_CERT
         header = _HEADER.pack(VERSION, flags, self.node_id, peer_id, self.epoch, counter)
         if flags & FLAG_CERT:
             header += _CERT_LENGTH.pack(len(self.certificate_wire)) + self.certificate_wire
-        return header + core.aes_gcm_seal(peer.send_key, _nonce(counter), header, plaintext)
+        return header + core.aes_gcm_seal(self._pair_keys(peer)[0],
+                                          _datagram_nonce(self.epoch, counter), header,
+                                          plaintext)
+
+    def _next_epoch(self) -> None:
+        """A fresh nonce space for every peer (a counter would wrap)."""
+        now = (int(time.time() * 1000) << 16) | secrets.randbits(16)
+        self.epoch = max(self.epoch + 1, now)
+        for peer in self._peers.values():
+            peer.send_counter = 0
 
     def open(self, datagram: bytes) -> tuple[bytes, bytes]:
         """(sender id, plaintext) of an authentic, fresh datagram, or SealError."""
@@ -179,20 +205,19 @@ class PeerKeys:
             raise SealError(f"datagram from unknown node {sender.hex()}", "unknown_sender")
         if epoch < peer.recv_epoch and not self.accept_older_epoch(sender):
             raise SealError("datagram from an older run of the sender", "replay")
-        if epoch == peer.recv_epoch and peer.recv_key is not None:
-            key, window = peer.recv_key, peer.window
-        else:
-            key, window = self._datagram_key(peer, sender, self.node_id, epoch), None
+        window = peer.window if epoch == peer.recv_epoch else None
         if window is not None and not window.accepts(counter):
             raise SealError("datagram replayed", "replay")
         header = datagram[:offset]
         try:
-            plaintext = core.aes_gcm_open(key, _nonce(counter), header, datagram[offset:])
+            plaintext = core.aes_gcm_open(self._pair_keys(peer)[1],
+                                          _datagram_nonce(epoch, counter), header,
+                                          datagram[offset:])
         except core.AuthenticationError as exc:
             raise SealError("datagram does not authenticate", "auth") from exc
         if window is None:
             window = core.ReplayWindow()
-            peer.recv_epoch, peer.recv_key, peer.window = epoch, key, window
+            peer.recv_epoch, peer.window = epoch, window
         try:
             window.check_and_update(counter)
         except core.CoreError as exc:

@@ -60,9 +60,13 @@ class SimulatedKeyAgreement(PeerKeys):
             peer.secret = hashlib.sha256(b"simulation" + publics[0] + publics[1]).digest()
         return peer.secret
 
-    def _datagram_key(self, peer: Any, sender: bytes, receiver: bytes, epoch: int) -> bytes:
-        return hashlib.sha256(self._secret(peer) + sender + receiver
-                              + epoch.to_bytes(8, "big")).digest()
+    def _pair_keys(self, peer: Any) -> tuple[bytes, bytes]:
+        if peer.keys is None:
+            secret = self._secret(peer)
+            to_peer = hashlib.sha256(secret + self.node_id + peer.cert.node_id).digest()
+            from_peer = hashlib.sha256(secret + peer.cert.node_id + self.node_id).digest()
+            peer.keys = (to_peer, from_peer)
+        return peer.keys
 
 
 @dataclass
