@@ -286,7 +286,7 @@ class UdpTransport:
                              error=repr(exc))
 
     def send_datagram(self, data: bytes, address: Address) -> None:
-        if self._udp is None or self._udp.is_closing():
+        if self._udp is None or self._udp.is_closing() or len(data) > self.max_datagram:
             self.counters["datagrams_unsent"] += 1
             return
         try:

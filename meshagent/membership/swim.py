@@ -63,6 +63,7 @@ from meshagent.identity import (
 from meshagent.log import get_logger
 from meshagent.membership.broadcast import BroadcastQueue
 from meshagent.membership.messages import (
+    POWER_STATES,
     Ack,
     Alive,
     Announce,
@@ -307,6 +308,8 @@ class Membership:
         Stops suspicion of it, keeps ``record`` (the AMT-side evidence) on the member and
         gossips the state; the node's agent refutes when it wakes.
         """
+        if power_state not in POWER_STATES:
+            raise ValueError(f"power state must be one of {POWER_STATES}")
         entry = self._members.get(node_id)
         if entry is None or node_id == self.node_id:
             raise KeyError(f"no member {node_id.hex()}")
