@@ -11,6 +11,7 @@ import asyncio
 from meshagent.identity import NodeIdentity
 from meshagent.membership import Membership, MemberState
 from meshagent.membership.messages import Alive, Suspect
+from meshagent.profiles import Profile
 from meshagent.record import NodeRecord
 from meshagent.transport import MemoryNetwork
 from tests.mesh.meshkit import (
@@ -261,3 +262,34 @@ def test_change_events_report_new_suspect_and_dead_members() -> None:
         await kit.stop_all()
 
     run_virtual(scenario())
+
+
+def test_lan_profile_meets_the_silence_budgets_at_fifty_members() -> None:
+    """With the default profile: a stopped member is unreachable everywhere within 6 s,
+    and a 2 s stop is refuted without anyone marking it unreachable."""
+    async def scenario() -> tuple[float, list[MemberState]]:
+        kit, network = MeshKit(profile=Profile.LAN), MemoryNetwork(seed=13, latency=0.0005)
+        nodes = await _started(kit, network, 50)
+        await _idle(5.0)  # watches and probe rounds settle
+        paused, others = nodes[10], nodes[:10] + nodes[11:]
+        seen: list[MemberState] = []
+        for other in others:
+            other.on_change(lambda member, old, new: seen.append(new)
+                            if member.node_id == paused.node_id else None)
+        network.pause(paused.transport.local_address)
+        await _idle(2.0)
+        network.resume(paused.transport.local_address)
+        await wait_until(lambda: all(state_of(o, paused) == MemberState.ALIVE
+                                     for o in others), 5, "refutation")
+        stopped = nodes[20]
+        others = [n for n in nodes if n is not stopped]
+        network.pause(stopped.transport.local_address)
+        took = await wait_until(
+            lambda: all(state_of(o, stopped) == MemberState.UNREACHABLE for o in others),
+            10, "unreachable everywhere")
+        await kit.stop_all()
+        return took, seen
+
+    took, seen = run_virtual(scenario())
+    assert MemberState.UNREACHABLE not in seen
+    assert took < 6.0
