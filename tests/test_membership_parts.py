@@ -220,3 +220,20 @@ def test_node_id_field_is_authenticated(mesh: tuple) -> None:
     datagram[2:18] = mesh[1][2][0].node_id  # claim to be c
     b.learn(mesh[1][2][1])
     assert _reason(b, bytes(datagram)) == "auth"
+
+
+def test_new_certificates_are_checked_at_a_bounded_rate(mesh: tuple) -> None:
+    """Forged certificates from spoofed sources cannot buy unbounded signature checks."""
+    root, nodes = mesh
+    b = _keys(mesh, 1)
+    b._certificate_checks = SourceRateLimiter(rate_per_s=0.0, burst=3)
+    reasons = []
+    for _ in range(5):
+        identity = NodeIdentity.generate()
+        forged_root = MeshRoot.create()
+        cert = forged_root.issue_certificate(identity.sign_public, identity.dh_public, ["m"],
+                                             "x", lifetime_s=3600)
+        stranger = PeerKeys(identity, cert, RecordVerifier(forged_root.trust))
+        stranger.learn(nodes[1][1])
+        reasons.append(_reason(b, stranger.seal(b.node_id, b"hi")))
+    assert reasons == ["wrong_mesh"] * 3 + ["flood"] * 2

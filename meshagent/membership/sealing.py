@@ -22,7 +22,8 @@ Datagrams
     accept a restarted agent whose clock went backwards once it is known to be gone).
     A sender attaches its certificate until the peer has sent it anything authenticated
     (proof the peer knows its key); the receiver verifies that certificate against the
-    mesh trust and revocations (cached) before deriving a key. Outsiders read nothing
+    mesh trust and revocations (cached; at most ``CERTIFICATE_CHECKS_PER_S`` new ones a
+    second, whatever their source) before deriving a key. Outsiders read nothing
     but node ids, and a revoked node is refused as soon as its certificate is forgotten.
     There is no forward secrecy for datagrams: they carry membership state, which every
     member may read anyway.
@@ -56,6 +57,7 @@ from Crypto.Protocol.KDF import HKDF
 from meshagent import codec, core
 from meshagent.errors import DecodeError, MeshError
 from meshagent.identity import MembershipCertificate, NodeIdentity, RevocationList
+from meshagent.membership.ratelimit import SourceRateLimiter
 from meshagent.record import RecordRejected, RecordVerifier
 from meshagent.transport import MessageStream
 
@@ -68,6 +70,7 @@ _COUNTER_LIMIT = 1 << 32
 _CERT_LENGTH = struct.Struct(">H")
 DATAGRAM_OVERHEAD = _HEADER.size + core.TAG_BYTES
 MAX_CERT_BYTES = 4096
+CERTIFICATE_CHECKS_PER_S = 500.0
 NONCE_PAD = b"\0\0\0\0"
 
 
@@ -116,6 +119,10 @@ class PeerKeys:
         self.epoch = epoch if epoch is not None else (
             (int(time.time() * 1000) << 16) | secrets.randbits(16))
         self._peers: dict[bytes, _Peer] = {}
+        # Checking an unknown certificate costs a signature verification: bound how many
+        # per second strangers (any source address) can make us do.
+        self._certificate_checks = SourceRateLimiter(CERTIFICATE_CHECKS_PER_S,
+                                                     2 * CERTIFICATE_CHECKS_PER_S)
         self.accept_older_epoch: Callable[[bytes], bool] = lambda node_id: False
 
     # -- peers ------------------------------------------------------------------------
@@ -235,6 +242,8 @@ class PeerKeys:
         known = self._peers.get(sender)
         wire = bytes(datagram[start:start + length])
         if known is None or known.cert_wire != wire:
+            if not self._certificate_checks.allow("", time.monotonic()):
+                raise SealError("too many new certificates to check", "flood")
             try:
                 cert = self.verifier.certificate(wire, self._revocations())
             except RecordRejected as exc:
