@@ -13,7 +13,8 @@ Contract (what the rest of the agent relies on):
   acceptance check; it raises ``CertificateError`` subclasses and logs each rejection.
 * ``RevocationList`` (kind ``revocations``) is root-signed and versioned; ``merge`` keeps
   the higher version, so gossiped copies converge. ``RedeemedTokens`` records which node
-  redeemed each join token (first wins) and is fed by verified certificates.
+  redeemed each join token and is fed by verified certificates; a token presented by two
+  nodes is burnt (both refused), with both certificates kept as evidence to spread.
 * Documents are canonical msgpack ``Signed`` bodies (``meshagent.signing``); files are
   written atomically, private ones created 0600 (``files``).
 """

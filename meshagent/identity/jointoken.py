@@ -7,12 +7,12 @@ one string (``JoinToken.encode``, prefix ``mjt1_``) and hands it to the new mach
 a channel they trust. The machine makes its own keys and signs its own membership
 certificate with the token key; the certificate carries the root-signed token document
 as its chain (see ``certificate``). Members accept such a certificate only within the
-token's terms, and record token id -> node id (``RedeemedTokens``): the first node seen
-with a token keeps it, any other node presenting the same token is refused.
+token's terms, and record token id -> node id (``RedeemedTokens``): a token presented by
+a second node is burnt, both nodes are refused everywhere in the mesh.
 
 Why offline rather than an online issuer: the mesh has no always-on server and the root
 key should live offline; a token works on an isolated network the moment any member is
-reachable, and a leaked token is bounded by its expiry, its roles, first-wins
+reachable, and a leaked token is bounded by its expiry, its roles, one-node
 redemption and revocation of its serial (which also revokes the certificate made with
 it, since that certificate carries the token's serial).
 """

@@ -4,7 +4,8 @@ Every stream starts with the sealed-stream hello of ``sealing.PeerKeys`` (both s
 their certificate), then the opener sends one request, a msgpack map with ``op``:
 
 ``sync``   ``{"op": "sync", "state": [[record, state, incarnation], ...],
-           "docs": {kind: root-signed document}}``; the responder answers with its own
+           "docs": {kind: root-signed document}, "burnt": [certificate, ...]}`` (the
+           evidence of join tokens redeemed by two nodes); the responder answers with its own
            state (taken before merging), then both merge (push-pull, as memberlist). Used
            to join, to converge fast while the view changes, periodically as
            anti-entropy, and to retry unreachable members.
@@ -56,6 +57,7 @@ log = get_logger(__name__)
 _STREAM_COST = 20.0  # a stream costs a certificate check and a key derivation
 _STATES = {state.value: state for state in MemberState}
 _BYE = codec.pack({"op": "bye"})
+MAX_BURNT_EVIDENCE = 64  # certificates (two per burnt join token) per state exchange
 
 
 class StreamService:
@@ -82,7 +84,8 @@ class StreamService:
         m = self.m
         entries = [[entry.record.wire, entry.state.value, entry.state_incarnation]
                    for entry in m._members.values()]
-        return codec.pack({"op": "sync", "state": entries, "docs": m.documents.wires()})
+        return codec.pack({"op": "sync", "state": entries, "docs": m.documents.wires(),
+                           "burnt": m.redeemed.burnt_evidence()[:MAX_BURNT_EVIDENCE]})
 
     async def sync(self, address: Address, expect: bytes | None = None) -> bool:
         """Push-pull with whatever member listens at ``address``; False if it failed."""
@@ -197,6 +200,11 @@ class StreamService:
     def _merge_request(self, request: dict[str, Any], sender: bytes) -> None:
         m = self.m
         self._offer_documents(request.get("docs"), sender)
+        burnt = request.get("burnt")
+        if isinstance(burnt, list):
+            # Verified certificates only; a conflict among them burns the token here too.
+            m.redeemed.merge([w for w in burnt[:MAX_BURNT_EVIDENCE] if isinstance(w, bytes)],
+                             m.trust)
         entries = request.get("state")
         if not isinstance(entries, list):
             m._drop("malformed", None, "state is not a list")

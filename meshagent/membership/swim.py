@@ -40,6 +40,11 @@ Root-signed documents (revocation list, allowlist; see ``meshagent.trustdocs``) 
 member holding an older version fetches the documents from the announcer over a stream,
 and every state exchange carries them too, so the newest version reaches every member
 whatever its size. A newer revocation list drops the members it revokes.
+
+Join tokens: every token-made certificate in an accepted record claims its token in
+``redeemed`` (``identity.RedeemedTokens``); a token presented by two nodes is burnt, its
+holders dropped and refused, and the two certificates proving it travel in every state
+exchange, so every member burns it, on whichever side of the mesh each node redeemed it.
 """
 
 from __future__ import annotations
@@ -55,9 +60,11 @@ from typing import Any
 
 from meshagent.identity import (
     CertificateError,
+    JoinTokenReused,
     MembershipCertificate,
     MeshTrust,
     NodeIdentity,
+    RedeemedTokens,
     RevocationList,
 )
 from meshagent.log import get_logger
@@ -142,7 +149,8 @@ class Membership:
                  verifier: RecordVerifier | None = None,
                  rng: random.Random | None = None,
                  peer_keys: PeerKeys | None = None,
-                 documents: TrustDocuments | None = None) -> None:
+                 documents: TrustDocuments | None = None,
+                 redeemed: RedeemedTokens | None = None) -> None:
         if certificate.node_id != identity.node_id:
             raise CertificateError("the certificate is not this node's")
         self.identity = identity
@@ -162,6 +170,10 @@ class Membership:
             RevocationList.empty(trust.mesh_id)
         self.documents.on_adopted(self._document_adopted)
         self._document_fetches: set[str] = set()  # kinds being fetched from an announcer
+        self.redeemed = redeemed if redeemed is not None else RedeemedTokens()
+        self.redeemed.on_burnt(self._token_burnt)
+        with contextlib.suppress(JoinTokenReused):  # logged; the mesh refuses us then
+            self.redeemed.claim(certificate)
         self.verifier = verifier or RecordVerifier(trust)
         self.random = rng or random.Random()
         self.health = LocalHealth(profile.max_health_multiplier)
@@ -496,8 +508,12 @@ class Membership:
             if entry is not None and record.incarnation <= entry.state_incarnation:
                 return False
             record = self.verifier.verify(record, self.revocations)
+            self.redeemed.claim(record.cert)
         except RecordError as exc:
             self._drop(exc.reason, source, str(exc))
+            return False
+        except JoinTokenReused as exc:
+            self._drop("token_reused", source, str(exc))
             return False
         self.keys.learn(record.cert)
         new_state = MemberState.LEFT if record.leaving else MemberState.ALIVE
@@ -674,6 +690,14 @@ class Membership:
                 self._drop_member(node_id, "revoked")
         if self.revocations.is_revoked(self.certificate):
             log.error("own_certificate_revoked", node=self.node_id.hex())
+
+    def _token_burnt(self, token_id: bytes) -> None:
+        """A join token was presented by two nodes: drop every member holding it."""
+        for node_id, entry in list(self._members.items()):
+            if node_id != self.node_id and entry.record.cert.token_id == token_id:
+                self._drop_member(node_id, "token_reused")
+        if self.certificate.token_id == token_id:
+            log.error("own_join_token_burnt", node=self.node_id.hex(), token=token_id.hex())
 
     def _refute(self, accused_incarnation: int) -> None:
         """Someone thinks we are suspect/dead/asleep: outbid them with a new record."""

@@ -23,7 +23,7 @@ import pytest
 from meshagent.cli.api_client import ApiClient, ApiError
 from meshagent.commands import Allowlist, Target, build_allowlist
 from meshagent.control import call
-from meshagent.identity import MeshRoot, RevocationList
+from meshagent.identity import MeshRoot, NodeIdentity, RevocationList, redeem_join_token
 from meshagent.leaderlab import LAB_PASSWORD, LeaderLab, free_port
 from meshagent.membership import Membership
 from meshagent.membership.messages import Document
@@ -146,6 +146,49 @@ def test_bad_documents_from_a_member_change_nothing_and_are_counted() -> None:
                                      for n in nodes[2:]) > 0, 10, "forged list refused")
         assert all(n.documents.version(REVOCATIONS) == 2 for n in nodes[1:])
         assert all(n.member(victim.node_id) is not None for n in nodes[2:])
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_join_token_redeemed_on_both_sides_of_a_partition_is_burnt_everywhere() -> None:
+    async def scenario() -> None:
+        kit = MeshKit()
+        network = MemoryNetwork(seed=35)
+        nodes = memory_mesh(kit, network, 8)
+        for node in nodes:
+            await node.start()
+        await wait_until(lambda: converged(nodes), 20, "convergence")
+        left, right = nodes[:4], nodes[4:]
+        sides = ((left, ("10.0.1.1", 7946)), (right, ("10.0.2.1", 7946)))
+        network.partition(*([*[n.transport.local_address for n in side], address]
+                            for side, address in sides))
+        token = kit.root.issue_join_token(["member"], lifetime_s=600)
+        joiners = []
+        for side, address in sides:
+            joined = redeem_join_token(token.encode(), NodeIdentity.generate(), "joiner",
+                                       kit.root.trust)
+            joiner = Membership(joined.identity, joined.certificate, kit.root.trust,
+                                network.transport(address), profile=kit.profile,
+                                seeds=[side[0].transport.local_address])
+            kit.nodes.append(joiner)
+            await joiner.start()
+            joiners.append(joiner)
+        await wait_until(lambda: all(n.member(joiners[0].node_id) for n in left) and all(
+            n.member(joiners[1].node_id) for n in right), 10, "each side admits its joiner")
+        network.heal()
+        await wait_until(lambda: all(n.redeemed.is_burnt(token.token_id) for n in nodes), 20,
+                         "token burnt everywhere")
+        await wait_until(lambda: all(n.member(j.node_id) is None for n in nodes
+                                     for j in joiners), 10, "both joiners dropped")
+        # A member that never met either joiner learns the burn from the evidence alone.
+        for joiner in joiners:
+            await joiner.stop()
+        late = kit.node(network.transport(("10.0.3.1", 7946)),
+                        seeds=[nodes[0].transport.local_address])
+        await late.start()
+        await wait_until(lambda: late.redeemed.is_burnt(token.token_id), 10, "late learns")
+        assert set(late.redeemed.burnt_evidence()) == set(nodes[0].redeemed.burnt_evidence())
         await kit.stop_all()
 
     run_virtual(scenario())
