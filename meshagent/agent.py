@@ -48,7 +48,13 @@ from meshagent.config import AgentConfig
 from meshagent.control import ControlServer
 from meshagent.discovery import Discovery
 from meshagent.errors import ConfigError, MeshError
-from meshagent.identity import MembershipCertificate, NodeCredentials, RevocationList
+from meshagent.identity import (
+    REDEEMED_FILE,
+    MembershipCertificate,
+    NodeCredentials,
+    RedeemedTokens,
+    RevocationList,
+)
 from meshagent.leader import Leadership
 from meshagent.log import get_logger
 from meshagent.membership import Member, Membership, MemberState
@@ -109,7 +115,7 @@ class Agent:
             self.credentials.identity, self.credentials.certificate, self.credentials.trust,
             self.transport, profile=profile, seeds=config.seed_addresses(),
             advertise=self.endpoints,
-            documents=self.documents,
+            documents=self.documents, redeemed=_load_redeemed(config.node.state_dir),
             record_fields={"hostname": config.node.display_name, "os": _os_name(),
                            "agent_version": __version__, "tags": dict(config.node.tags)})
         self.discovery = Discovery(
@@ -204,6 +210,7 @@ class Agent:
         peer = writer.get_extra_info("peername")
         options: dict[str, Any] = {
             "revocations": self.membership.revocations,
+            "redeemed": self.membership.redeemed,
             "peer_label": format_address((peer[0], peer[1])) if peer else "?",
             "timeout": self.config.sessions.handshake_timeout_s,
         }
@@ -359,6 +366,17 @@ def _load_credentials(state_dir: Path) -> NodeCredentials:
         raise ConfigError(f"node.state_dir: this node's certificate is not valid: "
                           f"{type(exc).__name__}: {exc}") from None
     return credentials
+
+
+def _load_redeemed(state_dir: Path) -> RedeemedTokens:
+    """Join tokens seen redeemed (and burnt), kept in ``redeemed-tokens`` as they change."""
+    path = state_dir / REDEEMED_FILE
+    if not path.exists():
+        return RedeemedTokens(path=path)
+    try:
+        return RedeemedTokens.load(path)
+    except MeshError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def _os_name() -> str:
