@@ -22,7 +22,9 @@ exchanges, the leader's uplink, the web service's REST API, a file at start:
    MalformedDocument;
 4. adopt: write the file first (when a directory is given), then call the ``on_adopted``
    callbacks (membership spreads it and drops revoked members, the command policy applies
-   it, the agent closes revoked sessions, the web service forwards it to the leader).
+   it, the agent closes revoked sessions, the leader's uplink reports it to the web
+   service). A holder that stores elsewhere first (the web service, in its database) runs
+   ``check``, stores, then ``adopt``.
 
 The version is checked before the signature, so replayed old documents cost a parse, not a
 signature check. Every refusal is a ``TrustDocumentError`` subclass with a ``reason``,
