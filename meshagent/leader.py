@@ -52,7 +52,7 @@ from meshagent.commands.actions.wake import AmtWaker
 from meshagent.config import ServerConfig
 from meshagent.election import Election, ElectionSettings, LeaderView, TermStore
 from meshagent.errors import ConfigError
-from meshagent.identity import NodeCredentials
+from meshagent.identity import NodeCredentials, RevocationList
 from meshagent.log import get_logger
 from meshagent.membership import Member, Membership, MemberState
 from meshagent.relay import LeaderRelay, NodeRelay, RelayChannel, RelaySettings
@@ -332,8 +332,8 @@ class Leadership:
         """A newer root-signed document reached this node: the policy applies it at once."""
         if kind == ALLOWLIST:
             self.policy.update_allowlist(document.to_wire())
-        elif kind == REVOCATIONS:
-            self.policy.revocations = self.membership.revocations
+        elif kind == REVOCATIONS and isinstance(document, RevocationList):
+            self.policy.revocations = document
 
     def _leader_id(self) -> bytes | None:
         leader: LeaderView | None = self.election.leader
