@@ -9,6 +9,7 @@ directory's certificate), as ``meshagent server run`` and the tests use it.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import ssl
 from dataclasses import dataclass
@@ -31,6 +32,20 @@ __all__ = ["STATIC_DIR", "WebService", "create_app"]
 log = get_logger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+
+
+def tune_garbage_collector() -> None:
+    """For a process that is the web service and nothing else.
+
+    The service keeps every node's record and certificate alive (tens of Python objects
+    per node); each full pass of the cyclic collector walks all of them, about 100-200 ms
+    at 10,000 nodes, during which no leader or console is served. Garbage here is freed by
+    reference counting; cycles are rare. So: what exists after start-up is frozen out of
+    the collector's passes, young collections run less often, full ones far less often.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 50, 1_000)
 
 
 async def _index(request: web.Request) -> web.FileResponse:
@@ -117,6 +132,7 @@ class WebService:
 
     async def run_forever(self) -> None:
         """Serve until SIGINT or SIGTERM, then close uplinks and the database cleanly."""
+        tune_garbage_collector()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
