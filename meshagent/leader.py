@@ -48,7 +48,7 @@ from meshagent.commands import (
     SeenCommands,
     TagStore,
 )
-from meshagent.commands.actions.wake import AmtWaker
+from meshagent.commands.actions.wake import AmtPower
 from meshagent.config import ServerConfig
 from meshagent.election import Election, ElectionSettings, LeaderView, TermStore
 from meshagent.errors import ConfigError
@@ -300,7 +300,7 @@ class Leadership:
                  state_dir: Path, server: ServerConfig, tags: TagStore, *,
                  election_settings: ElectionSettings | None = None,
                  relay_settings: RelaySettings | None = None,
-                 power: PowerControl | None = None, amt: AmtWaker | None = None) -> None:
+                 power: PowerControl | None = None, amt: AmtPower | None = None) -> None:
         self.membership = membership
         self.credentials = credentials
         self.target = UplinkTarget.from_config(server, state_dir)

@@ -82,3 +82,16 @@ def test_console_falls_back_to_the_leader_and_then_gives_up() -> None:
     assert choose_waker(sleeper, [sleeper, _node("ll", "alive", "10.0.0.1:1")]) == "ll"
     with pytest.raises(ConfigError):
         choose_waker(_node("aa", "off", "[fd00::5]:7946"), [])
+
+
+async def test_sleep_action_leaves_the_record_in_amt_first() -> None:
+    mesh = await bridged_mesh(2)
+    try:
+        node = mesh.nodes[0]
+        before = node.bridge.counters["records_written"]
+        output = await BUILTIN_ACTIONS["power"].run({"operation": "sleep"},
+                                                    _context(node.node_id, node.bridge))
+        assert output["dry_run"] is True
+        assert node.bridge.counters["records_written"] == before + 1
+    finally:
+        await mesh.stop()

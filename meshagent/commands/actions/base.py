@@ -21,7 +21,7 @@ from meshagent.errors import MeshError
 if TYPE_CHECKING:
     from meshagent.commands.actions.power import PowerControl
     from meshagent.commands.actions.tags import TagStore
-    from meshagent.commands.actions.wake import AmtWaker
+    from meshagent.commands.actions.wake import AmtPower
     from meshagent.commands.allowlist import Allowlist
 
 __all__ = ["ActionSpec", "ActionContext", "ActionError", "ActionRun"]
@@ -46,7 +46,7 @@ class ActionContext:
     tags: TagStore
     max_output_bytes: int = 64 * 1024
     script_timeout_s: float = 300.0
-    amt: AmtWaker | None = None  # the AMT bridge, for ``wake`` (None: no bridge here)
+    amt: AmtPower | None = None  # the AMT bridge, for wake and sleep (None: no bridge)
 
 
 ActionRun = Callable[[Mapping[str, Any], ActionContext], Awaitable[Any]]

@@ -1,6 +1,8 @@
 """``power``: put the node to sleep, restart it or shut it down — or, in dry-run, say so.
 
-``args``: ``{"operation": "sleep" | "restart" | "shutdown"}``. The operation is scheduled
+``args``: ``{"operation": "sleep" | "restart" | "shutdown"}``. Before a sleep or a
+shutdown the agent's AMT bridge (if any) writes the node's record into AMT, where peers
+read it while the node is down. The operation is scheduled
 ``delay_s`` after the action returns, so the executor can write and send the signed
 result first (a node that powers off before reporting would look like a lost command).
 
@@ -108,6 +110,8 @@ async def run(args: Mapping[str, Any], ctx: ActionContext) -> dict[str, Any]:
     operation = args.get("operation")
     if operation not in OPERATIONS:
         raise ActionError("bad_args", f"operation must be one of {', '.join(OPERATIONS)}")
+    if operation in ("sleep", "shutdown") and ctx.amt is not None:
+        await ctx.amt.prepare_for_sleep()  # the freshest record stays in AMT's 3PDS block
     request = ctx.power.request(operation)
     return {"operation": operation, "dry_run": request.dry_run, "command": request.argv,
             "delay_s": ctx.power.delay_s}

@@ -20,14 +20,20 @@ from meshagent.amtbridge.errors import NoGrant
 from meshagent.commands.actions.base import ActionContext, ActionError, ActionSpec
 from meshagent.errors import MeshError
 
-__all__ = ["ACTION", "AmtWaker", "parse_node"]
+__all__ = ["ACTION", "AmtPower", "parse_node"]
 
 NODE_ID_BYTES = 16
 
 
-class AmtWaker(Protocol):
+class AmtPower(Protocol):
+    """What power actions need of the agent's AMT bridge (``meshagent.amtbridge``)."""
+
     async def wake(self, node_id: bytes) -> dict[str, Any]:
         """Power ``node_id`` on; raises NoGrant / WakeFailed (MeshError subclasses)."""
+        ...
+
+    async def prepare_for_sleep(self) -> bool:
+        """Write this node's record into its AMT before the host sleeps; never raises."""
         ...
 
 
