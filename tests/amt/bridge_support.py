@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from amt_support import ADMIN_PASSWORD
 
-from amt.device import SoftwareAmtDevice
+from amt.device import SoftwareAmtDevice, TlsCertificate
 from amt.operations.power import PowerState
 from meshagent.amtbridge import AmtBridge, AmtEndpoint, AmtPolicy, BridgeSettings
 from meshagent.membership import Membership, MemberState
@@ -95,7 +95,10 @@ class BridgedMesh:
 
 
 async def bridged_mesh(count: int, *, policy: AmtPolicy | None = None,
-                       tags: dict[int, dict[str, str]] | None = None) -> BridgedMesh:
+                       tags: dict[int, dict[str, str]] | None = None,
+                       tls: TlsCertificate | None = None) -> BridgedMesh:
+    """``count`` bridged nodes; with ``tls`` every device serves HTTPS with that certificate
+    and every owner pins it (and shares the pin in its grants)."""
     kit = MeshKit()
     network = MemoryNetwork()
     addresses = [(f"10.0.0.{index + 1}", 7946) for index in range(count)]
@@ -106,11 +109,13 @@ async def bridged_mesh(count: int, *, policy: AmtPolicy | None = None,
     hub = Hub()
     mesh = BridgedMesh(kit)
     for index, membership in enumerate(memberships):
-        device = SoftwareAmtDevice(admin_password=ADMIN_PASSWORD, hostname=f"amt{index}")
+        device = SoftwareAmtDevice(admin_password=ADMIN_PASSWORD, hostname=f"amt{index}",
+                                   tls=tls)
         await device.start()
         router = hub.router(membership.node_id)
-        bridge = AmtBridge(membership.identity, membership, router,
-                           endpoint=AmtEndpoint("127.0.0.1", ADMIN_PASSWORD, port=device.port),
+        endpoint = AmtEndpoint("127.0.0.1", ADMIN_PASSWORD, port=device.port,
+                               tls=tls is not None, cert_sha256=tls.sha256 if tls else b"")
+        bridge = AmtBridge(membership.identity, membership, router, endpoint=endpoint,
                            policy=policy, settings=FAST_BRIDGE)
         mesh.nodes.append(Node(membership, device, bridge, router))
     for node in mesh.nodes:

@@ -12,6 +12,7 @@ from amt_support import ADMIN_PASSWORD
 from bridge_support import BridgedMesh, bridged_mesh
 
 from amt import AccessDenied, AmtClient, BadCredentials, PowerAction, PowerState, Realm
+from amt.device import TlsCertificate
 from meshagent import codec
 from meshagent.amtbridge import (
     AMT_CHANNEL,
@@ -282,3 +283,17 @@ async def test_record_is_rewritten_periodically(mesh: BridgedMesh) -> None:
     written = bridge.counters["records_written"]
     bridge._next_record = 0.0
     await wait_until(lambda: bridge.counters["records_written"] > written, 5, "rewrite")
+
+
+async def test_pinned_tls_amt_is_read_with_the_shared_pin(tmp_path) -> None:
+    certificate = TlsCertificate.generate(tmp_path)
+    mesh = await bridged_mesh(2, tls=certificate)
+    try:
+        grant = mesh.nodes[0].bridge.grant_for(mesh.nodes[1].node_id)
+        assert grant is not None and grant.tls and grant.cert_sha256 == certificate.sha256
+        await mesh.nodes[1].sleep()
+        await wait_until(lambda: mesh.state(0, 1) == MemberState.ASLEEP, 15, "asleep")
+        sleeping = mesh.nodes[0].bridge.sleeping(mesh.nodes[1].node_id)
+        assert sleeping is not None and sleeping.amt_record is not None
+    finally:
+        await mesh.stop()
