@@ -195,6 +195,7 @@ class AmtBridge:
         self._revocations_version = membership.revocations.version
         self._next_record = 0.0
         self._next_provision = 0.0
+        self._provision_due = endpoint is not None  # first provisioning, or a rotation
         self._owner_lock = asyncio.Lock()
         # peer side
         self._grants: dict[bytes, AmtGrant] = {}
@@ -252,6 +253,7 @@ class AmtBridge:
                         await RecordBlock(client, self.app).prepare()
             except (AmtError, TimeoutError) as exc:
                 self.counters["provision_failed"] += 1
+                self._provision_due = True  # retried: a rotation must not be skipped
                 self._next_provision = time.monotonic() + self.settings.provision_retry_s
                 log.warning("amt_provision_failed", error=type(exc).__name__, detail=str(exc))
                 return False
@@ -263,6 +265,7 @@ class AmtBridge:
                                  passwords.get(p.waker_user, "") if p.share_wake else "")
             self._acked.clear()
             self._grant_sent.clear()
+            self._provision_due = False
         log.event("amt_provisioned", epoch=epoch, wake=self.policy.share_wake)
         if not self.amt_present:
             self.amt_present = True
@@ -654,10 +657,9 @@ class AmtBridge:
             try:
                 self._revocations_changed()
                 now = time.monotonic()
-                if self.endpoint is not None and self._own is None and \
-                        now >= self._next_provision:
+                if self._provision_due and now >= self._next_provision:
                     await self._provision()
-                elif self._own is not None:
+                if self._own is not None:
                     self._send_grants()
                     if now >= self._next_record:
                         await self.write_record("periodic")

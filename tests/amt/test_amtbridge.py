@@ -297,3 +297,20 @@ async def test_pinned_tls_amt_is_read_with_the_shared_pin(tmp_path) -> None:
         assert sleeping is not None and sleeping.amt_record is not None
     finally:
         await mesh.stop()
+
+
+async def test_rotation_is_retried_until_the_amt_answers(mesh: BridgedMesh) -> None:
+    owner, revoked = mesh.nodes[0], mesh.nodes[2]
+    old = revoked.bridge.grant_for(owner.node_id)
+    assert old is not None
+    endpoint = owner.bridge.endpoint
+    assert endpoint is not None
+    owner.bridge.endpoint = type(endpoint)(**{**endpoint.__dict__, "port": 1})  # unreachable
+    owner.membership.update_revocations(RevocationList.issue(
+        mesh.kit.root.key, mesh.kit.root.mesh_id, node_ids=[revoked.node_id]))
+    await wait_until(lambda: owner.bridge.counters["provision_failed"] >= 1, 10, "a failure")
+    owner.bridge.endpoint = endpoint  # the device answers again
+    await wait_until(lambda: owner.bridge.status()["epoch"] > old.epoch, 10, "rotated")
+    async with AmtClient(old.host, old.port, old.guest_user, old.guest_password) as stale:
+        with pytest.raises(BadCredentials):
+            await stale.get_power_state()
