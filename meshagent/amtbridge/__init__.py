@@ -17,7 +17,8 @@ Contract (what the agent, the leader's inventory, the ``wake`` action and tests 
 
 Parts: ``policy`` (realms), ``accounts`` (the device's ACL), ``grant`` (sealed credentials),
 ``amtrecord`` (the signed 3PDS record), ``storage`` (the 3PDS application and block),
-``bridge`` (the orchestration), ``errors``.
+``bridge`` (the orchestration), ``configured`` (built from ``[amt]``), ``errors``; ``lab``
+runs agents with software AMT devices behind the web service (tests, benchmark, demos).
 """
 
 from meshagent.amtbridge.amtrecord import AMT_RECORD_KIND, AmtRecord, verify_amt_record

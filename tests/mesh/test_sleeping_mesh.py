@@ -102,6 +102,8 @@ async def test_sleeping_computers_are_listed_searched_and_woken(lab: SleepingLab
     assert [r["node"] for r in found] == [lab.node_id(3).hex()]
     assert found[0]["record"]["tags"]["room"] == "b12"
     assert await _rest(lab, state="alive", tag="room=b12") == []
+    by_name = await _rest(lab, state="asleep", q=lab.hosts[4].name)
+    assert [r["node"] for r in by_name] == [lab.node_id(4).hex()]
     server = ["--server", lab.leaders.url, "--pin", lab.leaders.pin.hex(),
               "--token", LAB_PASSWORD]
     code, printed = await asyncio.to_thread(
