@@ -233,15 +233,25 @@ async def test_grant_from_someone_else_than_the_owner_is_dropped(mesh: BridgedMe
     assert dropped == 3
 
 
-async def test_forged_asleep_notice_does_not_mark_a_live_member(mesh: BridgedMesh) -> None:
-    observer = mesh.nodes[0]
-    subject = mesh.nodes[1]
-    forged = sign_amt_record(mesh.nodes[2].membership.identity, mesh.nodes[2].membership.record,
-                             [], "sleep")
-    notice = codec.pack([3, subject.node_id, "asleep", int(PowerState.SLEEP_DEEP), forged])
-    observer.bridge._on_message(Message(mesh.nodes[2].node_id, AMT_CHANNEL, notice, 1))
-    await asyncio.sleep(0)
-    assert mesh.state(0, 1) == MemberState.ALIVE
+async def test_asleep_notices_with_forged_records_or_about_live_members_are_ignored(
+        mesh: BridgedMesh) -> None:
+    observer, subject, forger = mesh.nodes
+    about_live = sign_amt_record(subject.membership.identity, subject.membership.record, [],
+                                 "sleep")
+    notice = [3, subject.node_id, "asleep", int(PowerState.SLEEP_DEEP), about_live]
+    observer.bridge._on_message(Message(forger.node_id, AMT_CHANNEL, codec.pack(notice), 1))
+    assert mesh.state(0, 1) == MemberState.ALIVE  # late or false news: it answers probes
+
+    await subject.bridge.stop()
+    subject.router.hub.cut.add(subject.node_id)
+    await subject.membership.stop()  # its agent died; the host is on
+    await wait_until(lambda: mesh.state(0, 1) == MemberState.UNREACHABLE, 15, "unreachable")
+    forged = sign_amt_record(forger.membership.identity, forger.membership.record, [],
+                             "sleep")  # forger's own valid record, claimed as the subject's
+    notice = [3, subject.node_id, "asleep", int(PowerState.SLEEP_DEEP), forged]
+    observer.bridge._on_message(Message(forger.node_id, AMT_CHANNEL, codec.pack(notice), 1))
+    assert observer.bridge.counters["dropped_BadRecordSignature"] == 1
+    assert mesh.state(0, 1) == MemberState.UNREACHABLE
 
 
 async def test_wrong_credentials_are_an_error_not_a_verdict(mesh: BridgedMesh) -> None:
