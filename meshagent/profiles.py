@@ -25,6 +25,9 @@ How the knobs combine (n = members believed alive):
   (scaled up beyond 32 members like memberlist), and, after a join or a healed partition,
   up to ``fast_sync_rounds`` times every ``fast_sync_interval_s`` while the view is still
   changing (joins converge in a few exchanges; bounded because a full state is O(n)).
+  Pings and acks carry a digest of the records held; a member whose records have not
+  changed for ``repair_interval_s`` but differ from a peer's exchanges state with it (at
+  most once per ``repair_interval_s``): what gossip lost is repaired within seconds.
 * each node keeps ``watch_peers`` liveness streams to its successors on a ring of node ids.
 """
 
@@ -56,6 +59,7 @@ class Profile:
     watch_peers: int
     max_datagram: int
     fast_sync_rounds: int = 4
+    repair_interval_s: float = 2.0
     max_health_multiplier: int = 8
     flood_rate_per_s: float = 2000.0
     flood_burst: float = 4000.0

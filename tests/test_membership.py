@@ -293,3 +293,21 @@ def test_lan_profile_meets_the_silence_budgets_at_fifty_members() -> None:
     took, seen = run_virtual(scenario())
     assert MemberState.UNREACHABLE not in seen
     assert took < 6.0
+
+
+def test_view_that_gossip_left_incomplete_is_repaired() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=14)
+        nodes = await _started(kit, network, 10)
+        forgetful, forgotten = nodes[3], nodes[8]
+        await _idle(2 * FAST.repair_interval_s)  # all news spread, nothing left to gossip
+        # As if every announcement had been lost, and the two cannot talk directly.
+        network.block(forgetful.transport.local_address, forgotten.transport.local_address)
+        forgetful._drop_member(forgotten.node_id, "test")
+        assert forgetful.member(forgotten.node_id) is None
+        await wait_until(lambda: state_of(forgetful, forgotten) == MemberState.ALIVE,
+                         4 * FAST.repair_interval_s, "repair")
+        assert sum(n.counters["view_repairs"] for n in nodes) >= 1  # either side repairs
+        await kit.stop_all()
+
+    run_virtual(scenario())

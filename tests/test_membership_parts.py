@@ -32,7 +32,7 @@ N1, N2 = b"\x01" * 16, b"\x02" * 16
 
 
 def test_messages_round_trip_and_packed_parts_equal_packed_list() -> None:
-    messages = [Ping(5, N1, True), Ack(5), Dead(N1, 9, N2, True), Power(N2, 3, "off", N1)]
+    messages = [Ping(5, N1, 7), Ack(5), Dead(N1, 9, N2, True), Power(N2, 3, "off", N1)]
     assert decode_messages(encode_messages(messages)) == (messages, [])
     for count in (0, 3, 15, 16, 40):
         parts = [encode_one(Ack(i)) for i in range(count)]

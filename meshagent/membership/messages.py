@@ -9,9 +9,10 @@ datagram usable.
 ====  ===========  ==========================================================
 type  name         fields
 ====  ===========  ==========================================================
-1     Ping         seq, target node id, target_suspected (Lifeguard buddy flag)
+1     Ping         seq, target node id, suspected incarnation (0: not suspected;
+                   Lifeguard's buddy system: the suspect learns it and refutes)
 2     Ack          seq
-3     PingReq      seq, target node id, target_suspected: "ping it for me"
+3     PingReq      seq, target node id, suspected incarnation: "ping it for me"
 4     Nack         seq: "I asked, it did not answer" (Lifeguard)
 5     Alive        signed node record (its incarnation is the claim)
 6     Suspect      node id, incarnation, accuser node id
@@ -20,6 +21,9 @@ type  name         fields
 9     Document     kind, version: "I hold this root-signed document" (``trustdocs``)
 10    Announce     node id, incarnation: "I hold this record" (gossiped)
 11    Fetch        node id: "send me your record of it" (answered by Alive)
+12    Digest       member count, 8-byte hash of every (node id, incarnation) held:
+                   rides on pings and acks; a member whose view has stopped changing
+                   but differs from a peer's repairs it with a state exchange
 ====  ===========  ==========================================================
 
 Records (about 600 bytes with their certificate) are not gossiped themselves: gossip
@@ -39,8 +43,8 @@ from meshagent import codec
 from meshagent.errors import DecodeError, MeshError
 
 __all__ = ["Message", "Ping", "Ack", "PingReq", "Nack", "Alive", "Suspect", "Dead", "Power",
-           "Document", "Announce", "Fetch", "MessageError", "encode_messages", "decode_messages",
-           "encode_one", "pack_encoded", "POWER_STATES"]
+           "Document", "Announce", "Fetch", "Digest", "MessageError", "encode_messages",
+           "decode_messages", "encode_one", "pack_encoded", "POWER_STATES"]
 
 NODE_ID_BYTES = 16
 MAX_WIRE_FIELD = 16384
@@ -92,14 +96,14 @@ class Ping:
     TYPE = 1
     seq: int
     target: bytes
-    target_suspected: bool = False
+    suspected: int = 0
 
     def encode(self) -> list[Any]:
-        return [self.TYPE, self.seq, self.target, self.target_suspected]
+        return [self.TYPE, self.seq, self.target, self.suspected]
 
     @classmethod
     def decode(cls, fields: list[Any]) -> Ping:
-        return cls(_seq(fields[0]), _node(fields[1]), _flag(fields[2]))
+        return cls(_seq(fields[0]), _node(fields[1]), _incarnation(fields[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,14 +124,14 @@ class PingReq:
     TYPE = 3
     seq: int
     target: bytes
-    target_suspected: bool = False
+    suspected: int = 0
 
     def encode(self) -> list[Any]:
-        return [self.TYPE, self.seq, self.target, self.target_suspected]
+        return [self.TYPE, self.seq, self.target, self.suspected]
 
     @classmethod
     def decode(cls, fields: list[Any]) -> PingReq:
-        return cls(_seq(fields[0]), _node(fields[1]), _flag(fields[2]))
+        return cls(_seq(fields[0]), _node(fields[1]), _incarnation(fields[2]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,11 +257,27 @@ class Fetch:
         return cls(_node(fields[0]))
 
 
+@dataclass(frozen=True, slots=True)
+class Digest:
+    TYPE = 12
+    count: int
+    digest: bytes
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, self.count, self.digest]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Digest:
+        if not isinstance(fields[1], bytes) or len(fields[1]) != 8:
+            raise MessageError("view digest must be 8 bytes")
+        return cls(_seq(fields[0]), fields[1])
+
+
 Message = (Ping | Ack | PingReq | Nack | Alive | Suspect | Dead | Power | Document
-           | Announce | Fetch)
+           | Announce | Fetch | Digest)
 _TYPES: dict[int, Any] = {kind.TYPE: kind for kind in
                           (Ping, Ack, PingReq, Nack, Alive, Suspect, Dead, Power, Document,
-                           Announce, Fetch)}
+                           Announce, Fetch, Digest)}
 _ARITY = {kind.TYPE: len(kind.__slots__) for kind in _TYPES.values()}
 
 

@@ -15,6 +15,7 @@ itself can raise its incarnation (its record is signed), which is how it refutes
 from __future__ import annotations
 
 import enum
+import hashlib
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from typing import Any
 from meshagent.record import NodeRecord
 from meshagent.transport import Address
 
-__all__ = ["MemberState", "Member", "MemberChange", "MemberEntry", "SampleSet"]
+__all__ = ["MemberState", "Member", "MemberChange", "MemberEntry", "SampleSet",
+           "ViewDigest"]
 
 
 class MemberState(enum.Enum):
@@ -128,3 +130,33 @@ class SampleSet:
         wanted = min(len(self._items), count + len(exclude))
         picked = [item for item in rng.sample(self._items, wanted) if item not in exclude]
         return picked[:count]
+
+
+class ViewDigest:
+    """A summary of the records a node holds: their count and the XOR of an 8-byte hash
+    of each (node id, incarnation). Two nodes with the same records have the same digest;
+    updating it costs one hash per record change. ``changed_at`` is when it last moved."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._xor = 0
+        self.changed_at = 0.0
+
+    @staticmethod
+    def _hash(node_id: bytes, incarnation: int) -> int:
+        material = node_id + incarnation.to_bytes(8, "big")
+        return int.from_bytes(hashlib.blake2b(material, digest_size=8).digest(), "big")
+
+    def add(self, node_id: bytes, incarnation: int, now: float) -> None:
+        self.count += 1
+        self._xor ^= self._hash(node_id, incarnation)
+        self.changed_at = now
+
+    def remove(self, node_id: bytes, incarnation: int, now: float) -> None:
+        self.count -= 1
+        self._xor ^= self._hash(node_id, incarnation)
+        self.changed_at = now
+
+    @property
+    def value(self) -> bytes:
+        return self._xor.to_bytes(8, "big")

@@ -273,10 +273,11 @@ class StreamService:
         try:
             sealed = await self._open(entry.address, node_id)
             await sealed.send(codec.pack({"op": "watch"}))
-        except (TransportError, SealError):
+        except (TransportError, SealError) as exc:
             if self._outgoing.get(node_id) is asyncio.current_task():
-                del self._outgoing[node_id]
-                m.report_connection_lost(node_id)
+                del self._outgoing[node_id]  # retried at the next reconciliation
+                if isinstance(exc, StreamRefused):
+                    m.report_connection_lost(node_id)  # nothing listens: check it now
             return
         me = asyncio.current_task()
         self._outgoing_streams[node_id] = sealed

@@ -75,6 +75,7 @@ from meshagent.membership.messages import (
     Alive,
     Announce,
     Dead,
+    Digest,
     Document,
     Fetch,
     Message,
@@ -96,6 +97,7 @@ from meshagent.membership.state import (
     MemberEntry,
     MemberState,
     SampleSet,
+    ViewDigest,
 )
 from meshagent.membership.streams import StreamService
 from meshagent.membership.suspicion import LocalHealth, Suspicion
@@ -189,6 +191,8 @@ class Membership:
         self._fetches: list[Message] = []  # to send back to the sender of this datagram
         self._fetched: list[bytes] = []  # records it asked us for
         self._live = SampleSet()  # members in a probed state, this node included
+        self._digest = ViewDigest()
+        self._last_repair = float("-inf")
         self._queue = BroadcastQueue()
         self._limiter = SourceRateLimiter(profile.flood_rate_per_s, profile.flood_burst)
         self._probes: dict[int, _Probe] = {}
@@ -230,7 +234,7 @@ class Membership:
         self._members[self.node_id] = MemberEntry(
             record, self.transport.local_address, MemberState.ALIVE, now,
             record.incarnation, time.time())
-        self._known_wires[record.wire] = self.node_id
+        self._index_record(None, record)
         self._live.add(self.node_id)
         self._running = True
         for loop_body in (self._probe_loop, self._gossip_loop, self._sync_loop,
@@ -252,10 +256,11 @@ class Membership:
         if not self._running:
             return
         self._running = False
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while self._tasks:  # tasks may spawn tasks while they wind down
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         for entry in self._members.values():
             if entry.timer is not None:
                 entry.timer.cancel()
@@ -430,6 +435,8 @@ class Membership:
             self._on_document_news(message, sender)
         elif isinstance(message, Announce):
             self._on_announce(message, sender)
+        elif isinstance(message, Digest):
+            self._on_digest(message, sender)
         elif isinstance(message, Fetch):
             entry = self._members.get(message.node)
             if entry is not None and len(self._fetched) < MAX_FETCHES:
@@ -444,10 +451,9 @@ class Membership:
     # ---------------------------------------------------------------- probes answered
 
     def _on_ping(self, ping: Ping, sender: bytes, source: Address) -> None:
-        self._send(sender, [Ack(ping.seq)], address=source)
-        if ping.target_suspected:
-            me = self._members[self.node_id]
-            self._refute(me.state_incarnation)
+        self._send(sender, [Ack(ping.seq), self._view_digest()], address=source)
+        if ping.suspected:
+            self._refute(ping.suspected)
 
     def _on_ping_req(self, request: PingReq, requester: bytes) -> None:
         target = self._members.get(request.target)
@@ -462,7 +468,7 @@ class Membership:
 
         probe = _Probe(relay_ack)
         self._probes[seq] = probe
-        self._send(request.target, [Ping(seq, request.target, request.target_suspected)])
+        self._send(request.target, [Ping(seq, request.target, request.suspected)])
         self._spawn(self._nack_later(seq, probe, requester, request.seq))
 
     async def _nack_later(self, seq: int, probe: _Probe, requester: bytes,
@@ -518,14 +524,13 @@ class Membership:
         self.keys.learn(record.cert)
         new_state = MemberState.LEFT if record.leaving else MemberState.ALIVE
         direct = source if from_owner_at == record.node_id else None
-        if entry is not None:
-            self._known_wires.pop(entry.record.wire, None)
-        self._known_wires[record.wire] = record.node_id
         if entry is None:
             address = direct or self._address_of(record)
             if address is None:
                 self._drop("malformed_record", source, "record has no usable address")
                 return False
+        self._index_record(entry.record if entry is not None else None, record)
+        if entry is None:
             entry = MemberEntry(record, address, new_state, self._now(),
                                 record.incarnation, time.time())
             self._members[record.node_id] = entry
@@ -578,6 +583,22 @@ class Membership:
                 return
         self._fetching[announce.node] = now
         self._fetches.append(Fetch(announce.node))
+
+    def _view_digest(self) -> Digest:
+        return Digest(self._digest.count, self._digest.value)
+
+    def _on_digest(self, digest: Digest, sender: bytes) -> None:
+        """Repair a view that gossip left incomplete: ours has been still for a while,
+        yet differs from the sender's. Rate limited; a full state is O(n) bytes."""
+        if (digest.count, digest.digest) == (self._digest.count, self._digest.value):
+            return
+        now = self._now()
+        quiet = self.profile.repair_interval_s
+        if now - self._digest.changed_at < quiet or now - self._last_repair < quiet:
+            return
+        self._last_repair = now
+        self.counters["view_repairs"] += 1
+        self._spawn(self.streams.sync_with(sender))
 
     def _on_own_record(self, record: NodeRecord) -> None:
         me = self._members[self.node_id]
@@ -700,10 +721,11 @@ class Membership:
             log.error("own_join_token_burnt", node=self.node_id.hex(), token=token_id.hex())
 
     def _refute(self, accused_incarnation: int) -> None:
-        """Someone thinks we are suspect/dead/asleep: outbid them with a new record."""
-        if self._leaving:
-            return
+        """Someone thinks we are suspect/dead/asleep at ``accused_incarnation``: outbid
+        them with a new record (once: older accusations are already refuted)."""
         me = self._members[self.node_id]
+        if self._leaving or accused_incarnation < me.state_incarnation:
+            return
         me = self._replace_own_record(
             incarnation=max(me.state_incarnation, accused_incarnation) + 1)
         self.health.apply(1)
@@ -712,17 +734,27 @@ class Membership:
 
     def _replace_own_record(self, **changes: Any) -> MemberEntry:
         me = self._members[self.node_id]
-        self._known_wires.pop(me.record.wire, None)
+        old = me.record
         me.record = me.record.updated(self.identity, **changes)
         me.state_incarnation = me.record.incarnation
-        self._known_wires[me.record.wire] = self.node_id
+        self._index_record(old, me.record)
         return me
+
+    def _index_record(self, old: NodeRecord | None, new: NodeRecord | None) -> None:
+        """Keep the exact-bytes index and the view digest in step with the records held."""
+        now = self._now()
+        if old is not None:
+            self._known_wires.pop(old.wire, None)
+            self._digest.remove(old.node_id, old.incarnation, now)
+        if new is not None:
+            self._known_wires[new.wire] = new.node_id
+            self._digest.add(new.node_id, new.incarnation, now)
 
     def _drop_member(self, node_id: bytes, reason: str) -> None:
         entry = self._members.pop(node_id, None)
         if entry is None:
             return
-        self._known_wires.pop(entry.record.wire, None)
+        self._index_record(entry.record, None)
         self._live.discard(node_id)
         self._clear_suspicion(entry)
         self.keys.forget(node_id)
@@ -831,23 +863,32 @@ class Membership:
         return None
 
     async def _probe(self, node_id: bytes) -> None:
+        """One SWIM probe of ``node_id`` (direct, then indirect and TCP), Lifeguard-aware.
+
+        A probe whose timers fired late (this process did not get the CPU: a loaded
+        machine, or we were stopped ourselves) proves nothing about the target: it counts
+        against our own health instead of raising a suspicion."""
         entry = self._members[node_id]
         seq = self._next_seq()
         probe = _Probe()
         self._probes[seq] = probe
-        interval = self.health.scale(self.profile.probe_interval_s)
-        deadline = self._now() + interval
+        timeout = self.health.scale(self.profile.probe_timeout_s)
+        started = self._now()
+        deadline = started + self.health.scale(self.profile.probe_interval_s)
         try:
-            suspected = entry.state == MemberState.SUSPECT
-            self._send(node_id, [Ping(seq, node_id, suspected)])
-            if await self._wait(probe.acked, self.health.scale(self.profile.probe_timeout_s)):
+            suspected = (entry.state_incarnation if entry.state == MemberState.SUSPECT
+                         else 0)
+            self._send(node_id, [Ping(seq, node_id, suspected), self._view_digest()])
+            if await self._wait(probe.acked, timeout):
                 self.health.apply(-1)
                 return
+            lag = self._now() - (started + timeout)
             helpers = self._random_members(self.profile.indirect_checks, exclude=node_id)
             for helper in helpers:
                 self._send(helper, [PingReq(seq, node_id, suspected)])
             tcp = self._spawn(self.streams.ping(node_id))
             await self._wait(probe.acked, max(0.0, deadline - self._now()))
+            lag = max(lag, self._now() - deadline)
             verdict = tcp.result() if tcp.done() and not tcp.cancelled() else None
             tcp.cancel()
             if probe.acked.is_set() or verdict == "ack":
@@ -857,9 +898,13 @@ class Membership:
                 self._declare_crashed(node_id)
                 return
             missed = len(helpers) - probe.nacks if helpers else 1
-            self.health.apply(max(0, missed))
+            self.health.apply(max(1 if lag > timeout / 2 else 0, missed))
+            if lag > timeout / 2:
+                self.counters["probes_inconclusive"] += 1
+                return
             current = self._members.get(node_id)
             if current is not None:
+                self.counters["probes_failed"] += 1
                 self.keys.peer_forgot_me(node_id)
                 self._on_suspect(Suspect(node_id, current.state_incarnation, self.node_id))
         finally:
@@ -873,7 +918,7 @@ class Membership:
         if verdict == "refused":
             self._declare_crashed(node_id)
         elif verdict != "ack":
-            self._on_suspect(Suspect(node_id, entry.state_incarnation, self.node_id))
+            await self._probe(node_id)  # no proof either way: a full probe decides
 
     def _declare_crashed(self, node_id: bytes) -> None:
         entry = self._members.get(node_id)
