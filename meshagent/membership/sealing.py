@@ -44,6 +44,7 @@ identity; HKDF from pycryptodome.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import struct
@@ -82,6 +83,10 @@ class SealError(MeshError):
         self.reason = reason
 
 
+def _digest(wire: bytes) -> bytes:
+    return hashlib.blake2b(wire, digest_size=16).digest()
+
+
 def _nonce(counter: int) -> bytes:
     """Stream nonces: a per-direction message counter (each stream has fresh keys)."""
     return NONCE_PAD + counter.to_bytes(8, "big")
@@ -94,7 +99,7 @@ def _datagram_nonce(epoch: int, counter: int) -> bytes:
 @dataclass
 class _Peer:
     cert: MembershipCertificate
-    cert_wire: bytes
+    cert_digest: bytes  # of the certificate's wire bytes: is an attached one the same?
     secret: bytes | None = None
     keys: tuple[bytes, bytes] | None = None  # (to the peer, from the peer)
     send_counter: int = 0
@@ -131,7 +136,7 @@ class PeerKeys:
         """Remember a verified certificate (a new serial replaces the old keys)."""
         peer = self._peers.get(cert.node_id)
         if peer is None or peer.cert.serial != cert.serial:
-            self._peers[cert.node_id] = _Peer(cert, cert.to_wire())
+            self._peers[cert.node_id] = _Peer(cert, _digest(cert.to_wire()))
 
     def forget(self, node_id: bytes) -> None:
         self._peers.pop(node_id, None)
@@ -241,7 +246,7 @@ class PeerKeys:
             raise SealError("attached certificate has a bad length", "malformed")
         known = self._peers.get(sender)
         wire = bytes(datagram[start:start + length])
-        if known is None or known.cert_wire != wire:
+        if known is None or known.cert_digest != _digest(wire):
             if not self._certificate_checks.allow("", time.monotonic()):
                 raise SealError("too many new certificates to check", "flood")
             try:
