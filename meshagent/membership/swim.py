@@ -18,6 +18,8 @@ Failure detection (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018):
   independent confirmations; then UNREACHABLE, gossiped as Dead.
 * A suspected node refutes by signing its record again at a higher incarnation. Pings to
   a suspect carry the suspicion (buddy system), so it learns and refutes at once.
+* A probe whose timers fired late (this process did not get the CPU) is inconclusive: it
+  raises our local health score instead of a suspicion.
 * Crash fast path: every node keeps liveness streams ("watches", ``streams.py``) to its
   successors on a ring of node ids. When one ends without a goodbye, or a session layer
   calls ``report_connection_lost``, the node checks at once: TCP refused -> Dead
@@ -29,7 +31,9 @@ immediately when the news is urgent). New records travel as small ``Announce``s;
 that lacks the announced incarnation ``Fetch``es the record from the announcer. Full state
 is exchanged over TCP (``streams.py``): on join, quickly while the view keeps changing,
 then every push-pull interval; unreachable members are retried now and then, which merges
-healed partitions.
+healed partitions. Pings and acks carry a ``Digest`` of the records held; a member whose
+view has been still for ``repair_interval_s`` but differs from a peer's exchanges state
+with it (rate limited), which repairs what lost datagrams left out.
 
 Records: only records that verify (``RecordVerifier``: certificate against the mesh trust
 and revocation list, signature by the certificate's key) and carry a higher incarnation
