@@ -5,6 +5,10 @@ member (also one far too big for a datagram, which travels by announcement and f
 written to each node's directory, and a revoked member is cut off everywhere; forged,
 foreign, old and garbage documents from a member change nothing anywhere and are counted.
 
+Whole agents in this process over real sockets: an allowlist adopted at one agent
+reaches every agent's command policy, and one revocation list refuses an operator at
+every policy and cuts a revoked agent's sessions.
+
 Agents as real processes behind the real web service: an allowlist pushed with meshctl's
 client turns a refused action into one every agent runs, and a pushed revocation list
 cuts the revoked agent off from every other; old or forged uploads are refused.
@@ -20,9 +24,21 @@ from pathlib import Path
 
 import pytest
 
+from meshagent.agent import Agent
 from meshagent.cli.api_client import ApiClient, ApiError
-from meshagent.commands import Allowlist, Target, build_allowlist
+from meshagent.commands import (
+    Allowlist,
+    CommandRejected,
+    OperatorKey,
+    SignedCommand,
+    Target,
+    authorise_operator,
+    build_allowlist,
+    sign_command,
+)
+from meshagent.config import load_config
 from meshagent.control import call
+from meshagent.demo import ROOT_FILE, create_mesh
 from meshagent.identity import MeshRoot, NodeIdentity, RevocationList, redeem_join_token
 from meshagent.leaderlab import LAB_PASSWORD, LeaderLab, free_port
 from meshagent.membership import Membership
@@ -192,6 +208,67 @@ def test_join_token_redeemed_on_both_sides_of_a_partition_is_burnt_everywhere() 
         await kit.stop_all()
 
     run_virtual(scenario())
+
+
+# --- whole agents in this process, real sockets ---------------------------------------------
+
+
+@pytest.fixture
+async def agents(tmp_path: Path):
+    subnet = f"127.2.{random.randrange(1, 250)}"
+    mesh = create_mesh(tmp_path / "mesh", 4, addresses=[
+        (f"{subnet}.{i + 1}", 17946) for i in range(4)], seeds=1)
+    started: list[Agent] = []
+    try:
+        for node in mesh.nodes:
+            agent = Agent(load_config(node.config_path))
+            await agent.start()
+            started.append(agent)
+        yield MeshRoot.load(mesh.directory / ROOT_FILE), started
+    finally:
+        for agent in started:
+            await agent.stop(leave=False)
+
+
+def _refusal(agent: Agent, command: SignedCommand) -> str | None:
+    """The reason ``agent``'s policy refuses ``command``, None if it admits it."""
+    try:
+        agent.leadership.policy.check(command.to_wire())
+    except CommandRejected as rejection:
+        return rejection.reason
+    return None
+
+
+async def test_documents_adopted_at_one_agent_change_every_agents_policy_and_sessions(
+        agents: tuple[MeshRoot, list[Agent]]) -> None:
+    root, started = agents
+    await wait_until(lambda: all(len(a.sessions.sessions) == 3 for a in started), 20,
+                     "sessions between all agents")
+    operator = OperatorKey.generate("alice")
+    cert = authorise_operator(root, operator.public, "alice", ["*"], 3600.0)
+
+    def ping() -> SignedCommand:
+        return sign_command(operator, cert, Target.all(), "ping")
+
+    assert {_refusal(a, ping()) for a in started} == {"not_allowlisted"}
+    started[0].documents.offer(ALLOWLIST, build_allowlist(root, ["ping"]).to_wire())
+    await wait_until(lambda: all(a.leadership.policy.allowlist is not None
+                                 for a in started), 10, "allowlist at every agent")
+    assert {_refusal(a, ping()) for a in started} == {None}
+
+    # One list revokes the operator and the last agent: every policy refuses the operator,
+    # every other agent drops the revoked one and closes its sessions with it.
+    revoked = started[3]
+    listing = root.revoke(node_ids=[operator.operator_id, revoked.node_id])
+    started[1].documents.offer(REVOCATIONS, listing.to_wire())
+    others = started[:3]
+    await wait_until(lambda: all(a.documents.version(REVOCATIONS) == 1 for a in others), 10,
+                     "revocation list at every agent")
+    assert {_refusal(a, ping()) for a in others} == {"operator_revoked"}
+    await wait_until(lambda: all(revoked.node_id not in a.sessions.sessions and
+                                 a.membership.member(revoked.node_id) is None
+                                 for a in others), 10, "revoked agent cut off")
+    assert all(len(a.sessions.sessions) == 2 for a in others)
 
 
 # --- agents as processes, documents pushed at the web service -----------------------------
