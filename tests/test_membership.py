@@ -311,3 +311,25 @@ def test_view_that_gossip_left_incomplete_is_repaired() -> None:
         await kit.stop_all()
 
     run_virtual(scenario())
+
+
+def test_stalled_process_does_not_accuse_anyone() -> None:
+    """When this process gets no CPU for a while (here: every member at once, the clock
+    jumps during a callback), late probes are inconclusive, not suspicions."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=15)
+        nodes = await _started(kit, network, 8)
+        await _idle(1.0)
+        changes: list[MemberState] = []
+        for node in nodes:
+            node.on_change(lambda member, old, new: changes.append(new))
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            loop._virtual_clock[0] += 2 * FAST.probe_interval_s  # type: ignore[attr-defined]
+            await _idle(FAST.probe_interval_s)
+        await _idle(5 * FAST.probe_interval_s)
+        assert MemberState.SUSPECT not in changes and MemberState.UNREACHABLE not in changes
+        assert converged(nodes)
+        await kit.stop_all()
+
+    run_virtual(scenario())
