@@ -48,7 +48,6 @@ ANCHOR_AGENTS = 14_000
 ANCHOR_MEMORY_BYTES = 4 * 1024 ** 3
 PASSWORD = "bench-password"
 WARMUP_COMMANDS = 50
-TABLES = ("meshes", "leaders", "nodes", "commands", "results", "audit")
 
 
 def free_port() -> int:
@@ -72,11 +71,12 @@ def build_meshes(leaders: int, nodes: int) -> list[SimulatedMesh]:
 
 
 def reset_postgres(dsn: str) -> None:
+    """An empty database for the run (the benchmark owns the one it is given)."""
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for table in TABLES:
-            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
 
 
 class ServiceProcess:

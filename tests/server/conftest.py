@@ -23,7 +23,6 @@ from meshagent.server.testkit import SimulatedLeader, SimulatedMesh
 from meshagent.server.tls import make_self_signed, server_ssl_context
 
 ADMIN_PASSWORD = "correct horse battery staple"
-TABLES = ("meshes", "leaders", "nodes", "commands", "results", "audit")
 
 
 def postgres_dsn() -> str:
@@ -34,11 +33,12 @@ def postgres_dsn() -> str:
 
 
 def reset_postgres(dsn: str) -> None:
+    """An empty database: every table of the service goes, whatever the schema holds."""
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
-        for table in TABLES:
-            conn.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
