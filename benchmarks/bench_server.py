@@ -291,7 +291,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.leaders, args.nodes, args.commands, args.db = 20, 10, 100, "sqlite"
+        args.leaders, args.nodes, args.commands, args.db = 20, 10, 150, "sqlite"
     report = asyncio.run(main_async(args))
     if args.json:
         print(json.dumps(report))
