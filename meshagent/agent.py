@@ -70,6 +70,9 @@ log = get_logger(__name__)
 
 # A fresh handshake (new ephemeral keys, certificates checked again) at least this often.
 SESSION_LIFETIME_S = 3600.0
+# How long an alive member may stay without a route before we dial it directly. Routes
+# spread in milliseconds once sessions exist; this only catches a split session graph.
+UNROUTED_GRACE_S = 3.0
 
 
 def advertised_endpoints(listen: str, port: int, advertise: list[str]) -> list[str]:
@@ -133,7 +136,9 @@ class Agent:
         self.sessions = SessionManager(
             self.node_id, self.transport, self._handshake, candidates=self._candidates,
             on_up=self._session_up, on_down=self._session_down, on_frames=self.router.receive,
-            max_peers=s.max_peers, connect_timeout=s.connect_timeout_s,
+            is_unrouted=lambda peer: self.router.route_to(peer) is None,
+            has_alternative=self.router.has_alternative, max_peers=s.max_peers,
+            connect_timeout=s.connect_timeout_s,
             handshake_timeout=s.handshake_timeout_s, keepalive=s.keepalive_s,
             reconnect_min=s.reconnect_min_s, reconnect_max=s.reconnect_max_s)
         self.control = ControlServer(config.control_socket, {
@@ -152,6 +157,7 @@ class Agent:
         self.control.register("amt", lambda params: self.amt.status())
         self._unsubscribe = self.membership.on_change(self._member_changed)
         self.documents.on_adopted(self._revocations_adopted, REVOCATIONS)
+        self._unrouted: dict[bytes, float] = {}  # member -> since when it has no route
         self._running = False
 
     @property
@@ -224,9 +230,13 @@ class Agent:
         return HandshakeResult(session.tunnel, session.keys.peer.node_id, session.keys.peer)
 
     def _candidates(self) -> list[PeerCandidate]:
-        """Members worth a session: believed alive, with addresses we can dial."""
+        """Members worth a session: believed alive, with addresses we can dial. One that
+        routing has not reached for ``UNROUTED_GRACE_S`` is urgent (the session graph is
+        split; a direct session mends it)."""
         port = self.config.network.port
+        now = time.monotonic()
         candidates = []
+        unrouted: dict[bytes, float] = {}
         for member in self.membership.members():
             if member.is_self or not member.state.probed:
                 continue
@@ -238,7 +248,12 @@ class Agent:
                     continue
                 if address not in addresses:
                     addresses.append(address)
-            candidates.append(PeerCandidate(member.node_id, tuple(addresses)))
+            urgent = False
+            if self.router.route_to(member.node_id) is None:
+                since = unrouted[member.node_id] = self._unrouted.get(member.node_id, now)
+                urgent = now - since > UNROUTED_GRACE_S
+            candidates.append(PeerCandidate(member.node_id, tuple(addresses), urgent))
+        self._unrouted = unrouted
         return candidates
 
     def _session_up(self, session: Session) -> None:

@@ -293,7 +293,8 @@ class Router:
         started = time.perf_counter()
         try:
             self.send(dst, ECHO_CHANNEL, codec.pack([_ECHO_REQUEST, token]))
-            await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                await future
             return time.perf_counter() - started
         finally:
             self._echo_waiters.pop(token, None)
@@ -304,6 +305,15 @@ class Router:
         if route is None and dst in self._links:
             return RouteView(dst, dst, 1, 0)
         return route
+
+    def has_alternative(self, peer: bytes) -> bool:
+        """True if a neighbour other than ``peer`` offers a usable route to it (poison
+        reverse keeps routes through this node out): dropping the direct session with
+        ``peer`` would leave it reachable."""
+        now = self._clock()
+        return any(neighbour != peer and candidate.expires > now
+                   and candidate.metric + 1 <= self.max_hops
+                   for neighbour, candidate in self._candidates.get(peer, {}).items())
 
     def routes(self) -> list[RouteView]:
         return list(self._selected.values())

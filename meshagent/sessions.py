@@ -11,7 +11,9 @@ Contract:
 - At most ``max_peers`` sessions at once, inbound and outbound together. The manager dials
   toward up to ``max_peers // 2`` (at least 1) of the candidates it is given, chosen by a
   pair affinity hash so that each pair of nodes agrees on its preference and the resulting
-  graph is random but stable; inbound sessions fill the rest. A refused or failed dial backs
+  graph is random but stable; inbound sessions fill the rest. Candidates marked ``urgent``
+  (the caller found no route to them: the session graph is split) are dialled first and
+  beyond that target, so the graph heals. A refused or failed dial backs
   off exponentially (``reconnect_min`` doubling to ``reconnect_max``) and the next
   candidate is tried.
 - One session per peer. When both sides dial each other at once, the session initiated
@@ -69,6 +71,12 @@ _READ_BYTES = 256 * 1024
 # A peer that cannot keep up loses frames rather than growing our memory without bound.
 _WRITE_BUFFER_LIMIT = 8 * 1024 * 1024
 _TICK_S = 0.5
+# At most one eviction per this many seconds, so that mending a split graph cannot churn.
+_EVICTION_INTERVAL_S = 2.0
+# A session that lasted this long resets its peer's redial backoff.
+_STABLE_SESSION_S = 10.0
+# Goodbye reason of a responder that is full: the dialler backs off as after a failure.
+_FULL = "full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,7 @@ class PeerCandidate:
 
     node_id: bytes
     addresses: tuple[Address, ...]
+    urgent: bool = False  # no route reaches it: dial even past the outbound target
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,7 @@ class Session:
         self._peer_id = result.peer_id
         self._last_sent = self._last_heard = time.monotonic()
         self._goodbye_heard = False
+        self.peer_goodbye = ""  # the reason the peer gave when it said goodbye
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self.frames_dropped = 0
@@ -197,6 +207,8 @@ class Session:
             kind = None
         if kind == _GOODBYE:
             self._goodbye_heard = True
+            reason = message[1] if isinstance(message, list) and len(message) > 1 else ""
+            self.peer_goodbye = reason if isinstance(reason, str) else ""
         elif kind != _KEEPALIVE:
             log.warn_limited("session_control_unknown", key=self._peer_id,
                              peer=self._peer_id.hex())
@@ -236,6 +248,7 @@ class SessionStats:
     refused_full: int = 0
     handshake_failures: int = 0
     crashes_seen: int = 0
+    evictions: int = 0
 
 
 class SessionManager:
@@ -246,6 +259,8 @@ class SessionManager:
                  on_up: Callable[[Session], None],
                  on_down: Callable[[Session, bool], None],
                  on_frames: Callable[[bytes, list[Frame]], None],
+                 is_unrouted: Callable[[bytes], bool] = lambda peer: False,
+                 has_alternative: Callable[[bytes], bool] = lambda peer: False,
                  max_peers: int = 20, connect_timeout: float = 3.0,
                  handshake_timeout: float = 5.0, keepalive: float = 10.0,
                  reconnect_min: float = 0.5, reconnect_max: float = 30.0) -> None:
@@ -256,6 +271,9 @@ class SessionManager:
         self._on_up = on_up
         self._on_down = on_down
         self._on_frames = on_frames
+        self._is_unrouted = is_unrouted
+        self._has_alternative = has_alternative
+        self._last_eviction = float("-inf")
         self.max_peers = max_peers
         self.outbound_target = max(1, max_peers // 2)
         self.connect_timeout = connect_timeout
@@ -314,9 +332,12 @@ class SessionManager:
         return hashlib.sha256(low + high).digest()
 
     async def _maintain(self) -> None:
-        while True:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
+        # that stop() sends when it races with the timeout, and the loop would never end.
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), _TICK_S)
+                async with asyncio.timeout(_TICK_S):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 self._dial_wanted()
@@ -325,20 +346,25 @@ class SessionManager:
                 log.warning("sessions_maintain_failed", error=f"{type(exc).__name__}: {exc}")
 
     def _dial_wanted(self) -> None:
+        """Dial the best-ranked candidates up to the outbound target; urgent ones (members
+        routing cannot reach) first and past that target, within ``max_peers``."""
         now = time.monotonic()
         outbound = sum(1 for s in self.sessions.values() if s.initiator) + len(self._dialling)
         total = len(self.sessions) + len(self._dialling) + self._pending_inbound
         ranked = sorted((c for c in self._candidates() if c.node_id != self.node_id
-                         and c.addresses), key=lambda c: self._affinity(c.node_id))
+                         and c.addresses), key=lambda c: (not c.urgent, self._affinity(c.node_id)))
         for candidate in ranked:
-            if outbound >= self.outbound_target or total >= self.max_peers:
-                return
             peer = candidate.node_id
             if peer in self.sessions or peer in self._dialling:
                 continue
             backoff = self._backoff.get(peer)
             if backoff is not None and backoff.not_before > now:
                 continue
+            if candidate.urgent and total >= self.max_peers and self._evict():
+                total -= 1  # made room for a member routing cannot reach
+            if total >= self.max_peers or (outbound >= self.outbound_target
+                                           and not candidate.urgent):
+                return
             self._dialling[peer] = asyncio.create_task(self._dial(candidate),
                                                        name=f"dial-{peer.hex()[:8]}")
             outbound += 1
@@ -377,7 +403,6 @@ class SessionManager:
                               address=format_address(address), error=type(exc).__name__)
                     continue
                 if await self._establish(reader, writer, True, address, peer):
-                    self._backoff.pop(peer, None)
                     return
             self._failed(peer)
         finally:
@@ -397,8 +422,10 @@ class SessionManager:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       address: Address) -> None:
         """Serve one inbound session until it ends (the transport closes the stream then)."""
+        # One slot beyond max_peers for handshakes in flight: a peer that no route reaches
+        # may still be admitted by eviction (see _make_room), decided once we know who it is.
         if self._stopping or len(self.sessions) + len(self._dialling) \
-                + self._pending_inbound >= self.max_peers:
+                + self._pending_inbound >= self.max_peers + 1:
             self.stats.refused_full += 1
             return
         self._pending_inbound += 1
@@ -414,9 +441,9 @@ class SessionManager:
                          initiator: bool, address: Address,
                          expected: bytes | None) -> Session | None:
         try:
-            result = await asyncio.wait_for(
-                self._handshake(reader, writer, initiator=initiator, expected_peer=expected),
-                self.handshake_timeout)
+            async with asyncio.timeout(self.handshake_timeout):
+                result = await self._handshake(reader, writer, initiator=initiator,
+                                               expected_peer=expected)
         except (MeshError, OSError, ConnectionError, TimeoutError,
                 asyncio.IncompleteReadError) as exc:
             self.stats.handshake_failures += 1
@@ -433,6 +460,11 @@ class SessionManager:
         if self._stopping:
             session.close("stopping")
             return None
+        if not initiator and result.peer_id not in self.sessions \
+                and len(self.sessions) >= self.max_peers and not self._make_room(result.peer_id):
+            self.stats.refused_full += 1
+            session.close(_FULL)
+            return None
         if not self._admit(session):
             session.close("duplicate")
             return None
@@ -444,6 +476,28 @@ class SessionManager:
                   initiator=initiator)
         self._on_up(session)
         return session
+
+    def _make_room(self, newcomer: bytes) -> bool:
+        """When full: evict a session for ``newcomer`` if no route reaches it (it is in
+        another part of a split session graph), preferring a peer that routing reaches
+        another way. HyParView makes room for joiners the same way."""
+        if not self._is_unrouted(newcomer):
+            return False
+        return self._evict()
+
+    def _evict(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_eviction < _EVICTION_INTERVAL_S:
+            return False
+        victims = [s for s in self.sessions.values() if self._has_alternative(s.peer_id)]
+        if not victims:
+            return False
+        self._last_eviction = now
+        victim = random.choice(victims)
+        self.stats.evictions += 1
+        log.event("session_evicted", peer=victim.peer_id.hex())
+        victim.close("evicted")
+        return True
 
     def _admit(self, session: Session) -> bool:
         """Decide between a new session and an existing one to the same peer."""
@@ -472,8 +526,10 @@ class SessionManager:
         log.event("session_down", peer=session.peer_id.hex(), reason=reason, crashed=crashed)
         self._on_down(session, crashed)
         if not self._stopping:
-            if crashed:
-                self._failed(session.peer_id)  # do not redial a crashed peer at once
+            if time.time() - session.established > _STABLE_SESSION_S:
+                self._backoff.pop(session.peer_id, None)  # it worked: start afresh
+            if crashed or session.peer_goodbye in (_FULL, "evicted"):
+                self._failed(session.peer_id)  # do not redial at once; longer each time
             self.wake()
 
     def close_peer(self, peer: bytes, reason: str) -> None:

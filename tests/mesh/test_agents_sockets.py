@@ -26,10 +26,10 @@ def _subnet() -> str:
 
 @pytest.fixture
 async def agents(tmp_path: Path, request: pytest.FixtureRequest):
-    count = getattr(request, "param", 3)
+    count, extra = getattr(request, "param", (3, ""))
     subnet = _subnet()
     mesh = create_mesh(tmp_path / "mesh", count, addresses=[
-        (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1)
+        (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1, extra_config=extra)
     started: list[Agent] = []
     try:
         for node in mesh.nodes:
@@ -79,7 +79,6 @@ def _without(agent: Agent, banned: Agent) -> None:
             session.close("test topology")
 
 
-@pytest.mark.parametrize("agents", [3], indirect=True)
 async def test_message_is_relayed_between_agents_without_a_session(
         agents: list[Agent]) -> None:
     a, b, c = agents
@@ -103,7 +102,8 @@ async def test_message_is_relayed_between_agents_without_a_session(
 
 async def test_crashed_peer_session_is_reported_and_its_routes_dropped(
         agents: list[Agent]) -> None:
-    await wait_until(lambda: all(len(a.router.routes()) == 2 for a in agents), 15, "routes")
+    await wait_until(lambda: all(len(a.sessions.sessions) == 2 for a in agents), 15,
+                     "a session between every two agents")
     victim, others = agents[2], agents[:2]
     # What kill -9 leaves behind: every socket closed by the kernel, no goodbye.
     await victim.transport.close()
@@ -124,3 +124,18 @@ async def test_graceful_stop_is_seen_as_left_not_crashed(agents: list[Agent]) ->
         a.membership.member(leaver.node_id).state == MemberState.LEFT for a in agents[:2]),
         5, "the departure")
     assert all(a.sessions.stats.crashes_seen == 0 for a in agents[:2])
+
+
+@pytest.mark.parametrize("agents", [(7, "[sessions]\nmax_peers = 2\n")], indirect=True)
+async def test_bounded_sessions_still_reach_every_member_through_routes(
+        agents: list[Agent]) -> None:
+    ids = {a.node_id for a in agents}
+    await wait_until(lambda: all(
+        {r.node_id for r in a.router.routes()} == ids - {a.node_id} for a in agents),
+        30, "a route from every agent to every other")
+    assert all(len(a.sessions.sessions) <= 2 for a in agents)
+    relayed = [(a, r) for a in agents for r in a.router.routes() if not r.direct]
+    assert relayed, "with two sessions each, seven agents need relays"
+    source, route = relayed[0]
+    pong = await call(source.control_socket, "ping", {"node": route.node_id.hex()})
+    assert pong["rtt_ms"] >= 0
