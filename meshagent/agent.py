@@ -292,6 +292,8 @@ class Agent:
             "sessions": len(self.sessions.sessions), "max_peers": self.sessions.max_peers,
             "routes": len(self.router.routes()), "routing": dict(self.router.counters),
             "membership": dict(self.membership.counters),
+            "documents": {"versions": self.documents.versions(),
+                          **dict(self.documents.counters)},
             "transport": dict(self.transport.counters),
         }
 
