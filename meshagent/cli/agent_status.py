@@ -37,5 +37,8 @@ def format_status(status: dict[str, Any]) -> str:
                         or "none"),
         f"sessions  {status.get('sessions', 0)} of at most {status.get('max_peers')}",
         f"routes    {status.get('routes', 0)}",
+        "trust     " + (", ".join(f"{kind} v{version}" for kind, version in sorted(
+            status.get("documents", {}).get("versions", {}).items()))
+                        or "no revocation list, no allowlist"),
     ]
     return "\n".join(lines)
