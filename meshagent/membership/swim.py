@@ -192,6 +192,7 @@ class Membership:
         self._members: dict[bytes, MemberEntry] = {}
         self._known_wires: dict[bytes, bytes] = {}
         self._fetching: dict[bytes, float] = {}  # node id -> when we asked for its record
+        self._checking: set[bytes] = set()  # members whose port we are checking now
         self._fetches: list[Message] = []  # to send back to the sender of this datagram
         self._fetched: list[bytes] = []  # records it asked us for
         self._live = SampleSet()  # members in a probed state, this node included
@@ -358,7 +359,9 @@ class Membership:
     def report_connection_lost(self, node_id: bytes) -> None:
         """A stream to ``node_id`` ended unexpectedly (reset or EOF): check it now."""
         entry = self._members.get(node_id)
-        if self._running and entry is not None and entry.state.probed:
+        if (self._running and entry is not None and entry.state.probed
+                and node_id not in self._checking):
+            self._checking.add(node_id)
             self._spawn(self._check_lost(node_id))
 
     # ================================================================ receive path
@@ -659,7 +662,12 @@ class Membership:
                 self._refute(claim.incarnation)
             return
         entry = self._members.get(claim.node)
-        if entry is None or claim.incarnation < entry.state_incarnation:
+        if entry is None:
+            return
+        if claim.incarnation < entry.state_incarnation:
+            if claim.crashed:
+                # Stale by incarnation, but a crash is cheap to check for ourselves.
+                self.report_connection_lost(claim.node)
             return
         if entry.state in (MemberState.UNREACHABLE, MemberState.LEFT, MemberState.ASLEEP,
                            MemberState.OFF):
@@ -915,7 +923,10 @@ class Membership:
             self._probes.pop(seq, None)
 
     async def _check_lost(self, node_id: bytes) -> None:
-        verdict = await self.streams.ping(node_id)
+        try:
+            verdict = await self.streams.ping(node_id)
+        finally:
+            self._checking.discard(node_id)
         entry = self._members.get(node_id)
         if entry is None or not entry.state.probed:
             return
