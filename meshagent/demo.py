@@ -47,7 +47,7 @@ from meshagent.identity import MeshRoot, NodeCredentials, NodeIdentity
 
 __all__ = [
     "LocalMesh", "LocalNode", "AgentProcess", "DemoContext", "DemoStep", "DEMO_STEPS",
-    "create_mesh", "query", "wait_for", "run_demo", "stop_demo", "loopback_addresses",
+    "create_mesh", "agent_toml", "query", "wait_for", "run_demo", "stop_demo", "loopback_addresses",
     "create_demo_mesh", "start_agents", "show_convergence", "kill_one", "show_detection",
     "restart_one", "show_rejoin", "leave_running", "DemoError",
 ]
@@ -127,23 +127,35 @@ def create_mesh(directory: Path, count: int, *, port: int = 17946,
     nodes = [LocalNode(names[i], addresses[i][0], addresses[i][1], directory / names[i])
              for i in range(count)]
     mesh = LocalMesh(directory, nodes, root.mesh_id)
-    seed_list = ", ".join(_toml_string(node.endpoint) for node in nodes[:seeds])
     for node in nodes:
         identity = NodeIdentity.generate()
         cert = root.issue_certificate(identity.sign_public, identity.dh_public,
                                       roles=["node"], hostname=node.name)
         NodeCredentials(identity, cert, root.trust).save(node.directory / "state")
         mesh.node_ids[node.name] = identity.node_id
-        node.config_path.write_text(
-            f"# {node.name} of the local mesh in {directory}\n"
-            f"[node]\nstate_dir = \"state\"\nhostname = {_toml_string(node.name)}\n"
-            f"tags = {{ demo = \"yes\" }}\n\n"
-            f"[network]\nlisten = {_toml_string(node.host)}\nport = {node.port}\n\n"
-            f"[discovery]\nmulticast = {'true' if multicast else 'false'}\n"
-            f"seeds = [{seed_list}]\n\n"
-            f"[membership]\nprofile = {_toml_string(profile)}\n\n"
-            f"[log]\nlevel = {_toml_string(log_level)}\n\n{extra_config}")
+        node.config_path.write_text(agent_toml(
+            node.name, node.host, node.port, [n.endpoint for n in nodes[:seeds]],
+            multicast=multicast, profile=profile, log_level=log_level, extra=extra_config))
     return mesh
+
+
+def agent_toml(name: str, listen: str, port: int, seeds: Sequence[str], *,
+               multicast: bool = False, multicast_interface: str = "",
+               advertise: Sequence[str] = (), profile: str = "local",
+               log_level: str = "info", extra: str = "") -> str:
+    """The agent.toml of a node directory made by ``create_mesh`` (state in ./state)."""
+    def strings(items: Sequence[str]) -> str:
+        return "[" + ", ".join(_toml_string(item) for item in items) + "]"
+    return (f"# {name}, written by meshagent.demo\n"
+            f"[node]\nstate_dir = \"state\"\nhostname = {_toml_string(name)}\n"
+            f"tags = {{ demo = \"yes\" }}\n\n"
+            f"[network]\nlisten = {_toml_string(listen)}\nport = {port}\n"
+            f"advertise = {strings(advertise)}\n\n"
+            f"[discovery]\nmulticast = {'true' if multicast else 'false'}\n"
+            f"multicast_interface = {_toml_string(multicast_interface)}\n"
+            f"seeds = {strings(seeds)}\n\n"
+            f"[membership]\nprofile = {_toml_string(profile)}\n\n"
+            f"[log]\nlevel = {_toml_string(log_level)}\n\n{extra}")
 
 
 async def query(socket: Path, method: str, params: dict[str, Any] | None = None,
