@@ -1,6 +1,7 @@
 """Root-signed documents at the web service: uploaded by an admin (newer version kept,
 stored across restarts, audited), handed to the leader at once and to a leader that
-connects later, and learnt from the leader's mesh; bad uploads get typed refusals."""
+connects later, and learnt from the leader's mesh; bad uploads get typed refusals; the
+meshctl verbs that upload them."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from meshagent.cli.api_client import ApiError
-from meshagent.commands import build_allowlist
+from meshagent.cli.meshctl import main
+from meshagent.commands import OperatorKey, build_allowlist
 from meshagent.identity import MeshRoot
 from meshagent.trustdocs import ALLOWLIST, REVOCATIONS, TrustDocuments
 from meshagent.uplink import DeliveredCommand, ResultSpool, Uplink
 
-from .conftest import Harness, wait_for
+from .conftest import ADMIN_PASSWORD, Harness, wait_for
 
 
 async def _push(harness: Harness, kind: str, wire: bytes) -> bool:
@@ -119,3 +122,31 @@ async def test_bad_uploads_get_typed_refusals_and_change_nothing(harness: Harnes
             "doc": base64.b64encode(build_allowlist(foreign, ["ping"]).to_wire()).decode()})
     assert (refused.value.status, refused.value.code) == (403, "foreign_allowlist")
     assert harness.service.documents[root.mesh_id].versions() == {ALLOWLIST: 5}
+
+
+async def test_meshctl_push_verbs_upload_and_report_refusals(
+        harness: Harness, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = harness.mesh.root
+    root.save(tmp_path / "root.key")
+    server = ["--server", harness.url, "--pin", harness.pin.hex(), "--token", ADMIN_PASSWORD]
+
+    async def meshctl(*argv: str) -> int:
+        return await asyncio.to_thread(main, [*argv])
+
+    build_allowlist(root, ["ping"], version=6).save(tmp_path / "allowlist")
+    assert await meshctl("allowlist", "push", str(tmp_path / "allowlist"), *server) == 0
+    assert "allowlist version 6 adopted" in capsys.readouterr().out
+    assert await meshctl("allowlist", "push", str(tmp_path / "allowlist"), *server) == 0
+    assert "already holds allowlist version 6" in capsys.readouterr().out
+    build_allowlist(root, ["ping"], version=2).save(tmp_path / "older")
+    assert await meshctl("allowlist", "push", str(tmp_path / "older"), *server) == 1
+    assert "stale_allowlist" in capsys.readouterr().err
+
+    operator = OperatorKey.generate("bob")
+    assert await meshctl("keys", "revoke", "--root", str(tmp_path / "root.key"), "--id",
+                         operator.operator_id.hex(), "--push", *server) == 0
+    assert "revocations version 1 adopted" in capsys.readouterr().out
+    held = harness.service.revocations[root.mesh_id]
+    assert operator.operator_id in held.node_ids
+    assert await meshctl("revocations", "push", str(tmp_path / "revocations"), *server) == 0
+    assert "already holds revocations version 1" in capsys.readouterr().out
