@@ -27,9 +27,13 @@ exchanges, the leader's uplink, the web service's REST API, a file at start:
    ``check``, stores, then ``adopt``.
 
 The version is checked before the signature, so replayed old documents cost a parse, not a
-signature check. Every refusal is a ``TrustDocumentError`` subclass with a ``reason``,
-counted in ``counters["rejected_<reason>"]`` and logged rate-limited per reason and source:
-the input may be hostile. Not thread-safe; one event loop owns an instance.
+signature check. The root must never sign two different documents of one kind at the same
+version (``meshctl ... sign`` always moves above the previous file): copies of a version
+are not compared, so two such documents would both stay where they first arrived.
+
+Every refusal is a ``TrustDocumentError`` subclass with a ``reason``, counted in
+``counters["rejected_<reason>"]`` and logged rate-limited per reason and source: the input
+may be hostile. Not thread-safe; one event loop owns an instance.
 """
 
 from __future__ import annotations
