@@ -32,6 +32,7 @@ Upper layers (election, commands relay, deployment) use ``agent.router`` (``send
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import os
 import platform
@@ -61,6 +62,7 @@ from meshagent.membership import Member, Membership, MemberState
 from meshagent.profiles import Profile
 from meshagent.routing import Router
 from meshagent.sessions import HandshakeResult, PeerCandidate, Session, SessionManager
+from meshagent.transitions import TransitionLog
 from meshagent.transport import Address, UdpTransport, format_address, parse_address
 from meshagent.trustdocs import REVOCATIONS, TrustDocument, TrustDocuments
 
@@ -143,7 +145,8 @@ class Agent:
             reconnect_min=s.reconnect_min_s, reconnect_max=s.reconnect_max_s)
         self.control = ControlServer(config.control_socket, {
             "status": self._status, "nodes": self._nodes, "routes": self._routes,
-            "sessions": self._sessions, "ping": self._ping})
+            "sessions": self._sessions, "ping": self._ping, "join": self._join,
+            "member_states": self._member_states})
         # Election, the command relay and, with [server] configured, the leader's uplink.
         self.tags = TagStore(config.node.tags,
                              on_change=lambda tags: self.membership.update_record(tags=tags))
@@ -156,6 +159,8 @@ class Agent:
         self.control.register("leader", self.leadership.status)
         self.control.register("amt", lambda params: self.amt.status())
         self._unsubscribe = self.membership.on_change(self._member_changed)
+        self.transitions = TransitionLog()
+        self.membership.on_change(self.transitions.record)
         self.documents.on_adopted(self._revocations_adopted, REVOCATIONS)
         self._unrouted: dict[bytes, float] = {}  # member -> since when it has no route
         self._running = False
@@ -295,6 +300,7 @@ class Agent:
             "documents": {"versions": self.documents.versions(),
                           **dict(self.documents.counters)},
             "transport": dict(self.transport.counters),
+            "session_stats": dataclasses.asdict(self.sessions.stats),
         }
 
     def _nodes(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -327,7 +333,8 @@ class Agent:
             "state": member.state.value, "address": format_address(member.address),
             "version": record.agent_version, "os": record.os,
             "last_seen": time.time() if member.is_self else member.last_seen,
-            "state_since": member.state_since, "incarnation": member.incarnation,
+            "state_since": self.transitions.since(member.node_id),
+            "incarnation": member.incarnation,
             "tags": dict(record.tags), "power": record.power_source, "load": record.load,
             "amt": record.amt_present, "self": member.is_self,
             "route": self._route_view(member.node_id, member.is_self),
@@ -344,6 +351,17 @@ class Agent:
         via = self.membership.member(route.next_hop)
         return {"kind": "relay", "via": route.next_hop.hex(), "metric": route.metric,
                 "via_host": via.record.hostname if via else None}
+
+    def _member_states(self, params: dict[str, Any]) -> dict[str, Any]:
+        """When this agent saw each member (or ``node``, hex) enter each state."""
+        node = params.get("node")
+        return self.transitions.view(bytes.fromhex(node) if node else None)
+
+    async def _join(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Join the members at ``addresses`` (["host:port", ...]) now, as seeds would."""
+        port = self.config.network.port
+        addresses = [parse_address(str(text), port) for text in params["addresses"]]
+        return {"joined": await self.membership.join(addresses)}
 
     def _routes(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"node_id": r.node_id.hex(), "next_hop": r.next_hop.hex(),

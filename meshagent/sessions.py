@@ -151,6 +151,7 @@ class Session:
             self._manager._rekey(self)
             return
         self._writer.write(data)
+        self._manager.stats.bytes_sent += len(data)
         self._last_sent = time.monotonic()
 
     def _control(self, kind: int, *fields: Any) -> Frame:
@@ -177,6 +178,7 @@ class Session:
                 if not data:
                     break
                 self._last_heard = time.monotonic()
+                self._manager.stats.bytes_received += len(data)
                 frames = self._tunnel.feed(data)
                 forward = [f for f in frames if f.channel != SESSION_CHANNEL]
                 for frame in frames:
@@ -249,6 +251,8 @@ class SessionStats:
     handshake_failures: int = 0
     crashes_seen: int = 0
     evictions: int = 0
+    bytes_sent: int = 0  # sealed session bytes, keepalives included
+    bytes_received: int = 0
 
 
 class SessionManager:
