@@ -1,0 +1,245 @@
+"""Membership of real agent processes on loopback: join, crash and pause detection, idle cost.
+
+    python benchmarks/bench_membership.py [--json] [--quick] [--sizes 20,50,100]
+                                          [--idle-seconds 30] [--profile lan]
+
+Every agent is a separate ``meshagent run`` process on its own 127.x address. Timing
+starts once every agent is up and listening (its control socket answers) and still alone
+(no seeds, no multicast); then every agent is told to join the first one at the same
+moment (control method ``join``). Times come from each agent's own transition log
+(control method ``member_states``: the wall-clock time it saw each member change state),
+so polling speed does not enter the figures.
+
+Measured, per mesh size N:
+- join: seconds until every agent sees all N alive (the last agent's last transition);
+- kill -9 of one agent: seconds until every other agent sees it unreachable (max, median);
+- SIGSTOP of one agent (largest mesh <= 50): seconds until every other agent sees it
+  unreachable; and a 2 s pause: how many agents ever marked it unreachable (target 0);
+- idle (N = 50, or the quick size): per agent CPU % of one core, RSS MiB, bytes sent per
+  second (UDP membership + session bytes), and suspicions raised in the idle window.
+
+Anchors (Debian's serf, same kind of machine, agents as processes): join 0.48 s (N=20),
+0.89 s (N=50), 2.4 s (N=100); kill -9 seen failed by all after 6.7-8.1 s (N=20),
+7.8-10.2 s (N=50), 9.6-13.1 s (N=100); ratios below are ours / serf's (below 1 = faster).
+``--quick`` runs N=10 with a short idle window, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from meshagent.demo import AgentProcess, create_mesh, query, wait_for
+
+SERF_JOIN_S = {20: 0.48, 50: 0.89, 100: 2.4}
+SERF_KILL_S = {20: (6.7, 8.1), 50: (7.8, 10.2), 100: (9.6, 13.1)}
+FAILED = {"unreachable", "left"}
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+class Mesh:
+    """N agent processes from create_mesh, alone until told to join."""
+
+    def __init__(self, root: Path, size: int, subnet: int, profile: str) -> None:
+        addresses = [(f"127.{subnet}.{i // 250}.{i % 250 + 1}", 7946) for i in range(size)]
+        self.mesh = create_mesh(root / f"n{size}", size, addresses=addresses, seeds=0,
+                                profile=profile, log_level="warning")
+        self.agents = [AgentProcess(node) for node in self.mesh.nodes]
+        self.ids = {node.name: self.mesh.node_ids[node.name].hex() for node in self.mesh.nodes}
+
+    async def start(self) -> float:
+        started = time.monotonic()
+        for agent in self.agents:
+            agent.start()
+        await asyncio.gather(*(agent.wait_ready(timeout=300) for agent in self.agents))
+        return time.monotonic() - started
+
+    def stop(self) -> None:
+        for agent in self.agents:
+            agent.stop(timeout=5)
+
+    async def states(self, agent: AgentProcess, node: str | None = None) -> dict[str, Any]:
+        params = {"node": node} if node else {}
+        return await query(agent.node.socket, "member_states", params, timeout=30)
+
+    async def all_states(self, agents: list[AgentProcess], node: str | None = None,
+                         ) -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(self.states(a, node) for a in agents)))
+
+
+async def measure_join(mesh: Mesh) -> float:
+    size = len(mesh.agents)
+    seed = mesh.agents[0].node.endpoint
+    t0 = time.time()
+    await asyncio.gather(*(query(a.node.socket, "join", {"addresses": [seed]}, timeout=30)
+                           for a in mesh.agents[1:]))
+
+    async def converged() -> bool:
+        views = await mesh.all_states(mesh.agents)
+        return all(sum(1 for v in view.values() if v["state"] == "alive") == size
+                   for view in views)
+    await wait_for(converged, 120, f"all {size} agents to see all alive", interval=0.5)
+    views = await mesh.all_states(mesh.agents)
+    return max(max(v["since"] for v in view.values() if v["state"] == "alive")
+               for view in views) - t0
+
+
+async def measure_failure(mesh: Mesh, victim: AgentProcess, action: str,
+                          timeout: float = 60) -> list[float]:
+    """Seconds until each other agent saw ``victim`` unreachable after kill or SIGSTOP."""
+    others = [a for a in mesh.agents if a is not victim and a.running]
+    node = mesh.ids[victim.node.name]
+    t0 = time.time()
+    if action == "kill":
+        victim.kill()
+    else:
+        victim.pause()
+
+    async def everyone() -> bool:
+        views = await mesh.all_states(others, node)
+        return all(view.get(node, {}).get("state") in FAILED for view in views)
+    await wait_for(everyone, timeout, f"every agent to see {victim.node.name} failed",
+                   interval=0.5)
+    views = await mesh.all_states(others, node)
+    return [view[node]["since"] - t0 for view in views]
+
+
+async def measure_short_pause(mesh: Mesh, victim: AgentProcess, pause_s: float = 2.0,
+                              settle_s: float = 8.0) -> int:
+    """Agents that marked ``victim`` unreachable during a ``pause_s`` SIGSTOP (target 0)."""
+    others = [a for a in mesh.agents if a is not victim and a.running]
+    node = mesh.ids[victim.node.name]
+    t0 = time.time()
+    victim.pause()
+    await asyncio.sleep(pause_s)  # the pause itself is what is measured
+    victim.resume()
+    await asyncio.sleep(settle_s)  # long enough for a suspicion to expire, had it begun
+    views = await mesh.all_states(others, node)
+    return sum(1 for view in views if any(
+        state in FAILED and at >= t0 for state, at in view.get(node, {}).get("history", [])))
+
+
+async def measure_idle(mesh: Mesh, seconds: float) -> dict[str, float]:
+    processes = [psutil.Process(a.pid) for a in mesh.agents if a.pid]
+    statuses = await asyncio.gather(*(query(a.node.socket, "status") for a in mesh.agents))
+    cpu0 = [p.cpu_times() for p in processes]
+    sent0 = [_bytes_sent(s) for s in statuses]
+    t0 = time.time()
+    await asyncio.sleep(seconds)  # idle: the window being measured
+    elapsed = time.time() - t0
+    cpu1 = [p.cpu_times() for p in processes]
+    statuses = await asyncio.gather(*(query(a.node.socket, "status") for a in mesh.agents))
+    sent1 = [_bytes_sent(s) for s in statuses]
+    views1 = await mesh.all_states(mesh.agents)
+    cpu = [((b.user + b.system) - (a.user + a.system)) / elapsed * 100
+           for a, b in zip(cpu0, cpu1)]
+    rss = [p.memory_info().rss / 2**20 for p in processes]
+    rate = [(b - a) / elapsed for a, b in zip(sent0, sent1)]
+    suspicions = sum(1 for view in views1 for entry in view.values()
+                     for state, at in entry["history"] if state == "suspect" and at >= t0)
+    return {"cpu_pct_mean": statistics.mean(cpu), "cpu_pct_max": max(cpu),
+            "rss_mib_mean": statistics.mean(rss), "rss_mib_max": max(rss),
+            "bytes_sent_per_s_mean": statistics.mean(rate), "false_suspicions": suspicions,
+            "idle_window_s": elapsed}
+
+
+def _bytes_sent(status: dict[str, Any]) -> int:
+    return int(status["transport"].get("bytes_sent", 0)) + \
+        int(status.get("session_stats", {}).get("bytes_sent", 0))
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = [10] if args.quick else [int(s) for s in args.sizes.split(",")]
+    idle_size = 10 if args.quick else (50 if 50 in sizes else sizes[0])
+    idle_seconds = 5.0 if args.quick else args.idle_seconds
+    result: dict[str, Any] = {"profile": args.profile, "cores": os.cpu_count(),
+                              "sizes": sizes}
+    with tempfile.TemporaryDirectory(prefix="bench-membership-") as tmp:
+        for index, size in enumerate(sizes):
+            mesh = Mesh(Path(tmp), size, 200 + index, args.profile)
+            try:
+                startup = await mesh.start()
+                say(f"N={size}: {size} agents up and listening after {startup:.1f}s")
+                join = await measure_join(mesh)
+                result[f"join_n{size}_s"] = round(join, 3)
+                line = f"N={size}: every agent sees all {size} alive {join:.2f}s after join"
+                if size in SERF_JOIN_S:
+                    ratio = join / SERF_JOIN_S[size]
+                    result[f"join_n{size}_vs_serf_ratio"] = round(ratio, 3)
+                    line += f" (serf {SERF_JOIN_S[size]}s, ratio {ratio:.2f})"
+                say(line)
+                if size == idle_size:
+                    idle = await measure_idle(mesh, idle_seconds)
+                    for key, value in idle.items():
+                        result[f"idle_n{size}_{key}"] = round(value, 3)
+                    say(f"N={size} idle {idle['idle_window_s']:.0f}s: CPU "
+                        f"{idle['cpu_pct_mean']:.2f}% of a core per agent (max "
+                        f"{idle['cpu_pct_max']:.2f}%), RSS {idle['rss_mib_mean']:.1f} MiB "
+                        f"(max {idle['rss_mib_max']:.1f}), "
+                        f"{idle['bytes_sent_per_s_mean']:.0f} B/s sent per agent, "
+                        f"{idle['false_suspicions']} false suspicions")
+                detected = await measure_failure(mesh, mesh.agents[-1], "kill")
+                result[f"kill9_n{size}_max_s"] = round(max(detected), 3)
+                result[f"kill9_n{size}_median_s"] = round(statistics.median(detected), 3)
+                line = (f"N={size}: kill -9 seen by every agent after {max(detected):.2f}s"
+                        f" (median {statistics.median(detected):.2f}s)")
+                if size in SERF_KILL_S:
+                    low, high = SERF_KILL_S[size]
+                    ratio = max(detected) / low
+                    result[f"kill9_n{size}_vs_serf_ratio"] = round(ratio, 3)
+                    line += f" (serf {low}-{high}s, ratio {ratio:.2f} to its best)"
+                say(line)
+                if size == idle_size:
+                    sleeper = mesh.agents[-2]
+                    stopped = await measure_failure(mesh, sleeper, "stop")
+                    sleeper.resume()
+                    result[f"sigstop_n{size}_max_s"] = round(max(stopped), 3)
+                    say(f"N={size}: SIGSTOP seen unreachable by every agent after "
+                        f"{max(stopped):.2f}s (target 6s)")
+                    await wait_for(lambda m=mesh, s=sleeper: _alive_again(m, s), 60,
+                                   "the resumed agent to refute")
+                    flagged = await measure_short_pause(mesh, mesh.agents[-3])
+                    result[f"pause2s_n{size}_marked_failed"] = flagged
+                    say(f"N={size}: a 2s SIGSTOP marked failed by {flagged} agents (target 0)")
+            finally:
+                mesh.stop()
+    return result
+
+
+async def _alive_again(mesh: Mesh, agent: AgentProcess) -> bool:
+    node = mesh.ids[agent.node.name]
+    others = [a for a in mesh.agents if a is not agent and a.running]
+    views = await mesh.all_states(others, node)
+    return all(view.get(node, {}).get("state") == "alive" for view in views)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--quick", action="store_true", help="N=10 only, short idle window")
+    parser.add_argument("--sizes", default="20,50,100", help="mesh sizes (default 20,50,100)")
+    parser.add_argument("--idle-seconds", type=float, default=30.0,
+                        help="idle window at N=50 (the target run uses 300)")
+    parser.add_argument("--profile", default="lan", choices=["lan", "wan", "local"])
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
