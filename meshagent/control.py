@@ -82,12 +82,20 @@ class ControlServer:
 
     async def start(self) -> None:
         self._prepare_path()
-        old_umask = os.umask(0o177)  # the socket is born 0600, never briefly wider
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # The socket is born 0600, never briefly wider. The umask is process-wide, so it is
+        # narrowed only around the synchronous bind: no other task can run (and create
+        # files or directories under the narrow mask) until it is restored.
+        old_umask = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_LINE_BYTES)
+            listener.bind(str(self.path))
+        except OSError:
+            listener.close()
+            raise
         finally:
             os.umask(old_umask)
+        self._server = await asyncio.start_unix_server(
+            self._serve, sock=listener, limit=MAX_LINE_BYTES)
         os.chmod(self.path, 0o600)
         log.event("control_listening", path=str(self.path))
 

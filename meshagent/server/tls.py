@@ -9,7 +9,6 @@ the ``openssl`` command (no extra Python dependency); ECDSA P-256, ten years.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import ssl
 import subprocess
@@ -34,18 +33,17 @@ def make_self_signed(directory: Path, names: Sequence[str]) -> bytes:
         raise ConfigError("the `openssl` command is needed to make the server certificate")
     alt = ",".join(("IP:" if _is_ip(n) else "DNS:") + n for n in names)
     key, cert = directory / KEY_FILE, directory / CERT_FILE
-    old_umask = os.umask(0o077)
     try:
+        # The key is born 0600: the narrow umask is the child's alone, so this process's
+        # other threads and tasks keep theirs.
         subprocess.run(
             [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
              "-nodes", "-keyout", str(key), "-out", str(cert), "-days", str(VALID_DAYS),
              "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={alt}"],
-            check=True, capture_output=True, timeout=60)
+            check=True, capture_output=True, timeout=60, umask=0o077)
     except subprocess.CalledProcessError as exc:
         raise ConfigError(f"openssl could not make the certificate: {exc.stderr.decode()}") \
             from exc
-    finally:
-        os.umask(old_umask)
     cert.chmod(0o644)
     return cert_sha256(cert)
 
