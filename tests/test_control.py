@@ -123,25 +123,20 @@ async def test_stale_socket_is_replaced_but_a_live_one_is_refused(tmp_path: Path
     assert not path.exists()
 
 
-async def test_starting_leaves_other_tasks_with_their_own_umask(tmp_path: Path) -> None:
-    # The umask is process-wide: narrowing it across an await would let a task that runs
-    # meanwhile create a directory it cannot enter (0600). Directories made while the
-    # socket starts must keep the process's usual mode.
-    control = ControlServer(tmp_path / "run" / "control.sock", {"echo": _echo})
-    modes: list[int] = []
-
-    async def make_directories() -> None:
-        for index in range(50):
-            await asyncio.sleep(0)
-            directory = tmp_path / f"made-{index}"
-            directory.mkdir(mode=0o755)
-            modes.append(stat.S_IMODE(directory.stat().st_mode))
-
+async def test_concurrent_starts_leave_the_process_umask_as_it_was(tmp_path: Path) -> None:
+    # The umask is process-wide. Narrowing it across an await lets two agents starting in
+    # one process interleave their save/restore and leave the narrow mask behind for good,
+    # after which every new directory is 0600 and cannot be entered.
+    servers = [ControlServer(tmp_path / f"run{index}" / "control.sock", {"echo": _echo})
+               for index in range(3)]
     old_umask = os.umask(0o022)
     try:
-        await asyncio.gather(control.start(), make_directories())
-        assert set(modes) == {0o755}
-        assert stat.S_IMODE(os.stat(control.path).st_mode) == 0o600
+        await asyncio.gather(*(server.start() for server in servers))
+        assert os.umask(0o022) == 0o022
+        directory = tmp_path / "made-after"
+        directory.mkdir(mode=0o755)
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o755
+        assert all(stat.S_IMODE(os.stat(server.path).st_mode) == 0o600 for server in servers)
     finally:
         os.umask(old_umask)
-        await control.stop()
+        await asyncio.gather(*(server.stop() for server in servers))
