@@ -211,7 +211,7 @@ class _StreamDispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def preamble(channel: int) -> bytes:
+def _preamble_for(channel: int) -> bytes:
     return _PREAMBLE + bytes([channel])
 
 
@@ -311,7 +311,7 @@ class UdpTransport:
             raise StreamTimeout(f"no connection to {format_address(address)} in time") from exc
         except OSError as exc:
             raise TransportError(f"connect to {format_address(address)}: {exc}") from exc
-        writer.write(preamble(channel))
+        writer.write(_preamble_for(channel))
         self._opened = {w for w in self._opened if not w.is_closing()}
         self._opened.add(writer)
         return reader, writer
@@ -517,7 +517,7 @@ class MemoryNetwork:
             to_server.owner_pipes = client._pipes
         node._pipes.add(to_client)
         to_client.owner_pipes = node._pipes
-        client_writer.write(preamble(channel))
+        client_writer.write(_preamble_for(channel))
         node._accept(server_reader, server_writer, source)
         return client_reader, client_writer
 

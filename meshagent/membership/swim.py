@@ -145,7 +145,14 @@ class _Probe:
 
 
 class Membership:
-    """One node's membership: who is in the mesh, in which state, with which record."""
+    """One node's membership: who is in the mesh, in which state, with which record.
+
+    ``seeds`` are contacted at start and whenever this node is alone; ``advertise`` are
+    the "host:port" endpoints put in our record (default: the transport's address);
+    ``record_fields`` the initial ``NodeRecord`` fields. ``verifier`` may be shared by
+    nodes of one mesh in one process, ``rng`` makes runs reproducible, and ``peer_keys``
+    replaces the pair-key agreement (simulations only, see ``simulation.py``).
+    """
 
     def __init__(self, identity: NodeIdentity, certificate: MembershipCertificate,
                  trust: MeshTrust, transport: Transport, *, profile: Profile = Profile.LAN,
