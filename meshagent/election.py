@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from meshagent import codec
+from meshagent.atomicfile import write_atomically
 from meshagent.errors import DecodeError, MeshError
 from meshagent.log import get_logger
 from meshagent.membership import Member, MemberState
@@ -246,13 +247,8 @@ class TermStore:
         return int(text)
 
     def save(self, term: int) -> None:
-        tmp = self.path.with_suffix(".tmp")
         try:
-            with open(tmp, "w", encoding="ascii") as handle:
-                handle.write(f"{term}\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
+            write_atomically(self.path, f"{term}\n".encode("ascii"), mode=0o666)
         except OSError as exc:
             raise ElectionError(f"{self.path}: cannot write the election term: {exc}") from exc
 

@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp
 
 from meshagent import codec
+from meshagent.atomicfile import write_atomically
 from meshagent.errors import MeshError
 from meshagent.identity import MembershipCertificate, NodeIdentity
 from meshagent.log import get_logger
@@ -110,13 +111,7 @@ class ResultSpool:
         return self.directory / f"{command_id.hex()}-{node_id.hex()}.result"
 
     def add(self, command_id: bytes, node_id: bytes, wire: bytes) -> None:
-        path = self._path(command_id, node_id)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(wire)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_atomically(self._path(command_id, node_id), wire, mode=0o666)
 
     def remove(self, command_id: bytes, node_id: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
-import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from amt.wsman.digest import ha1
+from meshagent.atomicfile import write_atomically
 from meshagent.errors import ConfigError
 
 __all__ = ["Account", "DeviceState", "FpaclEntry", "StorageApp", "StorageBlock",
@@ -156,14 +155,7 @@ class DeviceState:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(self.to_json(), out)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, json.dumps(self.to_json()).encode("utf-8"), mode=0o600)
 
     @classmethod
     def load(cls, path: Path) -> DeviceState:

@@ -46,7 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -70,8 +69,10 @@ from meshagent.amtbridge.errors import (
 from meshagent.amtbridge.grant import AmtGrant, grant_sender, open_grant, seal_grant
 from meshagent.amtbridge.policy import AmtPolicy
 from meshagent.amtbridge.storage import RecordBlock, mesh_storage_app, read_record_block
+from meshagent.atomicfile import write_atomically
 from meshagent.errors import DecodeError
 from meshagent.identity import MembershipCertificate, NodeIdentity
+from meshagent.identity.files import PRIVATE_MODE
 from meshagent.log import get_logger
 from meshagent.membership import Member, Membership, MemberState
 from meshagent.record import RecordVerifier
@@ -620,11 +621,7 @@ class AmtBridge:
         path = self._grant_path(owner)
         try:
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(wire)
-            os.replace(tmp, path)
+            write_atomically(path, wire, mode=PRIVATE_MODE)
         except OSError as exc:
             log.warning("amt_grant_store_failed", path=str(path), error=str(exc))
 

@@ -20,7 +20,6 @@ agents only; a process relies on the record written at start and periodically).
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,9 +28,11 @@ from pathlib import Path
 from amt.device import PowerHooks, SoftwareAmtDevice
 from amt.operations.power import PowerState
 from meshagent.agent import Agent
+from meshagent.atomicfile import write_atomically
 from meshagent.config import load_config
 from meshagent.control import call
 from meshagent.demo import AgentProcess, LocalNode
+from meshagent.identity.files import PRIVATE_MODE
 from meshagent.leaderlab import LeaderLab
 from meshagent.log import get_logger
 
@@ -121,9 +122,7 @@ class SleepingLab:
             password = secrets.token_urlsafe(12)
             state = node.directory / "state"
             path = state / PASSWORD_FILE
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(password + "\n")
+            write_atomically(path, f"{password}\n".encode(), mode=PRIVATE_MODE)
             host = LabHost(node, SoftwareAmtDevice(
                 admin_password=password, host=node.host, port=0, hostname=node.name,
                 state_path=state / "amt-device.json"),

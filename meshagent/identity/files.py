@@ -1,19 +1,18 @@
 """Writing and reading identity files.
 
-Private keys are written owner-only: the file is created by ``os.open`` with mode 0600
-(and ``O_EXCL`` on a fresh temporary name), so no other user can open it between creation
-and a later ``chmod``; it is then renamed over the target, so a reader never sees half a
-file. Public documents (trust, certificates, revocations) use the same path with 0644.
+Files are replaced whole (``meshagent.atomicfile``): private keys are created owner-only
+(0600), so no other user can open one even for a moment; public documents (trust,
+certificates, revocations) get 0644.
 Every file is one canonical msgpack map with a ``type`` key naming what it holds.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from meshagent import codec
+from meshagent.atomicfile import write_atomically
 from meshagent.errors import DecodeError
 from meshagent.identity.errors import IdentityFileError
 
@@ -27,24 +26,8 @@ MAX_FILE_BYTES = 1 << 20
 def write_document(path: str | os.PathLike[str], doc_type: str, fields: dict[str, Any],
                    *, private: bool) -> None:
     """Atomically write ``{"type": doc_type, **fields}`` to ``path``."""
-    target = Path(path)
-    mode = PRIVATE_MODE if private else PUBLIC_MODE
-    data = codec.pack({"type": doc_type, **fields})
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomically(path, codec.pack({"type": doc_type, **fields}),
+                     mode=PRIVATE_MODE if private else PUBLIC_MODE)
 
 
 def read_document(path: str | os.PathLike[str], doc_type: str, *,

@@ -14,16 +14,17 @@ on the root's machine, then ``add-mesh --console-cert``).
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshagent.atomicfile import write_atomically
 from meshagent.commands import OperatorCertificate, OperatorKey
 from meshagent.errors import ConfigError, MeshError
 from meshagent.identity import MeshTrust
+from meshagent.identity.files import PRIVATE_MODE
 from meshagent.server.auth import PasswordHash
 from meshagent.server.service import ConsoleSigner, MeshConfig
 from meshagent.server.tls import CERT_FILE, cert_sha256, make_self_signed
@@ -67,11 +68,7 @@ class ServerDirectory:
 
     def save(self) -> None:
         text = json.dumps({"admin_hash": self.admin_hash.text, "meshes": self.meshes}, indent=1)
-        tmp = self.path / f".{SETTINGS_FILE}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, self.path / SETTINGS_FILE)
+        write_atomically(self.path / SETTINGS_FILE, text.encode(), mode=PRIVATE_MODE)
 
     @property
     def cert_pin(self) -> bytes:
