@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import socket
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+from meshagent.cli.times import parse_duration, utc_time
 from meshagent.errors import ConfigError
 from meshagent.identity import (
     CERTIFICATE_FILE,
@@ -44,16 +43,6 @@ from meshagent.identity import (
 HELP = "create a mesh, enroll nodes, issue and redeem join tokens, revoke certificates"
 
 ROOT_FILE = "root.key"
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> int:
-    """Seconds from "90", "90s", "15m", "1h" or "30d"."""
-    match = _DURATION.match(text)
-    if not match or int(match.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 90s, 15m, 1h, 30d)")
-    return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
 def parse_roles(text: str) -> list[str]:
@@ -155,19 +144,19 @@ def _enroll(args: argparse.Namespace) -> int:
     key_path = args.node_dir / IDENTITY_FILE
     identity = NodeIdentity.load(key_path) if key_path.exists() else NodeIdentity.generate()
     cert = root.issue_certificate(identity.sign_public, identity.dh_public, args.roles,
-                                  args.hostname, args.lifetime)
+                                  args.hostname, int(args.lifetime))
     NodeCredentials(identity, cert, root.trust).save(args.node_dir)
     print(f"node {cert.node_id.hex()} ({cert.hostname}) enrolled in mesh "
           f"{root.mesh_id.hex()}: serial {cert.serial}, roles {','.join(cert.roles)}, "
-          f"expires {_when(cert.expires)}")
+          f"expires {utc_time(cert.expires)}")
     return 0
 
 
 def _token(args: argparse.Namespace) -> int:
     root = MeshRoot.load(args.dir / ROOT_FILE)
-    token = root.issue_join_token(args.roles, args.ttl, args.cert_lifetime)
+    token = root.issue_join_token(args.roles, int(args.ttl), int(args.cert_lifetime))
     print(f"join token {token.token_id.hex()} serial {token.serial}, roles "
-          f"{','.join(token.roles)}, redeemable until {_when(token.expires)}; it is a secret",
+          f"{','.join(token.roles)}, redeemable until {utc_time(token.expires)}; it is a secret",
           file=sys.stderr)
     print(token.encode())
     return 0
@@ -183,7 +172,7 @@ def _redeem(args: argparse.Namespace) -> int:
     cert = creds.certificate
     print(f"node {cert.node_id.hex()} ({cert.hostname}) joined mesh {cert.mesh_id.hex()} "
           f"with token serial {cert.serial}, roles {','.join(cert.roles)}, "
-          f"expires {_when(cert.expires)}")
+          f"expires {utc_time(cert.expires)}")
     return 0
 
 
@@ -255,11 +244,7 @@ def _describe_node(creds: NodeCredentials,
         status = f"{type(exc).__name__}: {exc}"
     return {"node_id": cert.node_id.hex(), "hostname": cert.hostname,
             "roles": list(cert.roles), "serial": cert.serial,
-            "not_before": _when(cert.not_before), "expires": _when(cert.expires),
+            "not_before": utc_time(cert.not_before), "expires": utc_time(cert.expires),
             "joined_with_token": cert.token_id.hex() if cert.token_id else None,
             "dh_public": cert.dh_public.hex(), "status": status,
             "files": [IDENTITY_FILE, CERTIFICATE_FILE, TRUST_FILE]}
-
-
-def _when(timestamp: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -17,12 +17,12 @@ one held, and hands it to the mesh's leader, from which every agent gets it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from meshagent.cli.api_client import add_server_options
 from meshagent.cli.ctl_keys import parse_comma_list
 from meshagent.cli.ctl_revocations import push_document
+from meshagent.cli.tables import print_json
 from meshagent.commands.allowlist import Allowlist, build_allowlist
 from meshagent.errors import ConfigError
 from meshagent.identity import MeshRoot, MeshTrust
@@ -75,7 +75,7 @@ def _show(args: argparse.Namespace) -> int:
     view = allowlist.describe()
     view["verified"] = trust is not None
     if args.json:
-        print(json.dumps(view, indent=2, sort_keys=True))
+        print_json(view)
         return 0
     print(f"allowlist version {view['version']} of mesh {view['mesh_id']} "
           f"({'signature verified' if trust else 'signature NOT checked: give --trust'})")

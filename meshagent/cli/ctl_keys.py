@@ -16,15 +16,15 @@ uploads it to the web service, which hands it to the mesh's leader (``meshctl re
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 # Operator ids have the form of node ids (see commands.operator).
-from meshagent.cli.agent_mesh import parse_duration, parse_node_id
+from meshagent.cli.agent_mesh import parse_node_id
 from meshagent.cli.api_client import add_server_options
 from meshagent.cli.ctl_revocations import push_document
+from meshagent.cli.tables import print_json, render, short_id
+from meshagent.cli.times import parse_duration, utc_time
 from meshagent.commands.operator import (
     OperatorCertificate,
     OperatorKey,
@@ -117,7 +117,7 @@ def _sign(args: argparse.Namespace) -> int:
     cert = authorise_operator(root, public, name, args.scopes, args.ttl)
     cert.save(args.out)
     print(f"authorised {name} ({cert.operator_id.hex()}) on mesh {root.mesh_id.hex()}: "
-          f"scopes {','.join(cert.scopes)}, until {_when(cert.expires)}; written to {args.out}")
+          f"scopes {','.join(cert.scopes)}, until {utc_time(cert.expires)}; written to {args.out}")
     return 0
 
 
@@ -148,15 +148,12 @@ def _list(args: argparse.Namespace) -> int:
     rows = [describe_certificate(OperatorCertificate.load(path), trust, revocations)
             for path in args.certs]
     if args.json:
-        print(json.dumps(rows, indent=2, sort_keys=True))
+        print_json(rows)
         return 0
     columns = ["name", "operator_id", "scopes", "expires", "status"]
-    table = [[str(row[c]) if c != "operator_id" else row[c][:12] for c in columns]
-             for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths)).rstrip())
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    print(render([c.upper() for c in columns],
+                 [[short_id(row[c]) if c == "operator_id" else str(row[c]) for c in columns]
+                  for row in rows]))
     return 0
 
 
@@ -172,9 +169,5 @@ def describe_certificate(cert: OperatorCertificate, trust: MeshTrust | None,
             status = rejection.reason
     return {"name": cert.name, "operator_id": cert.operator_id.hex(),
             "mesh_id": cert.mesh_id.hex(), "scopes": ",".join(cert.scopes),
-            "not_before": _when(cert.not_before), "expires": _when(cert.expires),
+            "not_before": utc_time(cert.not_before), "expires": utc_time(cert.expires),
             "serial": cert.serial, "status": status}
-
-
-def _when(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(timestamp))

@@ -13,10 +13,10 @@ signed it and its version is higher than the one held; an older one is refused (
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from meshagent.cli.api_client import add_server_options, client_from_args
+from meshagent.cli.tables import print_json
 from meshagent.identity import MeshTrust, RevocationList
 from meshagent.trustdocs import DOCUMENT_KINDS, REVOCATIONS, peek_document, read_document_file
 
@@ -69,7 +69,7 @@ def _show(args: argparse.Namespace) -> int:
             "issued": listing.issued, "node_ids": sorted(n.hex() for n in listing.node_ids),
             "serials": sorted(listing.serials)}
     if args.json:
-        print(json.dumps(view, indent=2, sort_keys=True))
+        print_json(view)
         return 0
     print(f"revocation list version {view['version']} of mesh {view['mesh_id']} "
           f"(signature verified)")

@@ -19,31 +19,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from meshagent.cli.api_client import ApiClient, add_server_options, client_from_args
 from meshagent.cli.ctl_results import result_rows
+from meshagent.cli.operator_credentials import add_operator_options, load_operator
 from meshagent.cli.tables import print_json, render
-from meshagent.commands import OperatorCertificate, OperatorKey, Target, sign_command
+from meshagent.cli.times import parse_duration
+from meshagent.commands import Target, sign_command
 from meshagent.errors import ConfigError
 
 HELP = "sign a command and run it on nodes through the web service and the mesh's leader"
 
 POLL_S = 0.2
-
-
-def parse_duration(text: str) -> float:
-    """"90", "90s", "10m", "2h", "1d" -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r}") from None
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -60,10 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--args", metavar="JSON", help="all arguments as one JSON object")
     parser.add_argument("--ttl", type=parse_duration, default=600.0,
                         help="how long the command stays valid (default 10m)")
-    parser.add_argument("--key", type=Path, default=os.environ.get("MESHCTL_KEY"),
-                        help="operator private key file (env MESHCTL_KEY)")
-    parser.add_argument("--cert", type=Path, default=os.environ.get("MESHCTL_CERT"),
-                        help="operator certificate signed by the mesh root (env MESHCTL_CERT)")
+    add_operator_options(parser)
     parser.add_argument("--no-wait", action="store_true", help="queue and return at once")
     parser.add_argument("--timeout", type=parse_duration, default=30.0,
                         help="how long to wait for results (default 30s)")
@@ -133,11 +120,7 @@ def resolve_node(client: ApiClient, spec: str) -> bytes:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.key is None or args.cert is None:
-        raise ConfigError("signing needs the operator's --key and --cert "
-                          "(env MESHCTL_KEY, MESHCTL_CERT)")
-    key = OperatorKey.load(args.key)
-    cert = OperatorCertificate.load(args.cert)
+    key, cert = load_operator(args)
     client = client_from_args(args)
     target = resolve_target(client, args)
     command = sign_command(key, cert, target, args.action,

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
-from pathlib import Path
 from typing import Any
 
 from meshagent.cli.api_client import add_server_options, client_from_args
-from meshagent.cli.ctl_run import parse_duration, resolve_node, wait_for_results
+from meshagent.cli.ctl_run import resolve_node, wait_for_results
+from meshagent.cli.operator_credentials import add_operator_options, load_operator
 from meshagent.cli.tables import print_json
-from meshagent.commands import OperatorCertificate, OperatorKey, Target, sign_command
+from meshagent.cli.times import parse_duration
+from meshagent.commands import Target, sign_command
 from meshagent.errors import ConfigError
 from meshagent.transport import parse_address
 
@@ -40,10 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("node", help="the node to wake: hex id, unique prefix, or host name")
     parser.add_argument("--via", metavar="ID",
                         help="the peer that asks the node's AMT (default: chosen by network)")
-    parser.add_argument("--key", type=Path, default=os.environ.get("MESHCTL_KEY"),
-                        help="operator private key file (env MESHCTL_KEY)")
-    parser.add_argument("--cert", type=Path, default=os.environ.get("MESHCTL_CERT"),
-                        help="operator certificate signed by the mesh root (env MESHCTL_CERT)")
+    add_operator_options(parser)
     parser.add_argument("--ttl", type=parse_duration, default=300.0,
                         help="how long the command stays valid (default 5m)")
     parser.add_argument("--force", action="store_true",
@@ -81,11 +78,7 @@ def choose_waker(sleeper: dict[str, Any], nodes: list[dict[str, Any]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.key is None or args.cert is None:
-        raise ConfigError("signing needs the operator's --key and --cert "
-                          "(env MESHCTL_KEY, MESHCTL_CERT)")
-    key = OperatorKey.load(args.key)
-    cert = OperatorCertificate.load(args.cert)
+    key, cert = load_operator(args)
     client = client_from_args(args)
     node_id = resolve_node(client, args.node).hex()
     sleeper = client.get(f"/api/nodes/{node_id}")
