@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import json
 import pathlib
-from dataclasses import dataclass
+
+from meshagent.core.selftest import GcmVector
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "data"
-
-
-@dataclass(frozen=True)
-class GcmVector:
-    """One vector: ``plaintext`` is None when decryption must fail."""
-
-    name: str
-    key: bytes
-    nonce: bytes
-    aad: bytes
-    ciphertext: bytes
-    tag: bytes
-    plaintext: bytes | None
 
 
 def parse_rsp(path: pathlib.Path) -> list[GcmVector]:
