@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -352,6 +353,23 @@ def test_out_of_order_use_is_a_handshake_error(alice, bob):
 
 # -- over real sockets ------------------------------------------------------------------
 
+@contextlib.asynccontextmanager
+async def connected_to(on_client):
+    """(reader, writer) of a connection to a loopback server that runs ``on_client``; the
+    connection and the server are closed on the way out, also on failure."""
+    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1",
+                                                       server.sockets[0].getsockname()[1])
+        try:
+            yield reader, writer
+        finally:
+            writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def handshake_over_loopback(client_creds, server_creds, **server_options):
     server_result: asyncio.Future = asyncio.get_running_loop().create_future()
 
@@ -364,18 +382,9 @@ async def handshake_over_loopback(client_creds, server_creds, **server_options):
         finally:
             writer.close()
 
-    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            client_keys = await initiate(reader, writer, client_creds, timeout=5)
-            return client_keys, await asyncio.wait_for(server_result, 5)
-        finally:
-            writer.close()
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with connected_to(on_client) as (reader, writer):
+        client_keys = await initiate(reader, writer, client_creds, timeout=5)
+        return client_keys, await asyncio.wait_for(server_result, 5)
 
 
 async def test_handshake_over_a_tcp_connection(alice, bob):
@@ -394,20 +403,13 @@ async def test_open_session_yields_working_tunnels_over_tcp(alice, bob):
         accepted.set_result((session, frame))
         writer.close()
 
-    server = await asyncio.start_server(on_client, "127.0.0.1", 0)
-    reader, writer = await asyncio.open_connection("127.0.0.1",
-                                                   server.sockets[0].getsockname()[1])
-    try:
+    async with connected_to(on_client) as (reader, writer):
         session = await open_session(reader, writer, alice, initiator=True,
                                      expect_node_id=bob.identity.node_id)
         record = session.tunnel.seal(Frame(type=3, payload=b"over tcp"))
         writer.write(len(record).to_bytes(2, "big") + record)
         await writer.drain()
         server_session, frame = await asyncio.wait_for(accepted, 5)
-    finally:
-        writer.close()
-        server.close()
-        await server.wait_closed()
     assert frame.payload == b"over tcp" and frame.type == 3
     assert server_session.keys.peer.node_id == alice.identity.node_id
     assert session.keys.handshake_hash == server_session.keys.handshake_hash
@@ -418,16 +420,9 @@ async def test_silent_peer_times_out(alice, caplog, label):
         await reader.read()  # never answers, holds the connection until closed
         writer.close()
 
-    server = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
+    async with connected_to(silent) as (reader, writer):
         with caplog.at_level(logging.WARNING), pytest.raises(HandshakeTimeout):
             await initiate(reader, writer, alice, timeout=0.2, peer_label=label)
-    finally:
-        writer.close()
-        server.close()
-        await server.wait_closed()
     assert "HandshakeTimeout" in caplog.text
 
 
@@ -436,16 +431,9 @@ async def test_peer_closing_mid_handshake_aborts(alice, caplog, label):
         await reader.readexactly(2)
         writer.close()
 
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
+    async with connected_to(hang_up) as (reader, writer):
         with caplog.at_level(logging.WARNING), pytest.raises(HandshakeAborted):
             await initiate(reader, writer, alice, timeout=5, peer_label=label)
-    finally:
-        writer.close()
-        server.close()
-        await server.wait_closed()
     assert "HandshakeAborted" in caplog.text
 
 
