@@ -8,6 +8,7 @@ import base64
 
 from meshagent.commands import Target
 from meshagent.server.db import CommandState, NodeFilter
+from meshagent.server.testkit import SimulatedLeader
 from meshagent.uplink import NodeReport
 
 from .conftest import Harness, wait_for
@@ -30,11 +31,26 @@ async def _all_nodes_known(harness: Harness) -> bool:
     return len(rows) == len(harness.mesh.nodes)
 
 
+async def _leader_knowing_all_nodes(harness: Harness, term: int) -> SimulatedLeader:
+    """The first node leading at ``term``, once the service has every node from its
+    inventory."""
+    leader = harness.leader(term=term)
+    await leader.connected()
+    await wait_for(lambda: _all_nodes_known(harness))
+    return leader
+
+
+async def _report_state(harness: Harness, leader: SimulatedLeader, node_id: bytes, state: str,
+                        at: float) -> None:
+    """The leader reports ``node_id`` in ``state``; returns once the service shows it."""
+    assert leader.uplink is not None
+    await leader.uplink.report([NodeReport(node_id, state, at)])
+    await wait_for(lambda: _state(harness, node_id, state))
+
+
 async def test_failover_redelivers_unanswered_commands_and_keeps_one_result(
         harness: Harness) -> None:
-    first = harness.leader(term=1, index=0)
-    await first.connected()
-    await wait_for(lambda: _all_nodes_known(harness))
+    first = await _leader_knowing_all_nodes(harness, term=1)
     target = harness.mesh.nodes[2]
     answered = await _submit(harness, Target.node(target.node_id))
     pending = await _submit(harness, Target.node(target.node_id))
@@ -68,9 +84,7 @@ async def test_failover_redelivers_unanswered_commands_and_keeps_one_result(
 
 
 async def test_restart_of_the_service_loses_nothing(harness: Harness) -> None:
-    leader = harness.leader(term=3, index=0)
-    await leader.connected()
-    await wait_for(lambda: _all_nodes_known(harness))
+    leader = await _leader_knowing_all_nodes(harness, term=3)
     target = harness.mesh.nodes[1]
     command_id = await _submit(harness, Target.node(target.node_id))
     delivered = await asyncio.wait_for(leader.delivered.get(), 10)
@@ -98,13 +112,10 @@ async def test_restart_of_the_service_loses_nothing(harness: Harness) -> None:
 
 
 async def test_offline_target_gets_its_command_when_it_returns(harness: Harness) -> None:
-    leader = harness.leader(term=1)
-    await leader.connected()
-    await wait_for(lambda: _all_nodes_known(harness))
+    leader = await _leader_knowing_all_nodes(harness, term=1)
     sleeper = harness.mesh.nodes[3]
     assert leader.uplink is not None
-    await leader.uplink.report([NodeReport(sleeper.node_id, "asleep", 1.0)])
-    await wait_for(lambda: _state(harness, sleeper.node_id, "asleep"))
+    await _report_state(harness, leader, sleeper.node_id, "asleep", 1.0)
 
     command_id = await _submit(harness, Target.node(sleeper.node_id))
     assert await _states(harness, command_id) == ["queued"]
@@ -117,27 +128,21 @@ async def test_offline_target_gets_its_command_when_it_returns(harness: Harness)
 
 
 async def test_command_expires_before_its_target_returns(harness: Harness) -> None:
-    leader = harness.leader(term=1)
-    await leader.connected()
-    await wait_for(lambda: _all_nodes_known(harness))
+    leader = await _leader_knowing_all_nodes(harness, term=1)
     sleeper = harness.mesh.nodes[2]
     assert leader.uplink is not None
-    await leader.uplink.report([NodeReport(sleeper.node_id, "off", 1.0)])
-    await wait_for(lambda: _state(harness, sleeper.node_id, "off"))
+    await _report_state(harness, leader, sleeper.node_id, "off", 1.0)
 
     command_id = await _submit(harness, Target.node(sleeper.node_id), ttl=1.0)
     await wait_for(lambda: _has_state(harness, command_id, "expired"), timeout=10)
-    await leader.uplink.report([NodeReport(sleeper.node_id, "alive", 5.0)])
-    await wait_for(lambda: _state(harness, sleeper.node_id, "alive"))
+    await _report_state(harness, leader, sleeper.node_id, "alive", 5.0)
     assert leader.delivered.empty()
     audit = await harness.service.db.audit_log(command_id=bytes.fromhex(command_id))
     assert "command_expired" in [a.event for a in audit]
 
 
 async def test_nack_keeps_the_command_queued_until_the_target_is_back(harness: Harness) -> None:
-    leader = harness.leader(term=1)
-    await leader.connected()
-    await wait_for(lambda: _all_nodes_known(harness))
+    leader = await _leader_knowing_all_nodes(harness, term=1)
     target = harness.mesh.nodes[1]
     command_id = await _submit(harness, Target.node(target.node_id))
     delivered = await asyncio.wait_for(leader.delivered.get(), 10)
@@ -150,9 +155,7 @@ async def test_nack_keeps_the_command_queued_until_the_target_is_back(harness: H
 
 
 async def test_tag_selector_queues_one_entry_per_matching_node(harness: Harness) -> None:
-    leader = harness.leader(term=1)
-    await leader.connected()
-    await wait_for(lambda: _all_nodes_known(harness))
+    await _leader_knowing_all_nodes(harness, term=1)
     command_id = await _submit(harness, Target.tagged({"index": "2"}))
     status = await harness.call("GET", f"/api/commands/{command_id}")
     assert [t["node"] for t in status["targets"]] == [harness.mesh.nodes[2].node_id.hex()]
