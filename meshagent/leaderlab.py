@@ -5,16 +5,18 @@ leader benchmark and the demo's leader steps share.
 ``equip``s it: a web service directory, agents that know the service (``[server]`` url
 and pin), the root-signed allowlist on every node, an authorised operator.
 ``start_service`` runs the web service (SQLite) in this process; ``start_agents`` runs the agents as
-``meshagent run`` processes. ``submit`` signs and queues a command like ``meshctl run``;
-``results`` / ``leader`` read the service's database.
+``meshagent run`` processes; ``async with lab.running()`` does both and stops both.
+``submit`` signs and queues a command like ``meshctl run``; ``results`` / ``leader`` read
+the service's database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,18 @@ class LeaderLab:
     def stop_agents(self) -> None:
         for agent in self.agents:
             agent.stop()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[LeaderLab]:
+        """The web service, then every agent; on the way out the agents are stopped and then
+        the service, also when an agent failed to start or the body raised."""
+        await self.start_service()
+        try:
+            await self.start_agents()
+            yield self
+        finally:
+            self.stop_agents()
+            await self.stop_service()
 
     # --- commands and what the service knows -------------------------------------------
 

@@ -24,14 +24,9 @@ async def lab(tmp_path: Path) -> AsyncIterator[LeaderLab]:
                            actions=["ping", "inventory", "tags"])
     lab.operator.save(tmp_path / "op.key")
     lab.operator_cert.save(tmp_path / "op.cert")
-    await lab.start_service()
-    try:
-        await lab.start_agents()
+    async with lab.running():
         await lab.settled(COUNT, timeout=30)
         yield lab
-    finally:
-        lab.stop_agents()
-        await lab.stop_service()
 
 
 async def ctl(lab: LeaderLab, capsys: pytest.CaptureFixture[str], *argv: str,

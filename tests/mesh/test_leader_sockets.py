@@ -30,13 +30,8 @@ async def lab(tmp_path: Path) -> AsyncIterator[LeaderLab]:
                            agent_port=17946, first_address=random.randrange(2, 60_000),
                            actions=["ping", "inventory", "script", "tags"],
                            scripts={"slow.sh": SLOW_SCRIPT}, log_level="info")
-    await lab.start_service()
-    try:
-        await lab.start_agents()
+    async with lab.running():
         yield lab
-    finally:
-        lab.stop_agents()
-        await lab.stop_service()
 
 
 async def _leader_with_inventory(lab: LeaderLab, nodes: int, above_term: int = 0):

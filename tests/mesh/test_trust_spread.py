@@ -302,13 +302,8 @@ async def lab(tmp_path: Path):
     lab = LeaderLab.create(tmp_path / "mesh", AGENTS, service_port=free_port(),
                            agent_port=17946, first_address=random.randrange(2, 60_000),
                            actions=["inventory"])
-    await lab.start_service()
-    try:
-        await lab.start_agents()
+    async with lab.running():
         yield lab
-    finally:
-        lab.stop_agents()
-        await lab.stop_service()
 
 
 async def test_documents_pushed_at_the_web_service_reach_every_agent(lab: LeaderLab) -> None:
