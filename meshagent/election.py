@@ -222,7 +222,7 @@ class MembershipView(Protocol):
 
     def members(self) -> list[Member]: ...
 
-    def update_record(self, **fields: Any) -> NodeRecord: ...
+    def update_record(self, *, push: bool = False, **fields: Any) -> NodeRecord: ...
 
     def on_change(self, callback: Callable[..., Any]) -> Callable[[], None]: ...
 
@@ -442,8 +442,12 @@ class Election:
     def _publish(self, candidacy: Candidacy) -> None:
         if candidacy == self._published:
             return
+        # Leadership news (a claim, a new term, a step-down) is pushed to every live
+        # member: failover must not wait for gossip to reach the last of them.
+        leadership = candidacy.leading or (self._published is not None
+                                           and self._published.leading)
         self._published = candidacy
-        self.membership.update_record(election=candidacy.encode())
+        self.membership.update_record(election=candidacy.encode(), push=leadership)
 
     def _set_leader(self, leader: LeaderView | None) -> None:
         if leader == self.leader:

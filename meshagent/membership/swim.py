@@ -322,11 +322,20 @@ class Membership:
         finally:
             self._subscribers.remove(queue)
 
-    def update_record(self, **fields: Any) -> NodeRecord:
+    def update_record(self, *, push: bool = False, **fields: Any) -> NodeRecord:
         """Change our record (hostname, os, addresses, agent_version, power_source, load,
-        amt_present, tags), sign it at the next incarnation and gossip it."""
+        amt_present, tags, election), sign it at the next incarnation and gossip it.
+
+        ``push`` also sends the signed record straight to every live member, at once: for
+        rare news that must reach everyone now (a leadership claim). Gossip alone is an
+        epidemic: each holder announces to ``retransmit_limit`` random members, so now and
+        then a member hears nothing until a digest repair, ``repair_interval_s`` later.
+        A push costs one record-sized datagram per live member; members it misses (lost
+        datagrams) still learn by the gossip the others start when they accept it."""
         me = self._replace_own_record(**fields)
         self._announce(me.record)
+        if push:
+            self._push_own_record()
         self._notify(me, MemberState.ALIVE)
         return me.record
 
@@ -827,6 +836,15 @@ class Membership:
         self._queue.enqueue(subject, encode_one(message))
         if urgent:
             self._urgent.set()
+
+    def _push_own_record(self) -> None:
+        """Send our record to every live member (``update_record(push=True)``)."""
+        record = Alive(self.record.wire)
+        targets = [node_id for node_id, entry in self._members.items()
+                   if node_id != self.node_id and entry.state.probed]
+        for node_id in targets:
+            self._send(node_id, [record], piggyback=False)
+        self.counters["records_pushed"] += len(targets)
 
     def _send(self, node_id: bytes, messages: list[Message], piggyback: bool = True,
               address: Address | None = None) -> None:

@@ -9,6 +9,7 @@ tests never sleep a fixed time to synchronise.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -89,9 +90,12 @@ def run_virtual(coroutine: object) -> object:
 
 
 def memory_mesh(kit: MeshKit, network: MemoryNetwork, count: int, *,
-                subnet: str = "10.0.0", seed_index: int = 0) -> list[Membership]:
-    """``count`` nodes on ``network``; all but the first use the first as their seed."""
+                subnet: str = "10.0.0", seed_index: int = 0,
+                rng_seed: int | None = None) -> list[Membership]:
+    """``count`` nodes on ``network``; all but the first use the first as their seed.
+    ``rng_seed`` seeds each node's protocol choices (probe order, gossip targets)."""
     addresses = [(f"{subnet}.{index + 1}", 7946) for index in range(count)]
     return [kit.node(network.transport(address),
-                     seeds=[] if index == seed_index else [addresses[seed_index]])
+                     seeds=[] if index == seed_index else [addresses[seed_index]],
+                     rng=None if rng_seed is None else random.Random(rng_seed * 1000 + index))
             for index, address in enumerate(addresses)]
