@@ -39,7 +39,7 @@ from typing import Any
 
 import psutil
 
-from meshagent.demo import AgentProcess, create_mesh, query, wait_for
+from meshagent.demo import AgentProcess, DemoError, create_mesh, query, wait_for
 
 SERF_JOIN_S = {20: 0.48, 50: 0.89, 100: 2.4}
 SERF_KILL_S = {20: (6.7, 8.1), 50: (7.8, 10.2), 100: (9.6, 13.1)}
@@ -53,10 +53,12 @@ def say(text: str) -> None:
 class Mesh:
     """N agent processes from create_mesh, alone until told to join."""
 
-    def __init__(self, root: Path, size: int, subnet: int, profile: str) -> None:
+    def __init__(self, root: Path, size: int, subnet: int, profile: str,
+                 extra_config: str = "") -> None:
         addresses = [(f"127.{subnet}.{i // 250}.{i % 250 + 1}", 7946) for i in range(size)]
         self.mesh = create_mesh(root / f"n{size}", size, addresses=addresses, seeds=0,
-                                profile=profile, log_level="warning")
+                                profile=profile, log_level="warning",
+                                extra_config=extra_config)
         self.agents = [AgentProcess(node) for node in self.mesh.nodes]
         self.ids = {node.name: self.mesh.node_ids[node.name].hex() for node in self.mesh.nodes}
 
@@ -64,7 +66,14 @@ class Mesh:
         started = time.monotonic()
         for agent in self.agents:
             agent.start()
-        await asyncio.gather(*(agent.wait_ready(timeout=300) for agent in self.agents))
+        try:
+            await asyncio.gather(*(agent.wait_ready(timeout=300) for agent in self.agents))
+        except DemoError:
+            for agent in self.agents:
+                if not agent.running:
+                    say(f"{agent.node.name} exited; its log ends:\n"
+                        + agent.node.log_path.read_text()[-2000:])
+            raise
         return time.monotonic() - started
 
     def stop(self) -> None:
@@ -80,7 +89,10 @@ class Mesh:
         return list(await asyncio.gather(*(self.states(a, node) for a in agents)))
 
 
-async def measure_join(mesh: Mesh) -> float:
+async def measure_join(mesh: Mesh) -> dict[str, Any]:
+    """From the join order: per agent, when it had seen every member alive (``first``), and
+    when its view last changed before all were alive together (``stable``); suspicions
+    raised meanwhile (nobody failed, so every one is false)."""
     size = len(mesh.agents)
     seed = mesh.agents[0].node.endpoint
     t0 = time.time()
@@ -93,8 +105,12 @@ async def measure_join(mesh: Mesh) -> float:
                    for view in views)
     await wait_for(converged, 120, f"all {size} agents to see all alive", interval=0.5)
     views = await mesh.all_states(mesh.agents)
-    return max(max(v["since"] for v in view.values() if v["state"] == "alive")
-               for view in views) - t0
+    first = [max(min(at for state, at in v["history"] if state == "alive")
+                 for v in view.values()) - t0 for view in views]
+    stable = [max(v["since"] for v in view.values()) - t0 for view in views]
+    suspicions = sum(1 for view in views for v in view.values()
+                     for state, at in v["history"] if state == "suspect" and at >= t0)
+    return {"first": first, "stable": stable, "suspicions": suspicions}
 
 
 async def measure_failure(mesh: Mesh, victim: AgentProcess, action: str,
@@ -166,16 +182,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     idle_size = 10 if args.quick else (50 if 50 in sizes else sizes[0])
     idle_seconds = 5.0 if args.quick else args.idle_seconds
     result: dict[str, Any] = {"profile": args.profile, "cores": os.cpu_count(),
-                              "sizes": sizes}
+                              "sizes": sizes, "max_peers": args.max_peers}
     with tempfile.TemporaryDirectory(prefix="bench-membership-") as tmp:
         for index, size in enumerate(sizes):
-            mesh = Mesh(Path(tmp), size, 200 + index, args.profile)
+            mesh = Mesh(Path(tmp), size, 200 + index, args.profile,
+                        f"[sessions]\nmax_peers = {args.max_peers}\n")
             try:
                 startup = await mesh.start()
                 say(f"N={size}: {size} agents up and listening after {startup:.1f}s")
-                join = await measure_join(mesh)
+                joined = await measure_join(mesh)
+                join = max(joined["first"])
                 result[f"join_n{size}_s"] = round(join, 3)
-                line = f"N={size}: every agent sees all {size} alive {join:.2f}s after join"
+                result[f"join_n{size}_median_s"] = round(statistics.median(joined["first"]), 3)
+                result[f"join_n{size}_stable_s"] = round(max(joined["stable"]), 3)
+                result[f"join_n{size}_false_suspicions"] = joined["suspicions"]
+                line = (f"N={size}: every agent has seen all {size} alive {join:.2f}s after "
+                        f"join (median agent {statistics.median(joined['first']):.2f}s); "
+                        f"all alive at once after "
+                        f"{max(joined['stable']):.2f}s ({joined['suspicions']} false "
+                        "suspicions meanwhile)")
                 if size in SERF_JOIN_S:
                     ratio = join / SERF_JOIN_S[size]
                     result[f"join_n{size}_vs_serf_ratio"] = round(ratio, 3)
@@ -234,6 +259,8 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=30.0,
                         help="idle window at N=50 (the target run uses 300)")
     parser.add_argument("--profile", default="lan", choices=["lan", "wan", "local"])
+    parser.add_argument("--max-peers", type=int, default=20,
+                        help="sessions.max_peers of every agent (default 20)")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     if args.json:
