@@ -251,6 +251,8 @@ class SessionStats:
     handshake_failures: int = 0
     crashes_seen: int = 0
     evictions: int = 0
+    rekeys: int = 0  # fresh handshakes started to replace an ageing session
+    replaced: int = 0  # sessions superseded by a newer one to the same peer
     bytes_sent: int = 0  # sealed session bytes, keepalives included
     bytes_received: int = 0
 
@@ -390,11 +392,13 @@ class SessionManager:
         peer = session.peer_id
         if session.initiator and peer not in self._dialling and not self._stopping:
             candidate = PeerCandidate(peer, (session.address,))
-            self._dialling[peer] = asyncio.create_task(self._dial(candidate, replacing=True))
+            self.stats.rekeys += 1
+            self._dialling[peer] = asyncio.create_task(self._dial(candidate),
+                                                       name=f"rekey-{peer.hex()[:8]}")
 
     # ------------------------------------------------------------------ establishing
 
-    async def _dial(self, candidate: PeerCandidate, replacing: bool = False) -> None:
+    async def _dial(self, candidate: PeerCandidate) -> None:
         peer = candidate.node_id
         self.stats.dials += 1
         try:
@@ -513,6 +517,7 @@ class SessionManager:
                 if session.initiator != lower_is_us:
                     return False
             self.sessions[session.peer_id] = session
+            self.stats.replaced += 1
             old.close("replaced")
             return True
         self.sessions[session.peer_id] = session

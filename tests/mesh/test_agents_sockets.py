@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from meshagent import agent as agent_module
 from meshagent.agent import Agent
 from meshagent.config import load_config
 from meshagent.control import RemoteError, call
@@ -40,6 +41,11 @@ async def agents(tmp_path: Path, request: pytest.FixtureRequest):
     finally:
         for agent in started:
             await agent.stop(leave=False)
+
+
+@pytest.fixture
+def short_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(agent_module, "SESSION_LIFETIME_S", 1.0)
 
 
 def _alive(agent: Agent) -> int:
@@ -139,3 +145,18 @@ async def test_bounded_sessions_still_reach_every_member_through_routes(
     source, route = relayed[0]
     pong = await call(source.control_socket, "ping", {"node": route.node_id.hex()})
     assert pong["rtt_ms"] >= 0
+
+
+async def test_old_sessions_are_replaced_by_fresh_handshakes_without_losing_routes(
+        short_sessions: None, agents: list[Agent]) -> None:
+    a, b = agents[0], agents[1]
+    await wait_until(lambda: all(a.sessions.stats.replaced >= 2 for a in agents), 15,
+                     "every agent to replace its sessions")
+    received: list[Message] = []
+    b.router.on_message(APP, received.append)
+    await wait_until(lambda: b.node_id in a.sessions.sessions
+                     and not a.sessions.sessions[b.node_id].needs_rekey(), 5,
+                     "a fresh session from a to b")
+    a.router.send(b.node_id, APP, b"after rekey")
+    await wait_until(lambda: bool(received), 5, "delivery over the fresh session")
+    assert all(a.sessions.stats.crashes_seen == 0 for a in agents)
