@@ -197,6 +197,28 @@ def test_pushed_record_update_reaches_every_live_member_at_once(seed: int) -> No
     assert run_virtual(scenario()) <= FAST.gossip_interval_s
 
 
+@pytest.mark.parametrize("push", [False, True])
+@pytest.mark.parametrize("seed", range(0, 40, 4))
+def test_record_update_reaches_every_member_through_lost_datagrams(seed: int,
+                                                                     push: bool) -> None:
+    """With one datagram in ten lost, a lost push, fetch or reply is asked again of
+    another holder: the update is everywhere in a few probe timeouts, not left to the
+    digest repair (``repair_interval_s``, 2 s)."""
+    async def scenario() -> float:
+        kit, network = MeshKit(), MemoryNetwork(seed=seed)
+        nodes = await _started(kit, network, 10, rng_seed=seed)
+        network.loss = 0.1
+        author = nodes[9]
+        record = author.update_record(push=push, tags={"rack": "c3"})
+        took = await wait_until(
+            lambda: all(o.member(author.node_id).incarnation == record.incarnation
+                        for o in nodes), 5, "record update everywhere", poll=0.001)
+        await kit.stop_all()
+        return took
+
+    assert run_virtual(scenario()) < 4 * FAST.probe_timeout_s
+
+
 def test_asleep_member_is_not_suspected_and_wakes_up_alive() -> None:
     async def scenario() -> None:
         kit, network = MeshKit(), MemoryNetwork(seed=9)

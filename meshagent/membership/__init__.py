@@ -11,7 +11,8 @@ Contract (what the agent, routing, election and the AMT bridge rely on):
   last_seen, incarnation, state_since, is_self); ``member(node_id)``.
 * ``on_change(callback(member, old_state, new_state))`` (plain or async callback,
   ``old_state`` None for a new member) and ``async for change in changes()``.
-* ``update_record(**fields)`` re-signs and gossips our ``NodeRecord``;
+* ``update_record(push=False, **fields)`` re-signs and gossips our ``NodeRecord``
+  (``push=True`` also sends it to every live member at once, for urgent news);
   ``mark_asleep(node_id, "asleep"|"off", record)`` for the AMT bridge;
   ``documents`` (the root-signed revocation list and allowlist, ``trustdocs``; adopted
   ones spread through the mesh), ``offer_document(kind, wire, source)``,

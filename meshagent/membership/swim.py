@@ -28,7 +28,10 @@ Failure detection (SWIM, Das et al. 2002; Lifeguard, Dadgar et al. 2018):
 Dissemination: every message about a member goes into the ``BroadcastQueue`` and rides on
 pings, acks and gossip datagrams (``gossip_fanout`` random members per gossip interval,
 immediately when the news is urgent). New records travel as small ``Announce``s; a member
-that lacks the announced incarnation ``Fetch``es the record from the announcer. Full state
+that lacks the announced incarnation ``Fetch``es the record from the announcer, and if no
+reply comes within the probe timeout, from another member that announced it meanwhile.
+``update_record(push=True)`` also sends the record straight to every live member (rare,
+urgent news: a leadership claim), so it does not wait on an epidemic's luck. Full state
 is exchanged over TCP (``streams.py``): on join, quickly while the view keeps changing,
 then every push-pull interval; unreachable members are retried now and then, which merges
 healed partitions. Pings and acks carry a ``Digest`` of the records held; a member whose
@@ -131,6 +134,22 @@ MAX_DATAGRAM_IN = 2 * MAX_RECORD_BYTES + 4096
 _SEQ_MOD = 1 << 32
 SYNCED_RECORD_SENDS = 2
 MAX_FETCHES = 256  # records being fetched at once
+MAX_FETCH_HOLDERS = 4  # members remembered per fetch, to ask again if its reply is lost
+
+
+class _Fetch:
+    """A record we asked a member for: when, and which members announced it meanwhile
+    (they hold it; asked in turn, the latest first, while no reply comes back)."""
+
+    __slots__ = ("asked", "holders")
+
+    def __init__(self, asked: float) -> None:
+        self.asked = asked
+        self.holders: list[bytes] = []
+
+    def add_holder(self, node_id: bytes) -> None:
+        if node_id not in self.holders and len(self.holders) < MAX_FETCH_HOLDERS:
+            self.holders.append(node_id)
 
 
 class _Probe:
@@ -198,7 +217,7 @@ class Membership:
         self._record_fields = dict(record_fields or {})
         self._members: dict[bytes, MemberEntry] = {}
         self._known_wires: dict[bytes, bytes] = {}
-        self._fetching: dict[bytes, float] = {}  # node id -> when we asked for its record
+        self._fetching: dict[bytes, _Fetch] = {}  # node id -> our request for its record
         self._checking: set[bytes] = set()  # members whose port we are checking now
         self._fetches: list[Message] = []  # to send back to the sender of this datagram
         self._fetched: list[bytes] = []  # records it asked us for
@@ -594,18 +613,45 @@ class Membership:
         if not self.keys.knows(sender):
             return
         now = self._now()
-        asked = self._fetching.get(announce.node)
-        if asked is not None and now - asked < self.profile.probe_interval_s:
+        timeout = self._fetch_timeout()
+        pending = self._fetching.get(announce.node)
+        if pending is not None and now - pending.asked < timeout:
+            pending.add_holder(sender)  # asked already; ask this one if no reply comes
             return
-        if len(self._fetching) >= MAX_FETCHES:
-            for node_id, when in list(self._fetching.items()):
-                if now - when >= self.profile.probe_interval_s:
+        if pending is None and len(self._fetching) >= MAX_FETCHES:
+            for node_id, fetch in list(self._fetching.items()):
+                if now - fetch.asked >= timeout:
                     del self._fetching[node_id]
             if len(self._fetching) >= MAX_FETCHES:
                 self.counters["fetches_deferred"] += 1
                 return
-        self._fetching[announce.node] = now
+        if pending is None:
+            pending = self._fetching[announce.node] = _Fetch(now)
+            pending.add_holder(sender)  # asked again last, if nobody else announces it
+        pending.asked = now
         self._fetches.append(Fetch(announce.node))
+
+    def _fetch_timeout(self) -> float:
+        """A fetch is one round trip, like a ping: unanswered after the probe timeout
+        (scaled by our local health), its request or reply is presumed lost."""
+        return self.health.scale(self.profile.probe_timeout_s)
+
+    def _retry_overdue_fetches(self) -> None:
+        """Ask again for records whose fetch went unanswered, of a member that announced
+        them meanwhile. Without this a lost datagram left the news to a digest repair,
+        seconds later: the announcements that came while we waited were all dropped, and
+        gossip spends its few sends of an item within the first rounds."""
+        now = self._now()
+        timeout = self._fetch_timeout()
+        for node_id, pending in list(self._fetching.items()):
+            if now - pending.asked < timeout:
+                continue
+            if not pending.holders:
+                del self._fetching[node_id]  # a later announcement starts a new fetch
+                continue
+            pending.asked = now
+            self.counters["fetches_retried"] += 1
+            self._send(pending.holders.pop(), [Fetch(node_id)])
 
     def _view_digest(self) -> Digest:
         return Digest(self._digest.count, self._digest.value)
@@ -970,6 +1016,7 @@ class Membership:
         while self._running:
             await self._wait(self._urgent, self.profile.gossip_interval_s)
             self._urgent.clear()
+            self._retry_overdue_fetches()
             if len(self._queue):
                 for node_id in self._random_members(self.profile.gossip_fanout):
                     self._send(node_id, [])
