@@ -229,13 +229,17 @@ class AgentProcess:
     def resume(self) -> None:
         self._signal(signal.SIGCONT)
 
+    def terminate(self) -> None:
+        """SIGTERM without waiting (the agent leaves the mesh); ``stop`` then waits."""
+        self._signal(signal.SIGCONT)
+        self._signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (the agent leaves the mesh), SIGKILL if it lingers."""
         if not self.running:
             return
         assert self.process is not None
-        self._signal(signal.SIGCONT)
-        self._signal(signal.SIGTERM)
+        self.terminate()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
