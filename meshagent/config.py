@@ -132,12 +132,14 @@ class SessionsConfig:
 class RoutingConfig:
     """[routing]: distance-vector routes over peer sessions."""
 
-    update_interval_s: float = _key("Seconds between full route updates to each peer "
-                                    "(changes are also sent at once).", 4.0, minimum=0.1,
-                                    maximum=3600)
+    update_interval_s: float = _key("Seconds between full route updates to each peer. "
+                                    "Changes are sent at once over the (reliable) sessions; "
+                                    "the full table is only a safety net.", 30.0,
+                                    minimum=0.1, maximum=3600)
     hold_time_s: float = _key("Seconds a route learned from a peer lives without being "
-                              "refreshed; more than 3 update intervals.", 14.0, minimum=0.3,
-                              maximum=86400)
+                              "refreshed; more than 3 update intervals. A closed session "
+                              "takes its routes at once whatever this says.", 120.0,
+                              minimum=0.3, maximum=86400)
     max_hops: int = _key("Hop limit of relayed messages, and the longest route kept.", 16,
                          minimum=1, maximum=64)
     capacity: int = _key("Most routes held (size of the routing table).", 4096, minimum=16,

@@ -24,7 +24,9 @@ Protocol (channel ``ROUTING_CHANNEL``, one hop only: never forwarded)::
   once (coalesced within one event-loop turn) for every origin whose route changed or was
   lost. Routes whose next hop is the receiving neighbour are advertised as unreachable
   (poison reverse). A route not refreshed within ``hold_time`` expires; a neighbour whose
-  session closes takes all its routes with it at once.
+  session closes takes all its routes with it at once. Sessions are reliable and ordered
+  (TCP), so a triggered update is never lost and the periodic table is only a safety net:
+  the defaults (30 s, 120 s) keep it to about 1 KB/s per agent with 20 peers at N = 50.
 
 Data (any other channel): ``Frame(src, dst, hop_limit, channel, payload)``. A node that is not
 the destination decrements the hop limit and forwards along its route; at zero the frame is
@@ -86,6 +88,8 @@ _ECHO_REPLY = 1
 
 # A source-table entry outlives any route it protected: Babel's 3 minutes.
 SOURCE_GC_S = 180.0
+# The same seqno request is not repeated to the same neighbour sooner than this.
+REQUEST_INTERVAL_S = 1.0
 # Encoded size bound of one update entry: array(1) + bin16(18) + u32(5) + u16(3).
 _ENTRY_BYTES = 27
 _ENTRIES_PER_FRAME = max(1, (MAX_FRAME_PAYLOAD - 16) // _ENTRY_BYTES)
@@ -167,8 +171,8 @@ MessageHandler = Callable[[Message], None]
 class Router:
     """Babel-style distance-vector routing over peer sessions for one node."""
 
-    def __init__(self, node_id: bytes, *, max_hops: int = 16, update_interval: float = 4.0,
-                 hold_time: float = 14.0, capacity: int = 4096,
+    def __init__(self, node_id: bytes, *, max_hops: int = 16, update_interval: float = 30.0,
+                 hold_time: float = 120.0, capacity: int = 4096,
                  clock: Callable[[], float] = time.monotonic,
                  initial_seqno: int | None = None) -> None:
         if len(node_id) != NODE_ID_BYTES:
@@ -553,13 +557,13 @@ class Router:
     def _may_request(self, origin: bytes, seqno: int, to: bytes, for_neighbour: bytes = b"",
                      ) -> bool:
         """Rate limit of seqno requests: the same request (origin, seqno, on behalf of the
-        same neighbour or ourselves) goes to the same neighbour at most once per quarter
-        update interval. Installing a route to the origin, or losing every offer of one,
+        same neighbour or ourselves) goes to the same neighbour at most once per
+        ``REQUEST_INTERVAL_S``. Installing a route to the origin, or losing every offer of one,
         forgets its requests: what follows is a new situation."""
         now = self._clock()
         sent = self._last_request.setdefault(origin, {})
         key = (seqno, to, for_neighbour)
-        if now - sent.get(key, float("-inf")) < self.update_interval / 4:
+        if now - sent.get(key, float("-inf")) < REQUEST_INTERVAL_S:
             return False
         if len(self._last_request) > self._capacity:
             self._last_request = {origin: sent}
