@@ -32,7 +32,7 @@ from meshagent.commands import (
     sign_command,
 )
 from meshagent.commands.actions.power import DRY_RUN_ENV
-from meshagent.identity import MeshRoot, NodeIdentity
+from meshagent.identity import MembershipCertificate, MeshRoot, NodeIdentity
 
 APPROVED_SCRIPT = b"#!/bin/sh\necho approved \"$@\"\n"
 
@@ -56,6 +56,12 @@ class Mesh:
         return sign_command(operator or self.operator, cert or self.cert,
                             target or Target.node(self.node.node_id), action, args or {},
                             ttl, now=now)
+
+    def node_certificate(self) -> MembershipCertificate:
+        """The node's certificate from this mesh's root: what its results are checked
+        against."""
+        return self.root.issue_certificate(self.node.sign_public, self.node.dh_public,
+                                           ["agent"], "host", 3600)
 
     def operator_with(self, scopes: list[str], lifetime_s: float = 3600.0,
                       now: float | None = None) -> tuple[OperatorKey, OperatorCertificate]:

@@ -16,11 +16,6 @@ from meshagent.commands.seen import SeenState
 from .conftest import Mesh
 
 
-def _node_cert(mesh: Mesh):
-    return mesh.root.issue_certificate(mesh.node.sign_public, mesh.node.dh_public, ["agent"],
-                                       "host", 3600)
-
-
 def _spec(name, run):
     return ActionSpec(name, "read", run)
 
@@ -29,7 +24,7 @@ async def test_admitted_command_runs_and_its_signed_result_is_stored_first(mesh:
     envelope = mesh.policy(seen).check(mesh.command("ping", {"echo": "x"}))
     result = await mesh.executor(seen).execute(envelope)
     assert result.status is ResultStatus.OK and result.output["echo"] == "x"
-    assert CommandResult.verify(result.to_wire(), _node_cert(mesh)) == result
+    assert CommandResult.verify(result.to_wire(), mesh.node_certificate()) == result
     entry = seen.get(envelope.id)
     assert entry.state is SeenState.DONE and entry.result == result.to_wire()
 
@@ -117,7 +112,7 @@ def test_rejection_gets_a_signed_rejected_result(mesh: Mesh, seen):
         result = mesh.executor(seen).reject(rejection)
     assert result.status is ResultStatus.REJECTED
     assert result.output["reason"] == "replayed"
-    assert CommandResult.verify(result.signed, _node_cert(mesh)).command_id == \
+    assert CommandResult.verify(result.signed, mesh.node_certificate()).command_id == \
         command.envelope().id
 
 

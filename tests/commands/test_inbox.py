@@ -23,17 +23,13 @@ def _inbox(mesh: Mesh, seen, **executor_kwargs) -> CommandInbox:
     return CommandInbox(mesh.policy(seen), mesh.executor(seen, **executor_kwargs))
 
 
-def _cert(mesh: Mesh):
-    return mesh.root.issue_certificate(mesh.node.sign_public, mesh.node.dh_public, ["agent"],
-                                       "host", 3600)
-
-
 async def test_command_runs_and_tags_reach_the_agent(mesh: Mesh, seen):
     result = await _inbox(mesh, seen).receive(
         mesh.command("tags", {"set": {"ring": "canary"}}, target=Target.tagged({"site": "lab"}))
         .to_wire())
     assert result.status is ResultStatus.OK
-    assert CommandResult.verify(result.to_wire(), _cert(mesh)).output["tags"]["ring"] == "canary"
+    verified = CommandResult.verify(result.to_wire(), mesh.node_certificate())
+    assert verified.output["tags"]["ring"] == "canary"
     assert mesh.changes == [{"site": "lab", "ring": "canary"}]
 
 
