@@ -53,6 +53,8 @@ __all__ = [
 ]
 
 ROOT_FILE = "mesh-root.key"
+# How long ``meshagent demo --stop`` lets agents leave before it kills them.
+STOP_GRACE_S = 10.0
 PIDS_FILE = "agents.json"
 
 
@@ -426,17 +428,33 @@ def stop_demo(directory: Path, quiet: bool = False) -> int:
         if not quiet:
             print(f"no running demo in {directory}")
         return 0
-    stopped = 0
-    for pid in pids:
-        if _is_our_agent(int(pid), Path(directory)):
+    ours = [int(pid) for pid in pids if _is_our_agent(int(pid), Path(directory))]
+    for pid in ours:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    while time.monotonic() < deadline and any(_exists(pid) for pid in ours):
+        time.sleep(0.1)  # polling processes that are not our children
+    for pid in ours:
+        if _exists(pid):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGCONT)
-                os.kill(int(pid), signal.SIGTERM)
-                stopped += 1
+                os.kill(pid, signal.SIGKILL)  # a process that would not leave
+    stopped = len(ours)
     pid_file.unlink(missing_ok=True)
     if not quiet:
         print(f"stopped {stopped} demo process{'es' if stopped != 1 else ''}")
     return stopped
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _is_our_agent(pid: int, directory: Path) -> bool:
