@@ -6,7 +6,6 @@ nodes refuse comes back as signed rejections in the audit log."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from meshagent.commands import Target
 from meshagent.control import call
 from meshagent.leaderlab import LeaderLab, free_port
 from meshagent.server.db import CommandState
+from tests.polling import wait_for
 
 SLOW_SCRIPT = b"#!/bin/sh\nsleep 1\necho slow done\n"
 COUNT = 4
@@ -43,18 +43,10 @@ async def _leader_with_inventory(lab: LeaderLab, nodes: int, above_term: int = 0
     return row
 
 
-async def _poll(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _results(lab: LeaderLab, command_id: bytes, count: int) -> dict[bytes, dict]:
     async def arrived() -> bool:
         return len(await lab.results(command_id)) >= count
-    await _poll(arrived, 30, f"{count} results")
+    await wait_for(arrived, 30, f"{count} results")
     return {row.node_id: row.summary for row in await lab.results(command_id)}
 
 
@@ -105,7 +97,7 @@ async def test_result_waits_in_the_leaders_spool_while_the_service_is_down(
     async def sent() -> bool:
         rows = await lab.service.db.commands(command_id=command_id)
         return bool(rows) and rows[0].state == CommandState.SENT
-    await _poll(sent, 10, "the command handed to the leader")
+    await wait_for(sent, 10, "the command handed to the leader")
     await lab.stop_service()  # the script still runs for about a second
 
     socket = lab.agent_of(leader.node_id).node.socket
@@ -113,7 +105,7 @@ async def test_result_waits_in_the_leaders_spool_while_the_service_is_down(
     async def spooled() -> bool:
         status = await call(socket, "leader")
         return status["uplink"]["results_spooled"] >= 1
-    await _poll(spooled, 15, "the result in the leader's spool")
+    await wait_for(spooled, 15, "the result in the leader's spool")
     await lab.start_service()
     results = await _results(lab, command_id, 1)
     assert results[target]["status"] == "ok"

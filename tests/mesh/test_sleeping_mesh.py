@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from meshagent.cli.api_client import ApiClient
 from meshagent.cli.meshctl import main as meshctl
 from meshagent.leaderlab import LAB_PASSWORD, free_port
 from meshagent.membership import MemberState
+from tests.polling import wait_for
 
 COUNT = 5
 SLEEPERS = (3, 4)
@@ -39,17 +39,6 @@ async def lab(tmp_path: Path) -> AsyncIterator[SleepingLab]:
         await lab.stop()
 
 
-async def _until(condition: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 def _api(lab: SleepingLab) -> ApiClient:
     return ApiClient(lab.leaders.url, lab.leaders.pin, LAB_PASSWORD)
 
@@ -65,7 +54,7 @@ async def test_sleeping_computers_are_listed_searched_and_woken(lab: SleepingLab
     async def grants_shared() -> bool:
         return all(h.agent is not None and h.agent.amt.amt_present and
                    len(h.agent.amt.status()["granted"]) == COUNT - 1 for h in lab.hosts)
-    await _until(grants_shared, 20, "every agent's AMT provisioned and shared")
+    await wait_for(grants_shared, 20, "every agent's AMT provisioned and shared")
 
     for index in SLEEPERS:
         await lab.sleep(index)
@@ -80,7 +69,7 @@ async def test_sleeping_computers_are_listed_searched_and_woken(lab: SleepingLab
                         member.power_record, SleepingNode):
                     return False
         return True
-    await _until(peers_know, 30, "peers see the sleepers asleep with their AMT records")
+    await wait_for(peers_know, 30, "peers see the sleepers asleep with their AMT records")
     observer = lab.running()[0].agent
     sleeping = observer.membership.member(lab.node_id(3)).power_record
     assert sleeping.power_state == PowerState.SLEEP_DEEP
@@ -93,7 +82,7 @@ async def test_sleeping_computers_are_listed_searched_and_woken(lab: SleepingLab
     async def listed() -> list[dict[str, Any]] | None:
         rows = await _rest(lab, state="asleep")
         return rows if {r["node"] for r in rows} == {n.hex() for n in sleepers} else None
-    rows = await _until(listed, 30, "the console lists both asleep")
+    rows = await wait_for(listed, 30, "the console lists both asleep", interval=0.05)
     assert {r["record"]["hostname"] for r in rows} == {lab.hosts[i].name for i in SLEEPERS}
     member = observer.membership.member(lab.node_id(4))
     db_row = await lab.leaders.service.db.node(lab.node_id(4))
@@ -134,7 +123,8 @@ async def test_sleeping_computers_are_listed_searched_and_woken(lab: SleepingLab
                   for h in lab.running() if h is not woken}
         return lab.node_id(3).hex() in {r["node"] for r in rows} and \
             states == {MemberState.ALIVE}
-    await _until(rejoined, 30, "the woken node alive again, in the mesh and at the console")
+    await wait_for(rejoined, 30, "the woken node alive again, in the mesh and at the console",
+                   interval=0.05)
     assert woken.starts == 2
     still = await _rest(lab, state="asleep")
     assert [r["node"] for r in still] == [lab.node_id(4).hex()]

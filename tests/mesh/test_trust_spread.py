@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -45,6 +43,7 @@ from meshagent.membership import Membership
 from meshagent.membership.messages import Document
 from meshagent.transport import MemoryNetwork
 from meshagent.trustdocs import ALLOWLIST, REVOCATIONS, TrustDocuments
+from tests.polling import wait_for
 
 from .meshkit import MeshKit, converged, memory_mesh, run_virtual, wait_until
 
@@ -276,14 +275,6 @@ async def test_documents_adopted_at_one_agent_change_every_agents_policy_and_ses
 AGENTS = 4
 
 
-async def _poll(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def _statuses(lab: LeaderLab, action: str) -> dict[bytes, tuple[str, str | None]]:
     """Run ``action`` on every node through the service: node -> (status, reason)."""
     command = lab.command(Target.all(), action)
@@ -292,7 +283,7 @@ async def _statuses(lab: LeaderLab, action: str) -> dict[bytes, tuple[str, str |
 
     async def arrived() -> bool:
         return len(await lab.results(command_id)) >= AGENTS
-    await _poll(arrived, 30, f"{action} results")
+    await wait_for(arrived, 30, f"{action} results")
     return {row.node_id: (row.summary["status"], row.summary["output"].get("reason"))
             for row in await lab.results(command_id)}
 
@@ -318,7 +309,7 @@ async def test_documents_pushed_at_the_web_service_reach_every_agent(lab: Leader
 
     async def everywhere() -> bool:
         return all(Allowlist.load(path).version == 2 for path in files)
-    await _poll(everywhere, 20, "allowlist v2 in every node directory")
+    await wait_for(everywhere, 20, "allowlist v2 in every node directory")
     assert {status for status, _ in (await _statuses(lab, "ping")).values()} == {"ok"}
 
     older = build_allowlist(lab.root, ["inventory", "ping", "power"], version=1)
@@ -345,7 +336,7 @@ async def test_documents_pushed_at_the_web_service_reach_every_agent(lab: Leader
                    for entry in [*nodes, *sessions]):
                 return False
         return True
-    await _poll(cut_off, 20, "revoked agent cut off everywhere")
+    await wait_for(cut_off, 20, "revoked agent cut off everywhere")
     for node in others:
         kept = RevocationList.load(node.directory / "state" / "revocations", lab.root.trust)
         assert revoked_id in kept.node_ids

@@ -131,18 +131,3 @@ async def harness(db_url: str, sim_mesh: SimulatedMesh, tls: tuple[Path, bytes],
         for leader in h.leaders:
             await leader.stop()
         await h.stop()
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02):
-    """Poll an async or plain predicate until it is truthy (state kept in the database or
-    another process has no event to wait on); returns its value, TimeoutError otherwise."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(interval)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ADMIN_PASSWORD, Harness, wait_for
+from tests.polling import wait_for
+
+from .conftest import ADMIN_PASSWORD, Harness
 
 pytestmark = pytest.mark.browser
 

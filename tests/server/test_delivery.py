@@ -10,8 +10,9 @@ from meshagent.commands import Target
 from meshagent.server.db import CommandState, NodeFilter
 from meshagent.server.testkit import SimulatedLeader
 from meshagent.uplink import NodeReport
+from tests.polling import wait_for
 
-from .conftest import Harness, wait_for
+from .conftest import Harness
 
 
 async def _submit(harness: Harness, target: Target, ttl: float = 600.0) -> str:

@@ -25,8 +25,9 @@ from meshagent.server.protocol import (
 )
 from meshagent.server.testkit import SimulatedMesh
 from meshagent.signing import Signed
+from tests.polling import wait_for
 
-from .conftest import Harness, postgres_dsn, reset_postgres, wait_for
+from .conftest import Harness, postgres_dsn, reset_postgres
 
 
 async def _raw_leader(harness: Harness, login: bool = True, term: int = 1):

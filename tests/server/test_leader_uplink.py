@@ -11,8 +11,9 @@ from meshagent.commands import Target
 from meshagent.server.db import NodeFilter
 from meshagent.server.protocol import Close
 from meshagent.uplink import NodeReport, UplinkRefused
+from tests.polling import wait_for
 
-from .conftest import Harness, wait_for
+from .conftest import Harness
 
 
 async def test_leader_logs_in_and_inventory_is_stored(harness: Harness) -> None:

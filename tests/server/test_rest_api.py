@@ -9,8 +9,9 @@ import aiohttp
 import pytest
 
 from meshagent.cli.api_client import ApiClient, ApiError, PinMismatch
+from tests.polling import wait_for
 
-from .conftest import ADMIN_PASSWORD, Harness, wait_for
+from .conftest import ADMIN_PASSWORD, Harness
 
 
 async def _ready(harness: Harness) -> None:

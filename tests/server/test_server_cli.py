@@ -17,8 +17,7 @@ from meshagent.cli.api_client import ApiClient
 from meshagent.cli.main import main
 from meshagent.commands import OperatorKey, authorise_operator
 from meshagent.identity import MeshRoot
-
-from .conftest import wait_for
+from tests.polling import wait_for
 
 
 def _free_port() -> int:

@@ -19,8 +19,9 @@ from meshagent.commands import OperatorKey, build_allowlist
 from meshagent.identity import MeshRoot
 from meshagent.trustdocs import ALLOWLIST, REVOCATIONS, TrustDocuments
 from meshagent.uplink import DeliveredCommand, ResultSpool, Uplink
+from tests.polling import wait_for
 
-from .conftest import ADMIN_PASSWORD, Harness, wait_for
+from .conftest import ADMIN_PASSWORD, Harness
 
 
 async def _push(harness: Harness, kind: str, wire: bytes) -> bool:
