@@ -40,6 +40,7 @@ import aiohttp
 import psutil
 
 from meshagent.commands import Target
+from meshagent.leaderlab import free_port
 from meshagent.server.settings import ServerDirectory
 from meshagent.server.testkit import SimulatedLeader, SimulatedMesh
 from meshagent.uplink import NodeReport
@@ -48,12 +49,6 @@ ANCHOR_AGENTS = 14_000
 ANCHOR_MEMORY_BYTES = 4 * 1024 ** 3
 PASSWORD = "bench-password"
 WARMUP_COMMANDS = 50
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,13 +16,8 @@ from meshagent.cli.api_client import ApiClient
 from meshagent.cli.main import main
 from meshagent.commands import OperatorKey, authorise_operator
 from meshagent.identity import MeshRoot
+from meshagent.leaderlab import free_port
 from tests.polling import wait_for
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_init_refuses_to_overwrite_and_add_mesh_checks_the_console_cert(
@@ -59,7 +53,7 @@ async def test_initialised_directory_runs_a_service_with_login_and_console_key(
     assert shown["meshes"] == [{"mesh": root.mesh_id.hex(), "name": "lab",
                                 "console_can_sign": True}]
 
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "meshagent.cli.main", "server", "run", "--dir", str(directory),
          "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
