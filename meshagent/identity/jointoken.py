@@ -81,11 +81,7 @@ class JoinToken:
                ) -> JoinToken:
         """Check the document is this mesh's root's token; no expiry check here (a
         certificate made while the token was valid stays checkable after)."""
-        try:
-            body = codec.unpack(signed.body)
-        except DecodeError as exc:
-            raise MalformedJoinToken(f"token body does not parse: {exc}") from exc
-        mesh = require(body, "mesh", bytes, MalformedJoinToken, size=MESH_ID_BYTES)
+        body, mesh = _body_and_mesh(signed)
         if mesh != trust.mesh_id:
             raise WrongMesh(f"join token is for mesh {mesh.hex()}, not {trust.mesh_id.hex()}")
         try:
@@ -152,11 +148,17 @@ class JoinToken:
 
 def _self_declared_trust(signed: Signed) -> MeshTrust:
     """The mesh id and root key a token names for itself (see ``JoinToken.decode``)."""
+    _, mesh = _body_and_mesh(signed)
+    if len(signed.signer) != PUBLIC_KEY_BYTES:
+        raise MalformedJoinToken("join token signer is not an Ed25519 key")
+    return MeshTrust(mesh, signed.signer)
+
+
+def _body_and_mesh(signed: Signed) -> tuple[Any, bytes]:
+    """A token's body and the mesh id it names, neither checked against any trust yet."""
     try:
         body = codec.unpack(signed.body)
     except DecodeError as exc:
         raise MalformedJoinToken(f"token body does not parse: {exc}") from exc
     mesh = require(body, "mesh", bytes, MalformedJoinToken, size=MESH_ID_BYTES)
-    if len(signed.signer) != PUBLIC_KEY_BYTES:
-        raise MalformedJoinToken("join token signer is not an Ed25519 key")
-    return MeshTrust(mesh, signed.signer)
+    return body, mesh
