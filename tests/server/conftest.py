@@ -119,6 +119,10 @@ class Harness:
         """A REST call from a thread (the blocking client must not stall this loop)."""
         return await asyncio.to_thread(self.api().request, method, path, body, query or None)
 
+    async def submit(self, wire: bytes):
+        """POST /api/commands as ``meshctl run`` does (``ApiClient.submit_command``)."""
+        return await asyncio.to_thread(self.api().submit_command, wire)
+
 
 @pytest.fixture
 async def harness(db_url: str, sim_mesh: SimulatedMesh, tls: tuple[Path, bytes],

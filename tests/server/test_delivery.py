@@ -4,7 +4,6 @@ restart of the web service, offline targets, expiry. Both database back ends."""
 from __future__ import annotations
 
 import asyncio
-import base64
 
 from meshagent.commands import Target
 from meshagent.server.db import CommandState, NodeFilter
@@ -17,8 +16,7 @@ from .conftest import Harness
 
 async def _submit(harness: Harness, target: Target, ttl: float = 600.0) -> str:
     signed = harness.mesh.command(target, ttl=ttl)
-    answer = await harness.call("POST", "/api/commands",
-                                {"command": base64.b64encode(signed.to_wire()).decode()})
+    answer = await harness.submit(signed.to_wire())
     return answer["id"]
 
 
@@ -104,8 +102,7 @@ async def test_restart_of_the_service_loses_nothing(harness: Harness) -> None:
     assert await _states(harness, command_id) == ["done"]
     # The leader's login re-queued what it had been sent; the done command stays done.
     assert leader.delivered.empty()
-    await harness.call("POST", "/api/commands",
-                       {"command": base64.b64encode(queued_while_down.to_wire()).decode()})
+    await harness.submit(queued_while_down.to_wire())
     later = await asyncio.wait_for(leader.delivered.get(), 10)
     assert later.command_id != delivered.command_id
     leaders = await harness.service.db.leaders()

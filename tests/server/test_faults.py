@@ -153,8 +153,7 @@ async def test_forged_command_is_refused_at_submit_with_an_audit_entry(
         signed.command.kind, signed.command.body.replace(b"ping", b"pong"),
         signed.command.signer, signed.command.signature))
     with pytest.raises(ApiError) as error:
-        await harness.call("POST", "/api/commands",
-                           {"command": base64.b64encode(tampered.to_wire()).decode()})
+        await harness.submit(tampered.to_wire())
     assert (error.value.status, error.value.code) == (403, "forged")
     audit = await harness.service.db.audit_log(command_id=envelope.id)
     assert [(a.event, a.detail["reason"]) for a in audit] == [("command_refused", "forged")]
@@ -166,8 +165,7 @@ async def test_command_of_an_operator_from_another_root_is_refused(harness: Harn
     foreign = dataclasses.replace(harness.mesh.command(Target.all()),
                                   operator_cert=other.operator_cert.signed)
     with pytest.raises(ApiError) as error:
-        await harness.call("POST", "/api/commands",
-                           {"command": base64.b64encode(foreign.to_wire()).decode()})
+        await harness.submit(foreign.to_wire())
     assert (error.value.status, error.value.code) == (403, "unknown_operator")
 
 
@@ -201,8 +199,7 @@ async def test_database_outage_answers_503_and_keeps_results_until_stored(
         await leader.connected()
         await wait_for(lambda: _known(harness))
         target = sim_mesh.nodes[1]
-        await harness.call("POST", "/api/commands", {"command": base64.b64encode(
-            sim_mesh.command(Target.node(target.node_id)).to_wire()).decode()})
+        await harness.submit(sim_mesh.command(Target.node(target.node_id)).to_wire())
         delivered = await asyncio.wait_for(leader.delivered.get(), 10)
 
         # Cut the service's database connection, as a PostgreSQL restart would.

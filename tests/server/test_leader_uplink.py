@@ -83,8 +83,7 @@ async def test_command_is_delivered_and_its_result_stored(harness: Harness) -> N
     await wait_for(lambda: _nodes(harness, 4))
     target = harness.mesh.nodes[3]
     signed = harness.mesh.command(Target.node(target.node_id))
-    answer = await harness.call("POST", "/api/commands",
-                                {"command": _b64(signed.to_wire())})
+    answer = await harness.submit(signed.to_wire())
     delivered = await asyncio.wait_for(leader.delivered.get(), 10)
     assert delivered.command_id.hex() == answer["id"]
     assert delivered.node_id == target.node_id
@@ -106,7 +105,7 @@ async def test_forged_result_is_refused_and_not_stored(harness: Harness) -> None
     await wait_for(lambda: _nodes(harness, 4))
     target, impostor = harness.mesh.nodes[1], harness.mesh.nodes[2]
     signed = harness.mesh.command(Target.node(target.node_id))
-    await harness.call("POST", "/api/commands", {"command": _b64(signed.to_wire())})
+    await harness.submit(signed.to_wire())
     delivered = await asyncio.wait_for(leader.delivered.get(), 10)
     assert leader.uplink is not None
     # Signed by another node than the target it is filed under.
@@ -116,9 +115,3 @@ async def test_forged_result_is_refused_and_not_stored(harness: Harness) -> None
     assert await harness.service.db.results(command_id=delivered.command_id) == []
     refused = await harness.service.db.audit_log(command_id=delivered.command_id)
     assert "result_refused" in [a.event for a in refused]
-
-
-def _b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()

@@ -57,8 +57,7 @@ async def test_revoked_operator_is_refused_at_submit_also_after_a_restart(
     await harness.start()
     signed = harness.mesh.command(Target.all())
     with pytest.raises(ApiError) as error:
-        await harness.call("POST", "/api/commands",
-                           {"command": base64.b64encode(signed.to_wire()).decode()})
+        await harness.submit(signed.to_wire())
     assert (error.value.status, error.value.code) == (403, "operator_revoked")
     audit = await harness.service.db.audit_log(command_id=signed.envelope().id)
     assert audit[0].detail["reason"] == "operator_revoked"
