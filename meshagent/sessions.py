@@ -469,7 +469,8 @@ class SessionManager:
             session.close("stopping")
             return None
         if not initiator and result.peer_id not in self.sessions \
-                and len(self.sessions) >= self.max_peers and not self._make_room(result.peer_id):
+                and self._held_slots(result.peer_id) >= self.max_peers \
+                and not self._make_room(result.peer_id):
             self.stats.refused_full += 1
             session.close(_FULL)
             return None
@@ -484,6 +485,14 @@ class SessionManager:
                   initiator=initiator)
         self._on_up(session)
         return session
+
+    def _held_slots(self, newcomer: bytes) -> int:
+        """Slots taken, as an inbound ``newcomer`` sees them: sessions, and dials in flight
+        to other peers. A dial holds its slot from ``_dial_wanted`` until it ends; an
+        inbound session admitted meanwhile would take it, and the dial's session, admitted
+        when it completes, would go past ``max_peers``."""
+        return len(self.sessions) + sum(1 for peer in self._dialling
+                                        if peer != newcomer and peer not in self.sessions)
 
     def _make_room(self, newcomer: bytes) -> bool:
         """When full: evict a session for ``newcomer`` if no route reaches it (it is in
