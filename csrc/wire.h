@@ -65,7 +65,13 @@ enum mesh_wire_sizes {
      * by its bit, anything older is refused. */
     MESH_REPLAY_BLOCK_BITS = 64,
     MESH_REPLAY_WINDOW_BITS = 8192,
-    MESH_REPLAY_WINDOW_SPAN = 8128 /* MESH_REPLAY_WINDOW_BITS - MESH_REPLAY_BLOCK_BITS */
+    MESH_REPLAY_WINDOW_SPAN = 8128, /* MESH_REPLAY_WINDOW_BITS - MESH_REPLAY_BLOCK_BITS */
+
+    /* Public-key sizes (pubkey.h): Ed25519 (RFC 8032) keys and signatures as certificates
+     * and signed documents carry them, X25519 (RFC 7748) keys and shared secrets. */
+    MESH_ED25519_PUBLIC_BYTES = 32,
+    MESH_ED25519_SIGNATURE_BYTES = 64,
+    MESH_X25519_BYTES = 32
 };
 
 /* Message limits (WireGuard's REKEY_AFTER_MESSAGES / REJECT_AFTER_MESSAGES): a session
@@ -87,7 +93,8 @@ enum mesh_status {
     MESH_ERR_REKEY = -9,        /* send limit (messages or time) reached: rekey */
     MESH_ERR_CRYPTO = -10,      /* OpenSSL failed for a reason other than the tag */
     MESH_ERR_NOMEM = -11,
-    MESH_ERR_TABLE_FULL = -12   /* route table holds its capacity */
+    MESH_ERR_TABLE_FULL = -12,  /* route table holds its capacity */
+    MESH_ERR_WEAK_KEY = -13     /* X25519 peer key of small order: the secret would be 0 */
 };
 
 #endif

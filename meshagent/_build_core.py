@@ -138,6 +138,18 @@ int64_t mesh_route_next_hops(const mesh_route_table *table, const uint8_t *ids, 
 size_t mesh_route_dump(const mesh_route_table *table, mesh_route *out, size_t max);
 """
 
+# --- pubkey.h ---------------------------------------------------------------------
+CDEF["pubkey"] = """
+int mesh_ed25519_verify(const uint8_t *public_key, const uint8_t *signature,
+                        const uint8_t *message, size_t message_len);
+typedef struct mesh_x25519_key mesh_x25519_key;
+int mesh_x25519_key_new(const uint8_t *private_key, mesh_x25519_key **out);
+void mesh_x25519_key_free(mesh_x25519_key *key);
+int mesh_x25519_public(const mesh_x25519_key *key, uint8_t *public_key);
+int mesh_x25519_derive(const mesh_x25519_key *key, const uint8_t *peer_public,
+                       uint8_t *shared);
+"""
+
 SOURCES = sorted(str(path.relative_to(ROOT)) for path in CSRC.glob("*.c"))
 HEADERS = sorted(path.name for path in CSRC.glob("*.h") if path.name != "wire.h")
 

@@ -10,7 +10,10 @@ versioned header (type, flags, hop limit, length, channel, sequence, source and
 destination node ids) plus payload; decoders return payloads as read-only views of the
 decoded buffer. ``Tunnel``: per-direction AES-256-GCM with counter nonces, header as
 associated data, replay window, rekey limits, batch and stream calls. Raw
-``aes_gcm_seal``/``aes_gcm_open`` exist for known-answer tests. Sizes come from
+``aes_gcm_seal``/``aes_gcm_open`` exist for known-answer tests. Public keys:
+``ed25519_verify`` (RFC 8032 signature check) and ``X25519Private`` (RFC 7748 key
+agreement; ``WeakPublicKey`` for a small-order peer key); signing stays in
+``meshagent.signing`` (pycryptodome). Sizes come from
 ``csrc/wire.h`` (``NODE_ID_BYTES``, ``KEY_BYTES``, ...). Errors: ``CoreError`` and its
 subclasses in ``meshagent.core.errors``.
 """
@@ -33,6 +36,7 @@ from meshagent.core.errors import (
     ReplayError,
     RouteTableFull,
     TunnelClosed,
+    WeakPublicKey,
 )
 from meshagent.core.frame import Frame
 from meshagent.core.route import METRIC_INFINITY, NO_NEXT_HOP, Route, seq_newer
@@ -66,6 +70,8 @@ RouteTable = _backend.RouteTable
 Tunnel = _backend.Tunnel
 aes_gcm_open = _backend.aes_gcm_open
 aes_gcm_seal = _backend.aes_gcm_seal
+ed25519_verify = _backend.ed25519_verify
+X25519Private = _backend.X25519Private
 decode_frames = _backend.decode_frames
 encode_frames = _backend.encode_frames
 
@@ -76,7 +82,7 @@ __all__ = [
     "AuthenticationError", "CoreError", "CryptoFailure", "Frame", "FrameDecoder", "FrameError",
     "FrameMalformed", "FrameOversize", "FrameTruncated", "FrameVersionError",
     "InvalidArgument", "RekeyRequired", "ReplayError", "ReplayWindow", "RouteTableFull",
-    "Tunnel", "TunnelClosed", "aes_gcm_open", "aes_gcm_seal", "decode_frames",
-    "encode_frames",
+    "Tunnel", "TunnelClosed", "WeakPublicKey", "X25519Private", "aes_gcm_open",
+    "aes_gcm_seal", "decode_frames", "ed25519_verify", "encode_frames",
     "METRIC_INFINITY", "NO_NEXT_HOP", "Route", "RouteTable", "seq_newer",
 ]

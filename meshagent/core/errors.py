@@ -13,7 +13,7 @@ from meshagent.errors import DecodeError, MeshError
 __all__ = [
     "AuthenticationError", "CoreError", "CryptoFailure", "FrameError", "FrameMalformed",
     "FrameOversize", "FrameTruncated", "FrameVersionError", "InvalidArgument", "RekeyRequired",
-    "ReplayError", "RouteTableFull", "TunnelClosed", "ensure", "error_for",
+    "ReplayError", "RouteTableFull", "TunnelClosed", "WeakPublicKey", "ensure", "error_for",
 ]
 
 
@@ -65,6 +65,10 @@ class TunnelClosed(CoreError):
     """The tunnel was closed and its keys wiped."""
 
 
+class WeakPublicKey(CoreError):
+    """An X25519 peer key of small order: the agreement would give an all-zero secret."""
+
+
 class CryptoFailure(CoreError):
     """OpenSSL failed for a reason other than a bad tag (out of memory, broken library)."""
 
@@ -81,6 +85,7 @@ _BY_STATUS: dict[int, type[CoreError]] = {
     lib.MESH_ERR_CRYPTO: CryptoFailure,
     lib.MESH_ERR_NOMEM: CryptoFailure,
     lib.MESH_ERR_TABLE_FULL: RouteTableFull,
+    lib.MESH_ERR_WEAK_KEY: WeakPublicKey,
 }
 
 _MESSAGES: dict[type[CoreError], str] = {
@@ -94,6 +99,7 @@ _MESSAGES: dict[type[CoreError], str] = {
     RekeyRequired: "session send limit reached: rekey",
     CryptoFailure: "OpenSSL failure",
     RouteTableFull: "route table full",
+    WeakPublicKey: "X25519 peer key of small order",
 }
 
 
