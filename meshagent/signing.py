@@ -8,18 +8,22 @@ keeps a signature made for one purpose from being accepted for another (a node r
 replayed as a command). Verification checks the bytes as received; bodies are never
 re-encoded before checking.
 
-Keys come from pycryptodome; nothing here is cryptography of our own.
+Keys and signing come from pycryptodome; checking goes through ``meshagent.core``
+(OpenSSL's EVP in the C core, pycryptodome in the pure-Python twin), since every peer's
+certificate and record is a check. Nothing here is cryptography of our own.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from Crypto.PublicKey import ECC
 from Crypto.Signature import eddsa
 
-from meshagent import codec
+from meshagent import codec, core
 from meshagent.errors import DecodeError, MeshError
 
 __all__ = ["SigningKey", "Signed", "SignatureError", "sign", "verify", "PUBLIC_KEY_BYTES",
@@ -28,6 +32,11 @@ __all__ = ["SigningKey", "Signed", "SignatureError", "sign", "verify", "PUBLIC_K
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
 SEED_BYTES = 32
+# Signatures found good, remembered by a digest of (key, signature, message) so the same
+# document checked again (a certificate in every handshake, datagram and record of its
+# node) costs a hash. A check depends on those bytes only, so the answer cannot change;
+# only successes are kept, and the least recently used go first.
+_VERIFIED_LIMIT = 8192
 
 
 class SignatureError(MeshError):
@@ -63,15 +72,43 @@ def _message(kind: str, body: bytes) -> bytes:
     return b"meshagent/" + kind.encode() + b"\0" + body
 
 
+class _VerifiedSignatures:
+    """Bounded LRU set of digests of signatures that verified (see ``_VERIFIED_LIMIT``)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+
+    @staticmethod
+    def digest(public: bytes, message: bytes, signature: bytes) -> bytes:
+        # Key and signature have fixed lengths, so the concatenation is unambiguous.
+        return hashlib.sha256(public + signature + message).digest()
+
+    def __contains__(self, digest: bytes) -> bool:
+        if digest in self._digests:
+            self._digests.move_to_end(digest)
+            return True
+        return False
+
+    def add(self, digest: bytes) -> None:
+        self._digests[digest] = None
+        if len(self._digests) > self._limit:
+            self._digests.popitem(last=False)
+
+
+_verified = _VerifiedSignatures(_VERIFIED_LIMIT)
+
+
 def verify_raw(public: bytes, message: bytes, signature: bytes) -> None:
     """Raise SignatureError unless ``signature`` is ``public``'s signature of ``message``."""
     if len(public) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
         raise SignatureError("malformed key or signature length")
-    try:
-        key = eddsa.import_public_key(public)
-        eddsa.new(key, "rfc8032").verify(message, signature)
-    except ValueError as exc:
-        raise SignatureError("signature does not verify") from exc
+    digest = _verified.digest(public, message, signature)
+    if digest in _verified:
+        return
+    if not core.ed25519_verify(public, message, signature):
+        raise SignatureError("signature does not verify")
+    _verified.add(digest)
 
 
 @dataclass(frozen=True)

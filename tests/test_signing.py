@@ -1,8 +1,16 @@
 import pytest
 
-from meshagent import codec
+from meshagent import codec, core
 from meshagent.errors import DecodeError
-from meshagent.signing import SignatureError, Signed, SigningKey, sign, verify
+from meshagent.signing import (
+    SignatureError,
+    Signed,
+    SigningKey,
+    _VerifiedSignatures,
+    sign,
+    verify,
+    verify_raw,
+)
 
 
 def test_signed_document_round_trips_and_verifies():
@@ -43,3 +51,29 @@ def test_malformed_signed_document_is_a_decode_error(data):
 def test_oversize_message_is_refused():
     with pytest.raises(DecodeError):
         codec.unpack(b"\x00" * (codec.MAX_MESSAGE_BYTES + 1))
+
+
+def test_signature_checked_again_skips_the_curve_but_a_changed_one_does_not(monkeypatch):
+    checks = []
+    real = core.ed25519_verify
+    monkeypatch.setattr(core, "ed25519_verify", lambda *args: checks.append(1) or real(*args))
+    key = SigningKey.generate()
+    message = b"checked twice " + key.public
+    signature = key.sign_raw(message)
+    verify_raw(key.public, message, signature)
+    verify_raw(key.public, message, signature)
+    assert len(checks) == 1
+    with pytest.raises(SignatureError):
+        verify_raw(key.public, message + b"!", signature)
+    with pytest.raises(SignatureError):  # failures are not remembered: checked each time
+        verify_raw(key.public, message + b"!", signature)
+    assert len(checks) == 3
+
+
+def test_remembered_signatures_are_bounded_least_recently_used_first():
+    seen = _VerifiedSignatures(limit=2)
+    seen.add(b"a")
+    seen.add(b"b")
+    assert b"a" in seen  # now the most recently used
+    seen.add(b"c")
+    assert b"a" in seen and b"c" in seen and b"b" not in seen
