@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -81,6 +82,30 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str = 
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(poll)
     return loop.time() - start
+
+
+def free_loopback_subnet(prefix: str, count: int, port: int) -> str:
+    """A random ``prefix.N`` loopback subnet whose first ``count`` addresses have ``port``
+    free for UDP and TCP. Agents use a fixed port, so two meshes on the same random subnet
+    (leaked sockets of an earlier test, or another test run on a shared machine) failed
+    with "address already in use"."""
+    for _ in range(100):
+        subnet = f"{prefix}.{random.randrange(1, 250)}"
+        if all(_port_free(f"{subnet}.{index + 1}", port) for index in range(count)):
+            return subnet
+    raise RuntimeError(f"no loopback subnet under {prefix} with port {port} free")
+
+
+def _port_free(host: str, port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as probe:
+            if kind == socket.SOCK_STREAM:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as agents bind
+            try:
+                probe.bind((host, port))
+            except OSError:
+                return False
+    return True
 
 
 def run_virtual(coroutine: object) -> object:

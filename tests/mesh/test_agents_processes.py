@@ -4,20 +4,20 @@ control sockets: what ``meshctl`` and the demo see."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from pathlib import Path
 
 import pytest
 
 from meshagent.demo import AgentProcess, create_mesh, query, wait_for
+from tests.mesh.meshkit import free_loopback_subnet
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 async def processes(tmp_path: Path):
-    subnet = f"127.2.{random.randrange(1, 250)}"
+    subnet = free_loopback_subnet("127.2", 4, 17946)
     mesh = create_mesh(tmp_path / "mesh", 4, addresses=[
         (f"{subnet}.{i + 1}", 17946) for i in range(4)], seeds=1)
     agents = [AgentProcess(node) for node in mesh.nodes]

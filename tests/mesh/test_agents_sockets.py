@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,15 @@ from meshagent.demo import create_mesh
 from meshagent.membership import MemberState
 from meshagent.routing import FIRST_FREE_CHANNEL, Message
 from meshagent.sessions import PeerCandidate
-from tests.mesh.meshkit import wait_until
+from tests.mesh.meshkit import free_loopback_subnet, wait_until
 
 APP = FIRST_FREE_CHANNEL + 7
-
-
-def _subnet() -> str:
-    return f"127.1.{random.randrange(1, 250)}"
 
 
 @pytest.fixture
 async def agents(tmp_path: Path, request: pytest.FixtureRequest):
     count, extra = getattr(request, "param", (3, ""))
-    subnet = _subnet()
+    subnet = free_loopback_subnet("127.1", count, 17946)
     mesh = create_mesh(tmp_path / "mesh", count, addresses=[
         (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1, extra_config=extra)
     started: list[Agent] = []

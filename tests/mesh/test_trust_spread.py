@@ -45,7 +45,14 @@ from meshagent.transport import MemoryNetwork
 from meshagent.trustdocs import ALLOWLIST, REVOCATIONS, TrustDocuments
 from tests.polling import wait_for
 
-from .meshkit import MeshKit, converged, memory_mesh, run_virtual, wait_until
+from .meshkit import (
+    MeshKit,
+    converged,
+    free_loopback_subnet,
+    memory_mesh,
+    run_virtual,
+    wait_until,
+)
 
 COUNT = 12
 
@@ -214,7 +221,7 @@ def test_join_token_redeemed_on_both_sides_of_a_partition_is_burnt_everywhere() 
 
 @pytest.fixture
 async def agents(tmp_path: Path):
-    subnet = f"127.2.{random.randrange(1, 250)}"
+    subnet = free_loopback_subnet("127.2", 4, 17946)
     mesh = create_mesh(tmp_path / "mesh", 4, addresses=[
         (f"{subnet}.{i + 1}", 17946) for i in range(4)], seeds=1)
     started: list[Agent] = []
