@@ -3,8 +3,9 @@
 This is the state machinery of the specification, sections 5.1-5.3, with the functions of
 section 12: DH = X25519 (RFC 7748), cipher = AES-256-GCM with the nonce 4 zero bytes then
 the 8-byte big-endian counter, hash = SHA-256, and HKDF built from HMAC-SHA256 exactly as
-section 4.3 defines it. The primitives come from pycryptodome (``identity.X25519Key``,
-``Crypto.Cipher.AES``, ``Crypto.Hash``); what is here is the protocol bookkeeping, checked
+section 4.3 defines it. The primitives come from ``identity.X25519Key`` and
+``meshagent.core.aes_gcm_seal``/``aes_gcm_open`` (OpenSSL in the C core, pycryptodome in
+the pure-Python twin) and hashlib; what is here is the protocol bookkeeping, checked
 against the cacophony test vectors (tests/data/noise_xx_25519_aesgcm_sha256.json).
 
 Callers: ``meshagent.handshake`` (the mesh's certificate exchange on top), tests.
@@ -17,8 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from Crypto.Cipher import AES
-
+from meshagent import core
 from meshagent.errors import DecodeError, MeshError
 from meshagent.identity import KeyAgreementError, X25519Key
 
@@ -64,26 +64,20 @@ def _hkdf(chaining_key: bytes, input_key_material: bytes) -> tuple[bytes, bytes]
     return output1, output2
 
 
-def _aead(key: bytes, nonce: int) -> AES:
-    return AES.new(key, AES.MODE_GCM, nonce=bytes(4) + nonce.to_bytes(8, "big"),
-                   mac_len=TAG_BYTES)
+def _nonce(nonce: int) -> bytes:
+    return bytes(4) + nonce.to_bytes(8, "big")
 
 
 def _encrypt(key: bytes, nonce: int, ad: bytes, plaintext: bytes) -> bytes:
-    cipher = _aead(key, nonce)
-    cipher.update(ad)
-    ciphertext, tag = cipher.encrypt_and_digest(plaintext)
-    return ciphertext + tag
+    return core.aes_gcm_seal(key, _nonce(nonce), ad, plaintext, tag_bytes=TAG_BYTES)
 
 
 def _decrypt(key: bytes, nonce: int, ad: bytes, data: bytes) -> bytes:
     if len(data) < TAG_BYTES:
         raise NoiseDecryptError("ciphertext shorter than its tag")
-    cipher = _aead(key, nonce)
-    cipher.update(ad)
     try:
-        return cipher.decrypt_and_verify(data[:-TAG_BYTES], data[-TAG_BYTES:])
-    except ValueError as exc:
+        return core.aes_gcm_open(key, _nonce(nonce), ad, data, tag_bytes=TAG_BYTES)
+    except core.AuthenticationError as exc:
         raise NoiseDecryptError("message failed authentication") from exc
 
 
