@@ -37,7 +37,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from meshagent.amtbridge import inventory_record
 from meshagent.commands import (
@@ -59,7 +60,11 @@ from meshagent.relay import LeaderRelay, NodeRelay, RelayChannel, RelaySettings
 from meshagent.routing import Router
 from meshagent.server.tls import pin_from_text
 from meshagent.trustdocs import ALLOWLIST, DOCUMENT_KINDS, REVOCATIONS, TrustDocument
-from meshagent.uplink import NodeReport, ResultSpool, Uplink, UplinkRefused
+
+# The uplink (aiohttp's client, about 10 MiB resident) loads only where this node may lead:
+# LeaderRole imports it, and LeaderRole exists only with a [server] section.
+if TYPE_CHECKING:
+    from meshagent.uplink import NodeReport, Uplink
 
 __all__ = ["Leadership", "LeaderRole", "UplinkTarget", "SEEN_FILE", "ALLOWLIST_FILE",
            "TERM_FILE", "SPOOL_DIR"]
@@ -101,12 +106,19 @@ class UplinkTarget:
         return cls(server.url, pin, state_dir / SPOOL_DIR)
 
 
+def _uplink() -> ModuleType:
+    """``meshagent.uplink``, imported on first use (see the note at the imports)."""
+    import meshagent.uplink
+
+    return meshagent.uplink
+
+
 def node_report(member: Member) -> NodeReport:
     """One member as the service's inventory wants it."""
     seen = time.time() if member.is_self else (member.last_seen or member.state_since)
     # A sleeping member's record as read (and verified) from its AMT, when there is one.
     record = inventory_record(member) or member.record.wire
-    return NodeReport(member.node_id, member.state.value, seen, record)
+    return _uplink().NodeReport(member.node_id, member.state.value, seen, record)
 
 
 class LeaderRole:
@@ -154,7 +166,7 @@ class LeaderRole:
                 "term": uplink.term if uplink else None,
                 "connected": bool(uplink and uplink.connected.is_set()),
                 "connects": uplink.connects if uplink else 0,
-                "results_spooled": len(ResultSpool(self.target.spool_dir)),
+                "results_spooled": len(_uplink().ResultSpool(self.target.spool_dir)),
                 "relay": dict(self.relay.counters) if self.relay else None,
                 "pending": len(self.relay.pending) if self.relay else 0}
 
@@ -184,12 +196,14 @@ class LeaderRole:
         credentials = self.credentials
         relay = LeaderRelay(self.channel, _UplinkSink(self), self._reachable, self._signer_of,
                             self.relay_settings)
-        uplink = Uplink(self.target.url, self.target.pin, credentials.identity,
-                        credentials.certificate, term, ResultSpool(self.target.spool_dir),
-                        relay.deliver, self._full_inventory,
-                        documents=self.membership.documents,
-                        backoff_min_s=self.target.backoff_min_s,
-                        backoff_max_s=self.target.backoff_max_s)
+        api = _uplink()
+        uplink = api.Uplink(self.target.url, self.target.pin, credentials.identity,
+                            credentials.certificate, term,
+                            api.ResultSpool(self.target.spool_dir),
+                            relay.deliver, self._full_inventory,
+                            documents=self.membership.documents,
+                            backoff_min_s=self.target.backoff_min_s,
+                            backoff_max_s=self.target.backoff_max_s)
         self.relay, self.uplink = relay, uplink
         await relay.start()
         self._uplink_task = asyncio.create_task(self._run_uplink(uplink), name="uplink")
@@ -215,9 +229,10 @@ class LeaderRole:
             log.event("leader_uplink_stopped", term=uplink.term)
 
     async def _run_uplink(self, uplink: Uplink) -> None:
+        refused_error = _uplink().UplinkRefused
         try:
             await uplink.run()
-        except UplinkRefused as refused:
+        except refused_error as refused:
             delay = self.election.fenced()
             self._not_before = asyncio.get_running_loop().time() + delay
             log.warning("leader_fenced", term=uplink.term, code=refused.code,

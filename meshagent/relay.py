@@ -47,7 +47,7 @@ import os
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from meshagent import codec
 from meshagent.commands import (
@@ -66,7 +66,9 @@ from meshagent.errors import DecodeError, MeshError
 from meshagent.log import get_logger
 from meshagent.routing import FIRST_FREE_CHANNEL, Message, RoutingError
 from meshagent.signing import Signed
-from meshagent.uplink import DeliveredCommand
+
+if TYPE_CHECKING:  # the uplink (aiohttp's client) loads only where a node may lead
+    from meshagent.uplink import DeliveredCommand
 
 __all__ = ["RELAY_CHANNEL", "LeaderRelay", "NodeRelay", "RelayChannel", "RelayError",
            "RelaySettings", "ResultSink"]

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Protocol
-
-import aiohttp
+from typing import TYPE_CHECKING, Protocol
 
 from amt import namespaces as ns
 from amt.errors import AmtConnectionError, AmtTimeout, BadCredentials, MalformedResponse
 from amt.wsman.digest import DigestChallenge, DigestSigner
 from amt.wsman.xmlsafe import DEFAULT_MAX_BYTES
 from meshagent.log import get_logger
+
+# aiohttp (about 10 MiB resident) loads on the first request, not at import: every agent
+# imports this module (it serves its peers' AMT) but most never reach a device.
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["HttpTransport", "Transport"]
 
@@ -68,6 +71,8 @@ class HttpTransport:
         self._session: aiohttp.ClientSession | None = None
 
     def _ssl(self) -> ssl.SSLContext | aiohttp.Fingerprint | bool:
+        import aiohttp
+
         if not self._tls:
             return False
         if self._cert_sha256 is not None:
@@ -79,6 +84,8 @@ class HttpTransport:
         return context
 
     def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl())
             self._session = aiohttp.ClientSession(
@@ -104,6 +111,8 @@ class HttpTransport:
 
     async def _send(self, envelope: bytes, authorization: str | None
                     ) -> tuple[int, list[str], bytes]:
+        import aiohttp
+
         headers = {"Content-Type": _CONTENT_TYPE}
         if authorization:
             headers["Authorization"] = authorization
