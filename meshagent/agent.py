@@ -273,7 +273,7 @@ class Agent:
                         new: MemberState) -> None:
         if new == MemberState.LEFT:
             self.sessions.close_peer(member.node_id, "peer left")
-        self.sessions.wake()
+        self.sessions.view_changed()
 
     def _revocations_adopted(self, kind: str, revocations: TrustDocument) -> None:
         """Cut every session whose peer certificate the new list revokes, members or not

@@ -269,7 +269,8 @@ class SessionManager:
                  has_alternative: Callable[[bytes], bool] = lambda peer: False,
                  max_peers: int = 20, connect_timeout: float = 3.0,
                  handshake_timeout: float = 5.0, keepalive: float = 10.0,
-                 reconnect_min: float = 0.5, reconnect_max: float = 30.0) -> None:
+                 reconnect_min: float = 0.5, reconnect_max: float = 30.0,
+                 settle: float = 0.25, settle_max: float = 2.0) -> None:
         self.node_id = node_id
         self._transport = transport
         self._handshake = handshake
@@ -295,6 +296,10 @@ class SessionManager:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self.settle = settle
+        self.settle_max = settle_max
+        self._view_changed_at = float("-inf")
+        self._burst_since: float | None = None
         self.stats = SessionStats()
 
     # ------------------------------------------------------------------ lifecycle
@@ -331,6 +336,25 @@ class SessionManager:
         """Candidates changed: look at them now rather than at the next tick."""
         self._wake.set()
 
+    def view_changed(self) -> None:
+        """The membership view changed (a member came, went or changed state): look at the
+        candidates again, dialling non-urgent ones once the view settles (``_settling``)."""
+        self._view_changed_at = time.monotonic()
+        self._wake.set()
+
+    def _settling(self, now: float) -> bool:
+        """True while a burst of membership news (a join) is still arriving: non-urgent
+        dials wait until the view has been quiet for ``settle`` seconds, at most
+        ``settle_max`` seconds after the burst began. Ranking then sees the whole view, so
+        fewer sessions are dialled only to be refused or dropped, and handshakes do not
+        take the CPU the membership protocol needs to converge."""
+        if now - self._view_changed_at >= self.settle:
+            self._burst_since = None
+            return False
+        if self._burst_since is None:
+            self._burst_since = now
+        return now - self._burst_since < self.settle_max
+
     # ------------------------------------------------------------------ choosing peers
 
     def _affinity(self, peer: bytes) -> bytes:
@@ -341,8 +365,10 @@ class SessionManager:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
         # that stop() sends when it races with the timeout, and the loop would never end.
         while not self._stopping:
+            # While the view settles, look again as soon as it may have gone quiet.
+            tick = _TICK_S if self._burst_since is None else min(_TICK_S, self.settle)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_TICK_S):
+                async with asyncio.timeout(tick):
                     await self._wake.wait()
             self._wake.clear()
             try:
@@ -357,8 +383,10 @@ class SessionManager:
         now = time.monotonic()
         outbound = sum(1 for s in self.sessions.values() if s.initiator) + len(self._dialling)
         total = len(self.sessions) + len(self._dialling) + self._pending_inbound
+        settling = self._settling(now)
         ranked = sorted((c for c in self._candidates() if c.node_id != self.node_id
-                         and c.addresses), key=lambda c: (not c.urgent, self._affinity(c.node_id)))
+                         and c.addresses and (c.urgent or not settling)),
+                        key=lambda c: (not c.urgent, self._affinity(c.node_id)))
         for candidate in ranked:
             peer = candidate.node_id
             if peer in self.sessions or peer in self._dialling:
