@@ -13,10 +13,13 @@ import asyncio
 import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from amt import namespaces as ns
-from amt.device import SoftwareAmtDevice, TlsCertificate
 from meshagent.errors import ConfigError
+
+if TYPE_CHECKING:
+    from amt.device import SoftwareAmtDevice
 
 HELP = "run a software Intel AMT device (WS-Management, digest auth, 3PDS)"
 
@@ -53,6 +56,10 @@ async def _serve(device: SoftwareAmtDevice) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # The device (aiohttp's server) loads only for this verb: every `meshagent` command
+    # builds its parser from all the verbs, and `meshagent run` must stay small.
+    from amt.device import SoftwareAmtDevice, TlsCertificate
+
     password = args.admin_password or os.environ.get(PASSWORD_ENV, "")
     if not password and not (args.state and args.state.exists()):
         raise ConfigError(f"--admin-password (or {PASSWORD_ENV}) is required for a new device")

@@ -10,7 +10,6 @@ import asyncio
 from pathlib import Path
 
 from meshagent.demo import DEMO_STEPS, run_demo, stop_demo
-from meshagent.leaderdemo import with_leader_steps
 
 HELP = "run a local demo mesh of agent processes (no root needed)"
 
@@ -34,5 +33,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not 2 <= args.nodes <= 200:
         raise SystemExit("meshagent demo: --nodes must be between 2 and 200")
+    # The leader steps bring the web service (aiohttp): loaded only for this verb, since
+    # every `meshagent` command builds its parser from all the verbs.
+    from meshagent.leaderdemo import with_leader_steps
+
     return asyncio.run(run_demo(args.dir, count=args.nodes, port=args.port,
                                 detach=args.detach, steps=with_leader_steps(DEMO_STEPS)))
