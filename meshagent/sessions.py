@@ -525,16 +525,25 @@ class SessionManager:
     def _make_room(self, newcomer: bytes) -> bool:
         """When full: evict a session for ``newcomer`` if no route reaches it (it is in
         another part of a split session graph), preferring a peer that routing reaches
-        another way. HyParView makes room for joiners the same way."""
+        another way. HyParView makes room for joiners the same way.
+
+        If no session has a known alternative, any one is evicted: in a cycle of five or
+        more nodes the distance vector hides the way round, so every peer looks
+        irreplaceable and the graph would stay split for good. Cutting one cycle edge
+        leaves a path (still connected) and joins the newcomer's part to ours. Only the
+        dialled side does this, and at most once per eviction interval; a node dialling
+        out never cuts its own sessions this way."""
         if not self._is_unrouted(newcomer):
             return False
-        return self._evict()
+        return self._evict(any_peer=True)
 
-    def _evict(self) -> bool:
+    def _evict(self, any_peer: bool = False) -> bool:
         now = time.monotonic()
         if now - self._last_eviction < _EVICTION_INTERVAL_S:
             return False
         victims = [s for s in self.sessions.values() if self._has_alternative(s.peer_id)]
+        if not victims and any_peer:
+            victims = list(self.sessions.values())
         if not victims:
             return False
         self._last_eviction = now

@@ -48,3 +48,51 @@ def test_a_long_burst_of_news_delays_dials_at_most_settle_max(clock: _Clock) -> 
         settling.append(manager._settling(clock.now))
         clock.now += 0.1
     assert all(settling[:20]) and not any(settling[21:])
+
+
+class _FakeSession:
+    def __init__(self, peer_id: bytes) -> None:
+        self.peer_id = peer_id
+        self.closed: str | None = None
+
+    def close(self, reason: str) -> None:
+        self.closed = reason
+
+
+def _full_manager(has_alternative, max_peers: int = 2) -> tuple[SessionManager, list]:
+    manager = SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
+                             candidates=list, on_up=print, on_down=print, on_frames=print,
+                             is_unrouted=lambda peer: peer == b"\xee" * 16,
+                             has_alternative=has_alternative, max_peers=max_peers)
+    peers = [_FakeSession(bytes([index]) * 16) for index in range(1, max_peers + 1)]
+    manager.sessions = {session.peer_id: session for session in peers}
+    return manager, peers
+
+
+def test_room_for_an_unrouted_newcomer_prefers_a_peer_reached_another_way(clock: _Clock) -> None:
+    manager, (first, second) = _full_manager(lambda peer: peer == b"\x02" * 16)
+    assert manager._make_room(b"\xee" * 16)
+    assert (first.closed, second.closed) == (None, "evicted")
+
+
+def test_a_cycle_that_hides_every_alternative_still_makes_room_for_a_split_off_part(
+        clock: _Clock) -> None:
+    # In a cycle of five or more, routing shows no alternative for any peer; without a
+    # fallback the dialled node refuses the other part of the mesh forever.
+    manager, peers = _full_manager(lambda peer: False)
+    assert manager._make_room(b"\xee" * 16)
+    assert sum(session.closed == "evicted" for session in peers) == 1
+
+
+def test_a_routed_newcomer_evicts_nothing_and_evictions_are_rate_limited(clock: _Clock) -> None:
+    manager, peers = _full_manager(lambda peer: False)
+    assert not manager._make_room(b"\x07" * 16)  # reachable through the mesh already
+    assert all(session.closed is None for session in peers)
+    assert manager._make_room(b"\xee" * 16)
+    assert not manager._make_room(b"\xee" * 16)  # again at once: refused, not a storm
+
+
+def test_dialling_out_never_cuts_a_session_without_an_alternative(clock: _Clock) -> None:
+    manager, peers = _full_manager(lambda peer: False)
+    assert not manager._evict()
+    assert all(session.closed is None for session in peers)
