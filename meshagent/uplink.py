@@ -63,6 +63,8 @@ ID_BYTES = 16
 # Inventory messages are cut well below the service's message limit.
 INVENTORY_CHUNK_BYTES = MAX_UPLINK_MESSAGE_BYTES // 2
 LOGIN_TIMEOUT_S = 10.0
+# How long stop() waits for the service to acknowledge a close before cutting the session.
+STOP_CLOSE_TIMEOUT_S = 2.0
 
 
 class UplinkError(MeshError):
@@ -162,6 +164,7 @@ class Uplink:
         self.connects = 0
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._stopping = asyncio.Event()
+        self._attempt: asyncio.Future[None] | None = None  # the connect/session under way
         self._send_lock = asyncio.Lock()
 
     # --- public -------------------------------------------------------------------
@@ -177,9 +180,14 @@ class Uplink:
                 cleanup.callback(unsubscribe)
             http = await cleanup.enter_async_context(aiohttp.ClientSession(connector=connector))
             while not self._stopping.is_set():
+                self._attempt = asyncio.ensure_future(self._session(http))
                 try:
-                    await self._session(http)
+                    await self._attempt
                     delay = self.backoff_min_s  # a session was established: start over
+                except asyncio.CancelledError:
+                    if not (self._stopping.is_set() and self._attempt.cancelled()):
+                        raise
+                    # stop() cut a connect or login short: nothing is left half done
                 except UplinkRefused:
                     raise
                 except (aiohttp.ClientError, OSError, TimeoutError, UplinkError,
@@ -187,6 +195,7 @@ class Uplink:
                     log.warn_limited("uplink_down", key=self.url, url=self.url,
                                      error=f"{type(exc).__name__}: {exc}", retry_s=delay)
                 finally:
+                    self._attempt = None
                     self.connected.clear()
                     self._ws = None
                 if self._stopping.is_set():
@@ -198,10 +207,16 @@ class Uplink:
                 delay = min(self.backoff_max_s, delay * 2)
 
     async def stop(self) -> None:
+        """Close the session and return promptly, also while a connect or login is under
+        way (a leader stepping down must not hold on to the service for a TLS timeout)."""
         self._stopping.set()
         ws = self._ws
         if ws is not None and not ws.closed:
-            await ws.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ws.close(), STOP_CLOSE_TIMEOUT_S)
+        attempt = self._attempt
+        if attempt is not None and not attempt.done():
+            attempt.cancel()
 
     async def report(self, nodes: Sequence[NodeReport]) -> bool:
         """Send an inventory delta now; False (dropped) when not connected: the next

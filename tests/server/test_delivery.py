@@ -131,8 +131,10 @@ async def test_command_expires_before_its_target_returns(harness: Harness) -> No
     assert leader.uplink is not None
     await _report_state(harness, leader, sleeper.node_id, "off", 1.0)
 
-    command_id = await _submit(harness, Target.node(sleeper.node_id), ttl=1.0)
-    await wait_for(lambda: _has_state(harness, command_id, "expired"), timeout=10)
+    # Long enough to be accepted at submit on a loaded machine, short enough to expire
+    # while its target is away.
+    command_id = await _submit(harness, Target.node(sleeper.node_id), ttl=3.0)
+    await wait_for(lambda: _has_state(harness, command_id, "expired"), timeout=15)
     await _report_state(harness, leader, sleeper.node_id, "alive", 5.0)
     assert leader.delivered.empty()
     audit = await harness.service.db.audit_log(command_id=bytes.fromhex(command_id))

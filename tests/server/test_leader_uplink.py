@@ -115,3 +115,32 @@ async def test_forged_result_is_refused_and_not_stored(harness: Harness) -> None
     assert await harness.service.db.results(command_id=delivered.command_id) == []
     refused = await harness.service.db.audit_log(command_id=delivered.command_id)
     assert "result_refused" in [a.event for a in refused]
+
+
+async def test_stop_returns_at_once_while_a_connect_hangs(harness: Harness) -> None:
+    # A "service" that takes the TCP connection and never answers the TLS handshake: a
+    # leader stepping down must not stay stuck in that connect until some timeout.
+    accepted = asyncio.Event()
+    held: list[asyncio.StreamWriter] = []
+
+    async def swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        accepted.set()
+
+    silent = await asyncio.start_server(swallow, "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    leader = harness.leader(term=1)
+    await leader.stop()  # the harness's own leader is not the one under test
+    leader.url = f"wss://127.0.0.1:{port}/uplink"
+    leader.start()
+    try:
+        await asyncio.wait_for(accepted.wait(), 10)
+        assert leader.uplink is not None and leader.task is not None
+        await asyncio.wait_for(leader.uplink.stop(), 3)
+        await asyncio.wait_for(leader.task, 3)
+        assert not leader.uplink.connected.is_set()
+    finally:
+        for writer in held:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
