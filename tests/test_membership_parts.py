@@ -237,3 +237,26 @@ def test_new_certificates_are_checked_at_a_bounded_rate(mesh: tuple) -> None:
         stranger.learn(nodes[1][1])
         reasons.append(_reason(b, stranger.seal(b.node_id, b"hi")))
     assert reasons == ["wrong_mesh"] * 3 + ["flood"] * 2
+
+
+def test_every_message_type_checks_each_field_and_round_trips() -> None:
+    from meshagent.membership import messages
+
+    node, other = b"n" * 16, b"o" * 16
+    samples = [messages.Ping(1, node, 2), messages.Ack(3), messages.PingReq(4, node, 0),
+               messages.Nack(5), messages.Alive(b"record"), messages.Suspect(node, 6, other),
+               messages.Dead(node, 7, other, True), messages.Power(node, 8, "off", other),
+               messages.Document("allowlist", 9), messages.Announce(node, 10),
+               messages.Fetch(node), messages.Digest(11, b"d" * 8)]
+    assert {type(m) for m in samples} == set(messages._TYPES.values())
+    for sample in samples:
+        assert len(type(sample).FIELDS) == len(type(sample).__slots__)
+    decoded, errors = decode_messages(encode_messages(samples))
+    assert decoded == samples and errors == []
+    # A field of the wrong kind, in any position, spoils only its own message.
+    for sample in samples:
+        for index in range(1, len(sample.encode())):
+            broken = sample.encode()
+            broken[index] = 3.5
+            decoded, errors = decode_messages(codec.pack([broken, messages.Ack(1).encode()]))
+            assert decoded == [messages.Ack(1)] and len(errors) == 1

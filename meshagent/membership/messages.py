@@ -34,8 +34,10 @@ change instead of log(n) copies of it, and a datagram carries dozens of announce
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from operator import attrgetter, call
+from typing import Any, ClassVar
 
 import msgpack
 
@@ -91,186 +93,142 @@ def _blob(value: Any) -> bytes:
     return value
 
 
+def _power_state(value: Any) -> str:
+    if value not in POWER_STATES:
+        raise MessageError(f"power state must be one of {POWER_STATES}")
+    return value
+
+
+def _document_kind(value: Any) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_DOCUMENT_KIND:
+        raise MessageError("document kind must be a short string")
+    return value
+
+
+def _view_digest(value: Any) -> bytes:
+    if not isinstance(value, bytes) or len(value) != 8:
+        raise MessageError("view digest must be 8 bytes")
+    return value
+
+
+class _Wire:
+    """Encoding shared by every message: ``[TYPE, field, ...]`` in dataclass field order,
+    each field checked on decode by the checker at the same place in ``FIELDS``."""
+
+    __slots__ = ()
+    TYPE: ClassVar[int]
+    FIELDS: ClassVar[tuple[Callable[[Any], Any], ...]]
+
+    def encode(self) -> list[Any]:
+        return [self.TYPE, *_FIELD_VALUES[self.TYPE](self)]
+
+    @classmethod
+    def decode(cls, fields: list[Any]) -> Any:
+        """``fields`` has the message's arity (``decode_messages`` checks it first)."""
+        return cls(*map(call, cls.FIELDS, fields))
+
+
 @dataclass(frozen=True, slots=True)
-class Ping:
+class Ping(_Wire):
     TYPE = 1
+    FIELDS = (_seq, _node, _incarnation)
     seq: int
     target: bytes
     suspected: int = 0
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.seq, self.target, self.suspected]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Ping:
-        return cls(_seq(fields[0]), _node(fields[1]), _incarnation(fields[2]))
-
 
 @dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(_Wire):
     TYPE = 2
+    FIELDS = (_seq,)
     seq: int
-
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.seq]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Ack:
-        return cls(_seq(fields[0]))
 
 
 @dataclass(frozen=True, slots=True)
-class PingReq:
+class PingReq(_Wire):
     TYPE = 3
+    FIELDS = (_seq, _node, _incarnation)
     seq: int
     target: bytes
     suspected: int = 0
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.seq, self.target, self.suspected]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> PingReq:
-        return cls(_seq(fields[0]), _node(fields[1]), _incarnation(fields[2]))
-
 
 @dataclass(frozen=True, slots=True)
-class Nack:
+class Nack(_Wire):
     TYPE = 4
+    FIELDS = (_seq,)
     seq: int
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.seq]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Nack:
-        return cls(_seq(fields[0]))
-
 
 @dataclass(frozen=True, slots=True)
-class Alive:
+class Alive(_Wire):
     TYPE = 5
+    FIELDS = (_blob,)
     record: bytes
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.record]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Alive:
-        return cls(_blob(fields[0]))
-
 
 @dataclass(frozen=True, slots=True)
-class Suspect:
+class Suspect(_Wire):
     TYPE = 6
+    FIELDS = (_node, _incarnation, _node)
     node: bytes
     incarnation: int
     accuser: bytes
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.node, self.incarnation, self.accuser]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Suspect:
-        return cls(_node(fields[0]), _incarnation(fields[1]), _node(fields[2]))
-
 
 @dataclass(frozen=True, slots=True)
-class Dead:
+class Dead(_Wire):
     TYPE = 7
+    FIELDS = (_node, _incarnation, _node, _flag)
     node: bytes
     incarnation: int
     accuser: bytes
     crashed: bool = False
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.node, self.incarnation, self.accuser, self.crashed]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Dead:
-        return cls(_node(fields[0]), _incarnation(fields[1]), _node(fields[2]),
-                   _flag(fields[3]))
-
 
 @dataclass(frozen=True, slots=True)
-class Power:
+class Power(_Wire):
     TYPE = 8
+    FIELDS = (_node, _incarnation, _power_state, _node)
     node: bytes
     incarnation: int
     state: str
     reporter: bytes
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.node, self.incarnation, self.state, self.reporter]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Power:
-        if fields[2] not in POWER_STATES:
-            raise MessageError(f"power state must be one of {POWER_STATES}")
-        return cls(_node(fields[0]), _incarnation(fields[1]), fields[2], _node(fields[3]))
-
 
 @dataclass(frozen=True, slots=True)
-class Document:
+class Document(_Wire):
     """News of a root-signed document (revocations, allowlist): whoever holds an older
     version fetches the documents from the sender over a stream, so a document of any
     size spreads by gossip without riding in datagrams."""
 
     TYPE = 9
+    FIELDS = (_document_kind, _incarnation)
     kind: str
     version: int
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.kind, self.version]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Document:
-        if not isinstance(fields[0], str) or not 0 < len(fields[0]) <= MAX_DOCUMENT_KIND:
-            raise MessageError("document kind must be a short string")
-        return cls(fields[0], _incarnation(fields[1]))
-
 
 @dataclass(frozen=True, slots=True)
-class Announce:
+class Announce(_Wire):
     TYPE = 10
+    FIELDS = (_node, _incarnation)
     node: bytes
     incarnation: int
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.node, self.incarnation]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Announce:
-        return cls(_node(fields[0]), _incarnation(fields[1]))
-
 
 @dataclass(frozen=True, slots=True)
-class Fetch:
+class Fetch(_Wire):
     TYPE = 11
+    FIELDS = (_node,)
     node: bytes
 
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.node]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Fetch:
-        return cls(_node(fields[0]))
-
 
 @dataclass(frozen=True, slots=True)
-class Digest:
+class Digest(_Wire):
     TYPE = 12
+    FIELDS = (_seq, _view_digest)
     count: int
     digest: bytes
-
-    def encode(self) -> list[Any]:
-        return [self.TYPE, self.count, self.digest]
-
-    @classmethod
-    def decode(cls, fields: list[Any]) -> Digest:
-        if not isinstance(fields[1], bytes) or len(fields[1]) != 8:
-            raise MessageError("view digest must be 8 bytes")
-        return cls(_seq(fields[0]), fields[1])
 
 
 Message = (Ping | Ack | PingReq | Nack | Alive | Suspect | Dead | Power | Document
@@ -279,6 +237,10 @@ _TYPES: dict[int, Any] = {kind.TYPE: kind for kind in
                           (Ping, Ack, PingReq, Nack, Alive, Suspect, Dead, Power, Document,
                            Announce, Fetch, Digest)}
 _ARITY = {kind.TYPE: len(kind.__slots__) for kind in _TYPES.values()}
+# The field values of a message in wire order, one C-level call (gossip's hot path).
+_FIELD_VALUES = {kind.TYPE: (lambda m, get=attrgetter(*kind.__slots__): (get(m),))
+                 if len(kind.__slots__) == 1 else attrgetter(*kind.__slots__)
+                 for kind in _TYPES.values()}
 
 
 def encode_messages(messages: list[Message]) -> bytes:
