@@ -239,6 +239,28 @@ def test_asleep_member_is_not_suspected_and_wakes_up_alive() -> None:
     run_virtual(scenario())
 
 
+def test_asleep_claim_that_gossip_never_delivered_is_repaired_by_the_digest() -> None:
+    """With gossip retransmission off, the members that timed the sleeper out hold it
+    UNREACHABLE at the incarnation the observer's ASLEEP claim carries: same records,
+    different settled state. The view digest covers settled states, so a digest repair
+    delivers ASLEEP within a few ``repair_interval_s``, long before a push-pull."""
+    profile = FAST.with_changes(retransmit_mult=0, push_pull_interval_s=600.0)
+
+    async def scenario() -> float:
+        kit, network = MeshKit(profile=profile), MemoryNetwork(seed=11)
+        nodes = await _started(kit, network, 6)
+        sleeper, observer = nodes[3], nodes[0]
+        others = [o for o in nodes if o is not sleeper]
+        network.pause(sleeper.transport.local_address)
+        observer.mark_asleep(sleeper.node_id, "asleep", record={"amt": "S3"})
+        took = await wait_until(lambda: all(state_of(o, sleeper) == MemberState.ASLEEP
+                                            for o in others), 60, "asleep everywhere")
+        await kit.stop_all()
+        return took
+
+    assert run_virtual(scenario()) < profile.suspicion_max_s(6) + 4 * profile.repair_interval_s
+
+
 def test_revocation_spreads_and_drops_the_member() -> None:
     async def scenario() -> None:
         kit, network = MeshKit(), MemoryNetwork(seed=10)
@@ -310,6 +332,40 @@ def test_change_events_report_new_suspect_and_dead_members() -> None:
         await kit.stop_all()
 
     run_virtual(scenario())
+
+
+def test_suspicion_whose_refutation_never_arrived_ends_at_the_last_call() -> None:
+    """A member suspects a live one whose refutation gossip missed it (here: the
+    suspicion is never gossiped, and the observer does not probe in the meantime). One
+    probe timeout before the deadline the observer pings it marked ``suspected``; the
+    Ack carries the refuting record, so the member is alive again, never unreachable."""
+    quiet = FAST.with_changes(probe_interval_s=1000.0, suspicion_mult=0,
+                              suspicion_floor_s=1.0, push_pull_interval_s=1000.0,
+                              fast_sync_rounds=0)
+
+    async def scenario() -> tuple[list[MemberState], int, int]:
+        kit, network = MeshKit(profile=quiet), MemoryNetwork(seed=14)
+        addresses = [("10.0.0.1", 7946), ("10.0.0.2", 7946)]
+        member = kit.node(network.transport(addresses[0]))
+        observer = kit.node(network.transport(addresses[1]), seeds=[addresses[0]])
+        await member.start()
+        await observer.start()
+        await wait_until(lambda: converged([member, observer]), 10, "convergence")
+        before = member.record.incarnation
+        seen: list[MemberState] = []
+        observer.on_change(lambda m, old, new: seen.append(new)
+                           if m.node_id == member.node_id else None)
+        observer._on_suspect(Suspect(member.node_id, before, observer.node_id))
+        observer._queue.discard(member.node_id)  # the news never leaves the observer
+        await wait_until(lambda: state_of(observer, member) == MemberState.ALIVE, 5,
+                         "alive again")
+        incarnation = observer.member(member.node_id).incarnation
+        await kit.stop_all()
+        return seen, incarnation - before, observer.counters["suspicion_last_calls"]
+
+    seen, raised, last_calls = run_virtual(scenario())
+    assert seen == [MemberState.SUSPECT, MemberState.ALIVE]
+    assert raised >= 1 and last_calls == 1
 
 
 def test_lan_profile_meets_the_silence_budgets_at_fifty_members() -> None:

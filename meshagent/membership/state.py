@@ -45,6 +45,11 @@ class MemberState(enum.Enum):
     def gone(self) -> bool:
         return self in (MemberState.UNREACHABLE, MemberState.LEFT)
 
+    @property
+    def settled(self) -> bool:
+        """States a member keeps until news of it (counted in the view digest)."""
+        return not self.probed
+
 
 @dataclass(frozen=True)
 class Member:
@@ -133,9 +138,13 @@ class SampleSet:
 
 
 class ViewDigest:
-    """A summary of the records a node holds: their count and the XOR of an 8-byte hash
-    of each (node id, incarnation). Two nodes with the same records have the same digest;
-    updating it costs one hash per record change. ``changed_at`` is when it last moved."""
+    """A summary of what a node believes: the count of records it holds and the XOR of an
+    8-byte hash of each (node id, incarnation), and of each settled state (node id,
+    UNREACHABLE/LEFT/ASLEEP/OFF). Two nodes with the same records and the same settled
+    members have the same digest, so a state that gossip failed to deliver (an ASLEEP
+    claim one member never heard, at the incarnation it already holds) is repaired like a
+    missing record. ALIVE and SUSPECT are not in it: suspicion is transient and settles.
+    Updating it costs one hash per change. ``changed_at`` is when it last moved."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -155,6 +164,13 @@ class ViewDigest:
     def remove(self, node_id: bytes, incarnation: int, now: float) -> None:
         self.count -= 1
         self._xor ^= self._hash(node_id, incarnation)
+        self.changed_at = now
+
+    def toggle_state(self, node_id: bytes, state: MemberState, now: float) -> None:
+        """Add a member's settled state, or remove it (XOR is its own inverse)."""
+        material = node_id + state.value.encode()
+        self._xor ^= int.from_bytes(
+            hashlib.blake2b(material, digest_size=8, person=b"settled").digest(), "big")
         self.changed_at = now
 
     @property

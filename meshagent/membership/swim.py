@@ -493,9 +493,16 @@ class Membership:
     # ---------------------------------------------------------------- probes answered
 
     def _on_ping(self, ping: Ping, sender: bytes, source: Address) -> None:
-        self._send(sender, [Ack(ping.seq), self._view_digest()], address=source)
+        """Ack. A prober that suspects us learns our refutation in the same datagram:
+        gossip spends its few sends of the news within a fraction of a second, and a
+        member it missed would otherwise time us out (a 2 s pause seen as a failure)."""
+        messages: list[Message] = [Ack(ping.seq), self._view_digest()]
         if ping.suspected:
             self._refute(ping.suspected)
+            me = self._members[self.node_id]
+            if me.state_incarnation > ping.suspected:
+                messages.insert(1, Alive(me.record.wire))
+        self._send(sender, messages, address=source)
 
     def _on_ping_req(self, request: PingReq, requester: bytes) -> None:
         target = self._members.get(request.target)
@@ -578,6 +585,8 @@ class Membership:
             self._members[record.node_id] = entry
             if new_state.probed:
                 self._live.add(record.node_id)
+            else:
+                self._digest.toggle_state(record.node_id, new_state, self._now())
             self._probe_order.insert(self.random.randrange(len(self._probe_order) + 1),
                                      record.node_id)
             self._view_changed = True
@@ -699,11 +708,33 @@ class Membership:
         self._broadcast(claim.node, claim)
 
     def _arm_suspicion(self, entry: MemberEntry) -> None:
+        """Time the suspicion out at its deadline, after a last call one probe timeout
+        before it: a direct ping marked ``suspected``, which a live member answers with
+        its refuting record (``_on_ping``). The refutation's gossip may have missed us
+        (it is spent within a fraction of a second); the last call adds no delay when the
+        member is really gone."""
         if entry.timer is not None:
             entry.timer.cancel()
         assert self._loop is not None and entry.suspicion is not None
+        last_call = entry.suspicion.deadline - self.profile.probe_timeout_s
+        if last_call > self._now():
+            entry.timer = self._loop.call_at(last_call, self._suspicion_last_call,
+                                             entry.node_id, entry.state_incarnation)
+        else:
+            entry.timer = self._loop.call_at(entry.suspicion.deadline,
+                                             self._suspicion_expired, entry.node_id,
+                                             entry.state_incarnation)
+
+    def _suspicion_last_call(self, node_id: bytes, incarnation: int) -> None:
+        entry = self._members.get(node_id)
+        if entry is None or entry.state != MemberState.SUSPECT or (
+                entry.state_incarnation != incarnation) or entry.suspicion is None:
+            return
+        assert self._loop is not None
+        self.counters["suspicion_last_calls"] += 1
+        self._send(node_id, [Ping(self._next_seq(), node_id, incarnation)])
         entry.timer = self._loop.call_at(entry.suspicion.deadline, self._suspicion_expired,
-                                         entry.node_id, entry.state_incarnation)
+                                         node_id, incarnation)
 
     def _suspicion_expired(self, node_id: bytes, incarnation: int) -> None:
         entry = self._members.get(node_id)
@@ -829,6 +860,8 @@ class Membership:
         if entry is None:
             return
         self._index_record(entry.record, None)
+        if entry.state.settled:
+            self._digest.toggle_state(node_id, entry.state, self._now())
         self._live.discard(node_id)
         self._clear_suspicion(entry)
         self.keys.forget(node_id)
@@ -845,6 +878,11 @@ class Membership:
     def _set_state(self, entry: MemberEntry, state: MemberState) -> None:
         old = entry.state
         entry.state = state
+        now = self._now()
+        if old.settled:
+            self._digest.toggle_state(entry.node_id, old, now)
+        if state.settled:
+            self._digest.toggle_state(entry.node_id, state, now)
         entry.state_since = time.time()
         if state.probed:
             self._live.add(entry.node_id)
