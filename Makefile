@@ -5,7 +5,8 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST  := $(BIN)/python -m pytest
 
-.PHONY: demo test lint unit bench freeze selftest wheel asan-test fuzz clean
+.PHONY: demo test lint unit bench freeze selftest wheel asan-test fuzz clean \
+	openssl fast-crypto asan-test-fast-crypto
 
 $(STAMP): pyproject.toml setup.py meshagent/_build_core.py $(wildcard csrc/*.c csrc/*.h)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -55,13 +56,34 @@ wheel: $(VENV)/.extra-release
 # and UndefinedBehaviorSanitizer; any report fails the run.
 ASAN_CFLAGS := -std=c11 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer \
 	-fsanitize=address,undefined -fno-sanitize-recover=all -DMESH_PACKAGE_VERSION='"asan"'
+ASAN_LIBCRYPTO ?= -lcrypto  # compile and link flags that bring libcrypto in
 asan-test:
 	mkdir -p .asan
 	set -e; for test in csrc/tests/test_*.c; do \
 		binary=.asan/$$(basename $$test .c); \
-		$(CC) $(ASAN_CFLAGS) -Icsrc -Icsrc/tests csrc/*.c $$test -lcrypto -o $$binary; \
+		$(CC) $(ASAN_CFLAGS) -Icsrc -Icsrc/tests csrc/*.c $$test $(ASAN_LIBCRYPTO) -o $$binary; \
 		ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $$binary; \
 	done
+
+# The pinned OpenSSL (build_tools/build_openssl.sh): a static libcrypto built here once, in
+# about 2 minutes on 2 cores, into build/openssl; the source tarball is cached in
+# ~/.cache/meshagent. Its AES-GCM takes the VAES/AVX-512 path where the CPU has one.
+OPENSSL_PREFIX := $(CURDIR)/build/openssl
+openssl:
+	bash build_tools/build_openssl.sh $(OPENSSL_PREFIX)
+
+# Reinstall the package in .venv with the C core linked to the pinned libcrypto; `make test`
+# then runs on it. `$(BIN)/pip install -e '.[dev]'` goes back to the system libcrypto, and
+# so does any reinstall the other targets make after a source change, unless
+# MESHAGENT_OPENSSL_PREFIX=$(OPENSSL_PREFIX) is in the environment.
+fast-crypto: openssl $(STAMP)
+	MESHAGENT_OPENSSL_PREFIX=$(OPENSSL_PREFIX) $(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/meshagent selftest
+
+# The C unit tests under the sanitizers, linked to the pinned libcrypto.
+asan-test-fast-crypto: openssl
+	$(MAKE) asan-test ASAN_LIBCRYPTO="-DMESH_OPENSSL_STATIC=1 -I$(OPENSSL_PREFIX)/include \
+		$(OPENSSL_PREFIX)/lib/libcrypto.a -lpthread -ldl"
 
 # Coverage-guided fuzzing of the frame decoders (atheris); FUZZ_SECONDS, default 60.
 FUZZ_SECONDS ?= 60

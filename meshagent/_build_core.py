@@ -7,7 +7,9 @@ members taken from ``csrc/wire.h`` so Python reads them from C and never types t
 Built by setuptools (``setup.py`` names this module) in API mode, linked against
 OpenSSL's libcrypto. ``MESH_PACKAGE_VERSION`` is compiled in from ``meshagent/_version.py``.
 Environment: ``MESHAGENT_OPENSSL_INCLUDE`` / ``MESHAGENT_OPENSSL_LIB`` point at a
-non-system OpenSSL; ``MESHAGENT_CFLAGS`` adds flags (the ASan build uses it).
+non-system OpenSSL; ``MESHAGENT_OPENSSL_PREFIX`` instead links a static ``libcrypto.a``
+from a prefix (``build_tools/build_openssl.sh`` makes one, pinned: the wheels and
+``make fast-crypto`` use it); ``MESHAGENT_CFLAGS`` adds flags (the ASan build uses it).
 """
 
 from __future__ import annotations
@@ -34,7 +36,15 @@ def _package_version() -> str:
 CDEF: dict[str, str] = {}
 
 CDEF["version"] = """
+typedef struct mesh_openssl_info {
+    const char *running;
+    const char *compiled;
+    unsigned long running_num;
+    unsigned long compiled_num;
+    int is_static;
+} mesh_openssl_info;
 const char *mesh_version(void);
+void mesh_openssl_info_get(mesh_openssl_info *out);
 """
 
 # --- wire.h / frame.h -------------------------------------------------------------
@@ -153,8 +163,23 @@ int mesh_x25519_derive(const mesh_x25519_key *key, const uint8_t *peer_public,
 SOURCES = sorted(str(path.relative_to(ROOT)) for path in CSRC.glob("*.c"))
 HEADERS = sorted(path.name for path in CSRC.glob("*.h") if path.name != "wire.h")
 
+
+def _static_libcrypto(prefix: pathlib.Path) -> pathlib.Path:
+    """The ``libcrypto.a`` of an OpenSSL install prefix (lib/ or lib64/), or a clear error."""
+    for libdir in ("lib", "lib64"):
+        archive = prefix / libdir / "libcrypto.a"
+        if archive.is_file():
+            return archive
+    raise RuntimeError(
+        f"MESHAGENT_OPENSSL_PREFIX={prefix} holds no lib/libcrypto.a or lib64/libcrypto.a: "
+        "run build_tools/build_openssl.sh first")
+
+
 include_dirs = [str(CSRC)]
 library_dirs: list[str] = []
+extra_objects: list[str] = []
+define_macros = [("MESH_PACKAGE_VERSION", f'"{_package_version()}"')]
+extra_link_args: list[str] = []
 if os.environ.get("MESHAGENT_OPENSSL_INCLUDE"):
     include_dirs.append(os.environ["MESHAGENT_OPENSSL_INCLUDE"])
 if os.environ.get("MESHAGENT_OPENSSL_LIB"):
@@ -167,8 +192,27 @@ else:
     extra_compile_args = ["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2",
                           "-Wno-unused-parameter"]
     libraries = ["crypto"]
+
+if os.environ.get("MESHAGENT_OPENSSL_PREFIX"):
+    # The pinned libcrypto goes inside the extension: no libcrypto to graft into a wheel or
+    # find at run time, and the headers are the prefix's, ahead of any system ones.
+    if sys.platform == "win32":
+        raise RuntimeError("MESHAGENT_OPENSSL_PREFIX (a static libcrypto.a) is for Linux and "
+                           "macOS; on Windows use MESHAGENT_OPENSSL_INCLUDE/_LIB")
+    prefix = pathlib.Path(os.environ["MESHAGENT_OPENSSL_PREFIX"]).resolve()
+    include_dirs.insert(0, str(prefix / "include"))
+    extra_objects.append(str(_static_libcrypto(prefix)))
+    define_macros.append(("MESH_OPENSSL_STATIC", "1"))
+    libraries = []
+    if sys.platform.startswith("linux"):
+        libraries = ["pthread", "dl"]
+        # Keep libcrypto's symbols out of the extension's dynamic symbol table, so they
+        # neither take the place of, nor are taken by, a system libcrypto in the process
+        # (Python's own _ssl and _hashlib load one).
+        extra_link_args.append("-Wl,--exclude-libs,ALL")
+
 extra_compile_args += os.environ.get("MESHAGENT_CFLAGS", "").split()
-extra_link_args = os.environ.get("MESHAGENT_LDFLAGS", "").split()
+extra_link_args += os.environ.get("MESHAGENT_LDFLAGS", "").split()
 
 ffibuilder = FFI()
 ffibuilder.cdef("\n".join(CDEF.values()))
@@ -179,7 +223,9 @@ ffibuilder.set_source(
     include_dirs=include_dirs,
     library_dirs=library_dirs,
     libraries=libraries,
-    define_macros=[("MESH_PACKAGE_VERSION", f'"{_package_version()}"')],
+    extra_objects=extra_objects,
+    depends=extra_objects,
+    define_macros=define_macros,
     extra_compile_args=extra_compile_args,
     extra_link_args=extra_link_args,
 )

@@ -13,7 +13,8 @@ associated data, replay window, rekey limits, batch and stream calls. Raw
 ``aes_gcm_seal``/``aes_gcm_open`` exist for known-answer tests. Public keys:
 ``ed25519_verify`` (RFC 8032 signature check) and ``X25519Private`` (RFC 7748 key
 agreement; ``WeakPublicKey`` for a small-order peer key); signing stays in
-``meshagent.signing`` (pycryptodome). Sizes come from
+``meshagent.signing`` (pycryptodome). ``openssl_build()`` names the OpenSSL libcrypto the
+C core was compiled against and runs on (``OpenSSLBuild``). Sizes come from
 ``csrc/wire.h`` (``NODE_ID_BYTES``, ``KEY_BYTES``, ...). Errors: ``CoreError`` and its
 subclasses in ``meshagent.core.errors``.
 """
@@ -39,6 +40,7 @@ from meshagent.core.errors import (
     WeakPublicKey,
 )
 from meshagent.core.frame import Frame
+from meshagent.core.openssl import OpenSSLBuild, openssl_build
 from meshagent.core.route import METRIC_INFINITY, NO_NEXT_HOP, Route, seq_newer
 from meshagent.core.wire import (
     DEFAULT_HOP_LIMIT,
@@ -85,4 +87,5 @@ __all__ = [
     "Tunnel", "TunnelClosed", "WeakPublicKey", "X25519Private", "aes_gcm_open",
     "aes_gcm_seal", "decode_frames", "ed25519_verify", "encode_frames",
     "METRIC_INFINITY", "NO_NEXT_HOP", "Route", "RouteTable", "seq_newer",
+    "OpenSSLBuild", "openssl_build",
 ]

@@ -1,7 +1,8 @@
 """Self-test of the core as installed: known answers and round trips on both backends.
 
 Meant for the place the agent actually runs (a frozen executable, a wheel on a new
-platform): it proves that the C core loaded is the one built for this version, that its
+platform): it proves that the C core loaded is the one built for this version and runs on
+a libcrypto it may run on (and names that OpenSSL: its speed is the core's), that its
 AES-GCM gives NIST's answers (``data/gcm_kat.json``, shipped as package data, a subset of
 the NIST CAVP vectors in ``tests/data/nist_gcm``), and that frames, the tunnel, the replay
 window and the route table work and agree with the pure-Python twin.
@@ -23,6 +24,7 @@ from meshagent.core import cbackend, pyref
 from meshagent.core._native import ffi, lib
 from meshagent.core.errors import AuthenticationError, FrameError, ReplayError
 from meshagent.core.frame import Frame
+from meshagent.core.openssl import openssl_build
 from meshagent.core.route import NO_NEXT_HOP, Route
 
 __all__ = ["KAT_RESOURCE", "BACKENDS", "CheckResult", "GcmVector", "load_gcm_vectors",
@@ -85,6 +87,13 @@ def _check_version() -> str:
     built_for = ffi.string(lib.mesh_version()).decode("ascii")
     _expect(built_for == __version__, f"core built for {built_for}, package is {__version__}")
     return f"meshagent._core {built_for}"
+
+
+def _check_libcrypto() -> str:
+    build = openssl_build()
+    problem = build.mismatch()
+    _expect(problem is None, problem or "")
+    return build.describe()
 
 
 def _check_gcm(backend: ModuleType) -> str:
@@ -203,6 +212,7 @@ def _check_twins_agree() -> str:
 
 def _checks() -> Iterator[tuple[str, Callable[[], str]]]:
     yield "core version", _check_version
+    yield "libcrypto", _check_libcrypto
     for name, backend in BACKENDS.items():
         yield f"aes-gcm known answers ({name})", lambda b=backend: _check_gcm(b)
         yield f"frames round trip ({name})", lambda b=backend: _check_frames(b)
