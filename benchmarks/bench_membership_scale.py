@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['datagrams_per_member_s']} datagrams/member/s; "
               f"simulated in {row['wall_s']} s, peak RSS {row['peak_rss_mib']} MiB")
         for key in ("join_s", "join_rounds", "failure_s", "failure_rounds", "update_s",
-                    "update_rounds", "wall_s", "datagrams_per_member_s", "peak_rss_mib"):
+                    "update_rounds", "wall_s", "datagrams_per_member_s", "peak_rss_mib",
+                    "dropped_replay"):
             summary[f"n{size}_{key}"] = row[key]
         summary[f"n{size}_log2_gossip_s"] = round(gossip_bound, 3)
         summary[f"n{size}_failure_vs_log2_gossip"] = round(row["failure_s"] / gossip_bound, 2)

@@ -28,10 +28,12 @@ per-peer replay window is a small counter window. Simulation only, like
 * ``LeanPeerKeys``: a learnt certificate is all a member holds about a peer until it
   seals for it or hears from it; then a slotted per-peer object. After the real replay
   check has accepted a peer's first datagram of an epoch, ``CounterWindow`` (the
-  highest counter and a 64-bit bitmap below it, about 60 bytes) replaces the 1 KiB
-  RFC 6479 window. The in-memory network never replays, but it may swap datagrams
-  sent in the same instant (its timer heap does not order equal deadlines), so a bare
-  high-water mark would drop some: hence the bitmap.
+  highest counter and a bitmap as long as the counters seen: tens of bytes) replaces
+  the 1 KiB RFC 6479 window, with the same span. The in-memory network never replays,
+  but it delivers datagrams due at the same instant in any order (its timer heap does
+  not order equal deadlines): a member answering a burst of fetches sends one peer
+  dozens of datagrams in one instant, so a bare high-water mark, or a 64-counter
+  window, drops some.
 
 Messages, gossip, probes, suspicion, state exchange, AES-GCM sealing and record
 signatures stay the real ones in both modes.
@@ -117,13 +119,14 @@ class SimulationCache:
 
 
 class CounterWindow:
-    """Replay check for simulated peers: accepts each counter once, refuses counters more
-    than ``SPAN`` behind the highest accepted one and counters at or past
-    ``REKEY_AFTER_MESSAGES``; same interface as ``core.ReplayWindow``, which keeps a
-    1 KiB bitmap per peer so that a real network's reordering is tolerated."""
+    """Replay check for simulated peers, with ``core.ReplayWindow``'s contract: accepts
+    each counter once, refuses counters more than ``REPLAY_WINDOW_SPAN`` behind the
+    highest accepted one and counters at or past ``REKEY_AFTER_MESSAGES``. The bitmap is
+    a Python int as long as the counters seen so far: a few bytes for the handful of
+    datagrams most pairs of a simulated mesh exchange, where the C window is 1 KiB."""
 
     __slots__ = ("highest", "bitmap")
-    SPAN = 64
+    SPAN = core.REPLAY_WINDOW_SPAN
 
     def __init__(self, accepted: int) -> None:
         self.highest = accepted
@@ -133,7 +136,7 @@ class CounterWindow:
         if counter > self.highest:
             return counter < core.REKEY_AFTER_MESSAGES
         behind = self.highest - counter
-        return behind < self.SPAN and not self.bitmap >> behind & 1
+        return behind <= self.SPAN and not self.bitmap >> behind & 1
 
     def check_and_update(self, counter: int) -> None:
         """Accept ``counter`` or raise ReplayError (and change nothing)."""
@@ -146,7 +149,7 @@ class CounterWindow:
             self.bitmap |= 1 << (self.highest - counter)
 
 
-_SPAN_MASK = (1 << CounterWindow.SPAN) - 1
+_SPAN_MASK = (1 << (CounterWindow.SPAN + 1)) - 1
 # PeerKeys' per-peer state with the same fields, slotted (no __dict__ per peer).
 _LeanPeer = make_dataclass("_LeanPeer", [
     (item.name, item.type, field(default=item.default, default_factory=item.default_factory,
@@ -248,7 +251,8 @@ class ScaleResult:
                 "update_rounds": round(self.rounds(self.update_s), 1),
                 "wall_s": round(self.wall_s, 1), "datagrams": self.datagrams,
                 "datagrams_per_member_s": round(self.datagrams_per_member_s, 2),
-                "peak_rss_mib": round(self.peak_rss_mib)}
+                "peak_rss_mib": round(self.peak_rss_mib),
+                "dropped_replay": self.counters.get("dropped_replay", 0)}
 
 
 class _Tally:
