@@ -163,6 +163,9 @@ class Agent:
         self.membership.on_change(self.transitions.record)
         self.documents.on_adopted(self._revocations_adopted, REVOCATIONS)
         self._unrouted: dict[bytes, float] = {}  # member -> since when it has no route
+        # member -> ((address, record addresses), parsed dial addresses): candidates are
+        # listed on every look of the session manager, records rarely change.
+        self._dial_addresses: dict[bytes, tuple[Any, tuple[Address, ...]]] = {}
         self._running = False
 
     @property
@@ -242,22 +245,31 @@ class Agent:
         now = time.monotonic()
         candidates = []
         unrouted: dict[bytes, float] = {}
+        known = self._dial_addresses
+        self._dial_addresses = {}
         for member in self.membership.members():
             if member.is_self or not member.state.probed:
                 continue
-            addresses: list[Address] = [member.address]
-            for text in member.record.addresses:
-                try:
-                    address = parse_address(text, port)
-                except ValueError:
-                    continue
-                if address not in addresses:
-                    addresses.append(address)
+            key = (member.address, member.record.addresses)
+            cached = known.get(member.node_id)
+            if cached is not None and cached[0] == key:
+                addresses = cached[1]
+            else:
+                found: list[Address] = [member.address]
+                for text in member.record.addresses:
+                    try:
+                        address = parse_address(text, port)
+                    except ValueError:
+                        continue
+                    if address not in found:
+                        found.append(address)
+                addresses = tuple(found)
+            self._dial_addresses[member.node_id] = (key, addresses)
             urgent = False
             if self.router.route_to(member.node_id) is None:
                 since = unrouted[member.node_id] = self._unrouted.get(member.node_id, now)
                 urgent = now - since > UNROUTED_GRACE_S
-            candidates.append(PeerCandidate(member.node_id, tuple(addresses), urgent))
+            candidates.append(PeerCandidate(member.node_id, addresses, urgent))
         self._unrouted = unrouted
         return candidates
 

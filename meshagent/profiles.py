@@ -16,6 +16,10 @@ How the knobs combine (n = members believed alive):
   independent members confirmed it, and after ``suspicion_max_mult`` x that with none
   (Lifeguard's dynamic suspicion timeout); then the member is *unreachable*. A paused
   member that wakes before that refutes with a higher incarnation.
+* while our local health score is above zero, our own failed probe of a member that
+  joined our view, or whose newer record (a refutation, an update) we accepted, less than
+  ``probe_grace_s(n)`` (= ``suspicion_min_s(n)``) ago raises no suspicion (mass joins on
+  a loaded machine).
 * a member whose agent has crashed (its watch stream ends and its port refuses TCP) is
   unreachable at once, without waiting for suspicion.
 * gossip goes out every ``gossip_interval_s`` to ``gossip_fanout`` members, and at once
@@ -83,6 +87,25 @@ class Profile:
     def suspicion_min_s(self, alive: int) -> float:
         scale = max(1.0, math.log10(max(1, alive)))
         return max(self.suspicion_floor_s, self.suspicion_mult * scale * self.probe_interval_s)
+
+    def probe_grace_s(self, alive: int) -> float:
+        """How long a member that just joined our view, or just signed a newer record (a
+        refutation is one), is spared suspicions raised by our own failed probes while
+        our Lifeguard local health score is above zero (we missed nacks or timers: the
+        machine is loaded): one minimum suspicion timeout. A newer record is the member's
+        own, fresh word that it is alive, stronger evidence than one missed probe taken
+        on a loaded machine. A healthy node suspects at once, so the silence budgets of a
+        quiet mesh do not move.
+
+        In a mass join every process is busy learning the mesh (state exchanges, record
+        checks, session handshakes), and on a loaded machine probes time out because the
+        target waits for the CPU, not because it failed. Each such suspicion costs a
+        refutation: a new signed record that every member fetches and checks, which is
+        more work for the same starved CPUs (a suspicion storm). A crash is still seen at
+        once (a refused TCP probe or a watch stream that ends), suspicions raised by other
+        members are still accepted, and a member that stops answering is suspected once
+        the grace ends: its detection is at most this much later."""
+        return self.suspicion_min_s(alive)
 
     def suspicion_max_s(self, alive: int) -> float:
         return self.suspicion_max_mult * self.suspicion_min_s(alive)

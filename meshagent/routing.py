@@ -451,8 +451,24 @@ class Router:
             if origin not in self._selected and len(self._selected) >= self._capacity:
                 log.warn_limited("route_table_full", key=None, capacity=self._capacity)
                 return
-            candidates[neighbour] = _Candidate(seqno, metric, self._clock() + self.hold_time)
+            now = self._clock()
+            known = candidates.get(neighbour)
+            next_hop = self._next_hop(origin)
+            if known is not None and known.seqno == seqno and known.metric == metric and \
+                    known.expires > now and next_hop not in (None, neighbour):
+                # The same offer again (a full table, a batch of news about others) from a
+                # neighbour we do not route through, while a route is installed: the choice
+                # cannot change, only the offer's hold time. An offer from our next hop
+                # refreshes the installed route; with no route, reselecting may ask for a
+                # newer seqno.
+                known.expires = now + self.hold_time
+                return
+            candidates[neighbour] = _Candidate(seqno, metric, now + self.hold_time)
         self._reselect(origin)
+
+    def _next_hop(self, origin: bytes) -> bytes | None:
+        route = self._selected.get(origin)
+        return route.next_hop if route is not None else None
 
     def _on_request(self, neighbour: bytes, origin: bytes, seqno: int, hops: int) -> None:
         if origin == self.node_id:

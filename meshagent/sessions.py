@@ -298,6 +298,7 @@ class SessionManager:
         self._stopping = False
         self.settle = settle
         self.settle_max = settle_max
+        self._affinities: dict[bytes, bytes] = {}
         self._view_changed_at = float("-inf")
         self._burst_since: float | None = None
         self.stats = SessionStats()
@@ -358,8 +359,13 @@ class SessionManager:
     # ------------------------------------------------------------------ choosing peers
 
     def _affinity(self, peer: bytes) -> bytes:
-        low, high = sorted((self.node_id, peer))
-        return hashlib.sha256(low + high).digest()
+        """The pair's rank key (both ends compute the same); remembered, as candidates are
+        ranked on every look (bounded: entries of members no longer offered are dropped)."""
+        affinity = self._affinities.get(peer)
+        if affinity is None:
+            low, high = sorted((self.node_id, peer))
+            affinity = self._affinities[peer] = hashlib.sha256(low + high).digest()
+        return affinity
 
     async def _maintain(self) -> None:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
@@ -384,7 +390,11 @@ class SessionManager:
         outbound = sum(1 for s in self.sessions.values() if s.initiator) + len(self._dialling)
         total = len(self.sessions) + len(self._dialling) + self._pending_inbound
         settling = self._settling(now)
-        ranked = sorted((c for c in self._candidates() if c.node_id != self.node_id
+        offered = list(self._candidates())
+        if len(self._affinities) > 2 * len(offered) + 64:
+            self._affinities = {c.node_id: self._affinities[c.node_id] for c in offered
+                                if c.node_id in self._affinities}
+        ranked = sorted((c for c in offered if c.node_id != self.node_id
                          and c.addresses and (c.urgent or not settling)),
                         key=lambda c: (not c.urgent, self._affinity(c.node_id)))
         for candidate in ranked:

@@ -13,6 +13,7 @@ import pytest
 from meshagent.identity import NodeIdentity
 from meshagent.membership import Membership, MemberState
 from meshagent.membership.messages import Alive, Suspect
+from meshagent.membership.suspicion import LocalHealth
 from meshagent.profiles import Profile
 from meshagent.record import NodeRecord
 from meshagent.transport import MemoryNetwork
@@ -434,6 +435,100 @@ def test_stalled_process_does_not_accuse_anyone() -> None:
         await _idle(5 * FAST.probe_interval_s)
         assert MemberState.SUSPECT not in changes and MemberState.UNREACHABLE not in changes
         assert converged(nodes)
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+class _Loaded(LocalHealth):
+    """Local health of a node on a loaded machine: the score never falls below one."""
+
+    def apply(self, delta: int) -> None:
+        super().apply(delta)
+        self.score = max(1, self.score)
+
+
+async def _newcomer_paused_after_learnt(loaded: bool, seed: int,
+                                        ) -> tuple[float, list[float], list[Membership]]:
+    """Eight members (loaded or healthy) see a ninth join; it goes silent as soon as all
+    hold it. Returns when the first member learnt it, the suspicion times, the eight."""
+    kit, network = MeshKit(), MemoryNetwork(seed=seed)
+    nodes = await _started(kit, network, 8, rng_seed=seed)
+    loop = asyncio.get_running_loop()
+    if loaded:
+        for node in nodes:
+            node.health = _Loaded(node.profile.max_health_multiplier)
+    newcomer = kit.node(network.transport(("10.0.0.50", 7946)),
+                        seeds=[nodes[0].transport.local_address])
+    learnt: list[float] = []
+    suspected: list[float] = []
+
+    def seen(member, old, new) -> None:  # type: ignore[no-untyped-def]
+        if member.node_id == newcomer.node_id:
+            if old is None:
+                learnt.append(loop.time())
+            elif new == MemberState.SUSPECT:
+                suspected.append(loop.time())
+    for node in nodes:
+        node.on_change(seen)
+    await newcomer.start()
+    await wait_until(lambda: len(learnt) == len(nodes), 5, "the newcomer learnt")
+    network.pause(newcomer.transport.local_address)
+    await wait_until(lambda: all(state_of(n, newcomer) == MemberState.UNREACHABLE
+                                 for n in nodes), 30, "the silent newcomer unreachable")
+    await kit.stop_all()
+    return min(learnt), suspected, nodes
+
+
+def test_loaded_node_spares_a_newcomer_its_probe_suspicions_for_a_grace() -> None:
+    """A mass join on a loaded machine (local health above zero): a newcomer that misses
+    probes while it learns the mesh is not suspected by our own probes for
+    ``probe_grace_s``; one that stays silent is suspected after it, then unreachable."""
+    spared = 0
+    for seed in range(20, 24):  # loaded nodes probe slowly: some runs probe it in grace
+        learnt, suspected, nodes = run_virtual(_newcomer_paused_after_learnt(True, seed))
+        assert suspected and min(suspected) >= learnt + FAST.probe_grace_s(9)
+        spared += sum(n.counters["probes_failed_in_grace"] for n in nodes)
+    assert spared >= 1
+
+
+def test_healthy_node_suspects_a_silent_newcomer_without_grace() -> None:
+    """The grace is for loaded nodes only: a healthy mesh keeps its silence budgets for a
+    member that has just joined."""
+    learnt, suspected, nodes = run_virtual(_newcomer_paused_after_learnt(False, 23))
+    assert suspected and min(suspected) < learnt + FAST.probe_grace_s(9)
+    assert sum(n.counters["probes_failed_in_grace"] for n in nodes) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_loaded_node_spares_a_member_that_refuted_for_a_grace(seed: int) -> None:
+    """A member that refuted a suspicion proved the evidence wrong: for ``probe_grace_s``
+    after its refuting record arrives, a loaded node's failed probes do not suspect it
+    again."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=17 + seed)
+        nodes = await _started(kit, network, 8, rng_seed=seed)
+        await _idle(2 * FAST.probe_grace_s(8))  # every newcomer grace is over
+        loop = asyncio.get_running_loop()
+        victim, others = nodes[2], nodes[:2] + nodes[3:]
+        network.pause(victim.transport.local_address)
+        await wait_until(lambda: any(state_of(o, victim) == MemberState.SUSPECT
+                                     for o in others), 5, "a suspicion")
+        for other in others:
+            other.health = _Loaded(other.profile.max_health_multiplier)
+        resumed_at = loop.time()
+        network.resume(victim.transport.local_address)
+        await wait_until(lambda: all(state_of(o, victim) == MemberState.ALIVE
+                                     for o in others), 5, "the refutation")
+        network.pause(victim.transport.local_address)  # silent again at once
+        suspected: list[float] = []
+        for other in others:
+            other.on_change(lambda member, old, new: suspected.append(loop.time())
+                            if member.node_id == victim.node_id
+                            and new == MemberState.SUSPECT else None)
+        await wait_until(lambda: bool(suspected), 20, "a new suspicion")
+        assert min(suspected) >= resumed_at + FAST.probe_grace_s(8)
+        network.resume(victim.transport.local_address)
         await kit.stop_all()
 
     run_virtual(scenario())

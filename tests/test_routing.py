@@ -349,3 +349,34 @@ def test_random_topology_changes_stay_loop_free_and_converge_to_shortest_paths(
                     assert route is None, f"{src} keeps a route to unreachable {dst}"
 
     asyncio.run(scenario())
+
+
+async def test_repeated_offer_from_a_backup_neighbour_keeps_the_backup_alive() -> None:
+    """A neighbour we do not route through repeats the same offer (full tables): it only
+    refreshes that offer, which must still be there, unexpired, when the next hop fails."""
+    now = [1000.0]
+    names = "axyc"
+    routers = {name: Router(node_id(name), clock=lambda: now[0], hold_time=10.0,
+                            update_interval=3.0) for name in names}
+    net = Net([])
+    net.routers = routers
+    net.names = {r.node_id: name for name, r in routers.items()}
+    for left, right in (("a", "x"), ("a", "y"), ("x", "c"), ("y", "c")):
+        net.connect(left, right)
+    await net.settle()
+    a, c = routers["a"], routers["c"]
+    first = a.route_to(c.node_id)
+    assert first is not None and first.metric == 2
+    backup = "y" if first.next_hop == routers["x"].node_id else "x"
+    for _ in range(4):  # 12 s: past the hold time, refreshed by full tables only
+        now[0] += 3
+        for router in routers.values():
+            router.advertise()
+        await net.settle()
+        a.expire()
+    assert a.route_to(c.node_id) == first  # the same choice all along
+    via = net.names[first.next_hop]
+    net.links["a", via].up = net.links[via, "a"].up = False
+    a.detach(first.next_hop)
+    route = a.route_to(c.node_id)
+    assert route is not None and route.next_hop == routers[backup].node_id

@@ -80,7 +80,12 @@ class MemberChange:
 
 @dataclass(slots=True)
 class MemberEntry:
-    """The mutable row of the member table (owned by ``Membership``)."""
+    """The mutable row of the member table (owned by ``Membership``).
+
+    ``snapshot`` is remembered until a field changes: listeners (election, sessions) read
+    the whole view on every change, so during a join the same rows are read O(n) times
+    each. Until ``grace_until`` (event-loop time) our own failed probes of the member do
+    not make it suspect (``Profile.probe_grace_s``)."""
 
     record: NodeRecord
     address: Address
@@ -91,15 +96,26 @@ class MemberEntry:
     suspicion: Any = None
     timer: Any = None
     power_record: Any = None
+    grace_until: float = 0.0
+    _member: Member | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name != "_member":
+            object.__setattr__(self, "_member", None)
 
     @property
     def node_id(self) -> bytes:
         return self.record.node_id
 
     def snapshot(self, is_self: bool = False) -> Member:
-        return Member(self.record.node_id, self.state, self.record, self.address,
-                      self.last_seen, self.state_incarnation, self.state_since, is_self,
-                      self.power_record)
+        member = self._member
+        if member is None or member.is_self != is_self:
+            member = Member(self.record.node_id, self.state, self.record, self.address,
+                            self.last_seen, self.state_incarnation, self.state_since,
+                            is_self, self.power_record)
+            self._member = member
+        return member
 
 
 class SampleSet:

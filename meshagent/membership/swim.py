@@ -581,7 +581,8 @@ class Membership:
         self._index_record(entry.record if entry is not None else None, record)
         if entry is None:
             entry = MemberEntry(record, address, new_state, self._now(),
-                                record.incarnation, time.time())
+                                record.incarnation, time.time(),
+                                grace_until=self._now() + self._probe_grace())
             self._members[record.node_id] = entry
             if new_state.probed:
                 self._live.add(record.node_id)
@@ -596,6 +597,7 @@ class Membership:
             entry.state_incarnation = record.incarnation
             if direct is not None:
                 entry.address = direct
+            entry.grace_until = self._now() + self._probe_grace()  # fresh proof of life
             self._clear_suspicion(entry)
             if entry.state != new_state:
                 self._set_state(entry, new_state)
@@ -1024,6 +1026,10 @@ class Membership:
                 self.counters["probes_inconclusive"] += 1
                 return
             current = self._members.get(node_id)
+            if current is not None and self.health.score > 0 and \
+                    started < current.grace_until:
+                self.counters["probes_failed_in_grace"] += 1
+                return
             if current is not None:
                 self.counters["probes_failed"] += 1
                 self.keys.peer_forgot_me(node_id)
@@ -1043,6 +1049,12 @@ class Membership:
             self._declare_crashed(node_id)
         elif verdict != "ack":
             await self._probe(node_id)  # no proof either way: a full probe decides
+
+    def _probe_grace(self) -> float:
+        """How long a member that just joined our view, or whose newer record we just
+        accepted (a refutation, an update), is spared suspicions from our own failed
+        probes while our local health says we are loaded (see ``Profile.probe_grace_s``)."""
+        return self.profile.probe_grace_s(self._alive_count())
 
     def _declare_crashed(self, node_id: bytes) -> None:
         entry = self._members.get(node_id)
