@@ -38,8 +38,9 @@ $(VENV)/.extra-%: $(STAMP)
 selftest: $(STAMP)
 	$(BIN)/meshagent selftest
 
-# dist/meshagent: one executable carrying the C core and libcrypto (build_tools/meshagent.spec).
-freeze: $(VENV)/.extra-freeze
+# dist/meshagent: the executable that ships, one file carrying the C core on the pinned
+# OpenSSL (fast-crypto, below) (build_tools/meshagent.spec).
+freeze: fast-crypto $(VENV)/.extra-freeze
 	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist \
 		--workpath build/pyinstaller build_tools/meshagent.spec
 
