@@ -213,13 +213,21 @@ class LeanSimulatedKeys(LeanPeerKeys, SimulatedKeyAgreement):
 
 
 class _SimulatedMembership(Membership):
-    """A member whose peers' addresses are the shared tuples (lean mode)."""
+    """A member of a simulated mesh: counts its view for the harness without snapshots
+    (a member snapshot, once made, is kept until the member changes: n^2 of them for a
+    whole mesh), and in lean mode holds its peers' addresses as the shared tuples."""
 
-    shared: SimulationCache
+    shared: SimulationCache | None = None
+
+    def alive_count(self) -> int:
+        """Members this node holds ALIVE, itself included."""
+        return sum(entry.state is MemberState.ALIVE for entry in self._members.values())
 
     def _address_of(self, record: NodeRecord) -> Address | None:
         address = super()._address_of(record)
-        return None if address is None else self.shared.address(address)
+        if address is None or self.shared is None:
+            return address
+        return self.shared.address(address)
 
 
 @dataclass
@@ -255,49 +263,13 @@ class ScaleResult:
                 "dropped_replay": self.counters.get("dropped_replay", 0)}
 
 
-class _Tally:
-    """Counts (observer, subject) pairs satisfying a predicate, from change events only
-    (polling n members' views would cost n^2 per look); one byte per pair. With
-    ``subject``, only pairs about that one member are counted."""
-
-    def __init__(self, nodes: list[Membership], index: dict[bytes, int],
-                 holds: Callable[[Member], bool], subject: bytes | None = None) -> None:
-        self.count = 0
-        self.holds = holds
-        self._index = index
-        self._subject = subject
-        self._columns = 1 if subject is not None else len(index)
-        self._seen = bytearray(self._columns * len(index))
-        self._unsubscribe: list[Callable[[], None]] = []
-        for node in nodes:
-            row = index[node.node_id] * self._columns
-            self._unsubscribe.append(node.on_change(self._callback(row)))
-            if subject is None:
-                for member in node.members():
-                    self._update(row, member)
-            elif (member := node.member(subject)) is not None:
-                self._update(row, member)
-
-    def close(self) -> None:
-        """Stop counting (every change event costs members a snapshot while we listen)."""
-        for unsubscribe in self._unsubscribe:
-            unsubscribe()
-        self._seen = bytearray()
-
-    def _callback(self, row: int) -> Callable[[Member, Any, Any], None]:
-        return lambda member, old, new: self._update(row, member)
-
-    def _update(self, row: int, member: Member) -> None:
-        if self._subject is None:
-            key = row + self._index[member.node_id]
-        elif member.node_id == self._subject:
-            key = row
-        else:
-            return
-        holds = self.holds(member)
-        if holds != self._seen[key]:
-            self._seen[key] = holds
-            self.count += 1 if holds else -1
+def _holding(nodes: list[_SimulatedMembership], subject: bytes,
+             holds: Callable[[Member], bool]) -> Callable[[], int]:
+    """How many of ``nodes`` hold ``subject`` in a state that ``holds``."""
+    def count() -> int:
+        return sum(1 for node in nodes
+                   if (member := node.member(subject)) is not None and holds(member))
+    return count
 
 
 _PROGRESS_EVERY_S = 60.0  # wall seconds between progress lines while a phase runs
@@ -307,18 +279,19 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def _until(phase: str, tally: _Tally, goal: int, limit_s: float, step_s: float,
-                 progress: Callable[[str], None]) -> float:
-    """Protocol seconds until ``tally`` reaches ``goal``; a progress line every minute."""
+async def _until(phase: str, count: Callable[[], int], goal: int, limit_s: float,
+                 step_s: float, progress: Callable[[str], None]) -> float:
+    """Protocol seconds until ``count()`` reaches ``goal`` (looked at every ``step_s``);
+    a progress line at most every minute of wall time."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     reported = time.perf_counter()
-    while tally.count != goal:
+    while (counted := count()) != goal:
         if loop.time() - started > limit_s:
             raise TimeoutError(f"no convergence within {limit_s} s of protocol time")
         if time.perf_counter() - reported > _PROGRESS_EVERY_S:
             reported = time.perf_counter()
-            progress(f"{phase}: {tally.count / goal:.1%} after {loop.time() - started:.2f} s "
+            progress(f"{phase}: {counted / goal:.1%} after {loop.time() - started:.2f} s "
                      f"of protocol time, peak RSS {_peak_rss_mib():.0f} MiB")
         await asyncio.sleep(step_s)
     return loop.time() - started
@@ -341,51 +314,47 @@ async def _scenario(n: int, profile: Profile, seed: int, real_keys: bool, lean: 
     network = MemoryNetwork(seed=seed, latency=latency_s)
     verifier = RecordVerifier(root.trust)  # one cache for all: results depend on bytes only
     shared = SimulationCache()
-    member_class = _SimulatedMembership if lean else Membership
-    nodes: list[Membership] = []
+    nodes: list[_SimulatedMembership] = []
     for index in range(n):
         identity, cert = issue_member(root, f"node{index}")
         cell: list[Membership] = []
         keys = _peer_keys(real_keys, lean, identity, cert, verifier,
                           lambda cell=cell: cell[0].revocations if cell else None, shared)
         seeds = [simulated_address(rng.randrange(index))] if index else []
-        node = member_class(identity, cert, root.trust,
-                            network.transport(simulated_address(index)), profile=profile,
-                            seeds=seeds, verifier=verifier, rng=random.Random(rng.random()),
-                            peer_keys=keys)
+        node = _SimulatedMembership(identity, cert, root.trust,
+                                    network.transport(simulated_address(index)),
+                                    profile=profile, seeds=seeds, verifier=verifier,
+                                    rng=random.Random(rng.random()), peer_keys=keys)
         if lean:
             node.shared = shared
         cell.append(node)
         nodes.append(node)
-    index_of = {node.node_id: index for index, node in enumerate(nodes)}
     progress(f"{n} members created")
     wall = time.perf_counter()
     for node in nodes:
         await node.start()
-    alive = _Tally(nodes, index_of, lambda member: member.state == MemberState.ALIVE)
     step = profile.probe_interval_s / 4
-    join_s = await _until("join", alive, n * n, limit_s, step, progress)
-    alive.close()
+    join_s = await _until("join", lambda: sum(node.alive_count() for node in nodes), n * n,
+                          limit_s, step, progress)
     progress(f"join converged after {join_s:.2f} s of protocol time, "
              f"peak RSS {_peak_rss_mib():.0f} MiB")
 
     victim = nodes[rng.randrange(1, n)]
-    dead = _Tally([node for node in nodes if node is not victim], index_of,
-                  lambda member: member.state == MemberState.UNREACHABLE, victim.node_id)
-    network.crash(victim.transport.local_address)
-    failure_s = await _until("crash", dead, n - 1, limit_s, step / 4, progress)
-    dead.close()
-    progress(f"crash seen everywhere after {failure_s:.2f} s, peak RSS {_peak_rss_mib():.0f} MiB")
-
     survivors = [node for node in nodes if node is not victim]
+    network.crash(victim.transport.local_address)
+    dead = _holding(survivors, victim.node_id,
+                    lambda member: member.state == MemberState.UNREACHABLE)
+    failure_s = await _until("crash", dead, n - 1, limit_s, step / 4, progress)
+    progress(f"crash seen everywhere after {failure_s:.2f} s, "
+             f"peak RSS {_peak_rss_mib():.0f} MiB")
+
     author = survivors[rng.randrange(len(survivors))]
     record = author.update_record(tags={"scale": "updated"})
-    updated = _Tally(survivors, index_of,
-                     lambda member: member.incarnation >= record.incarnation, author.node_id)
-    update_s = await _until("update", updated, len(survivors), limit_s, step / 4,
-                            progress)
-    updated.close()
-    progress(f"record update everywhere after {update_s:.2f} s, peak RSS {_peak_rss_mib():.0f} MiB")
+    updated = _holding(survivors, author.node_id,
+                       lambda member: member.incarnation >= record.incarnation)
+    update_s = await _until("update", updated, len(survivors), limit_s, step / 4, progress)
+    progress(f"record update everywhere after {update_s:.2f} s, "
+             f"peak RSS {_peak_rss_mib():.0f} MiB")
 
     loop_s = asyncio.get_running_loop().time()
     totals: Counter[str] = Counter()
