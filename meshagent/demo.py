@@ -203,8 +203,10 @@ class AgentProcess:
                 command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, start_new_session=True)
 
-    async def wait_ready(self, timeout: float = 20.0) -> float:
-        """Until the control socket answers (the agent is up and listening)."""
+    async def wait_ready(self, timeout: float = 60.0) -> float:
+        """Until the control socket answers (the agent is up and listening). An agent that
+        exits fails at once; the timeout only bounds a slow start (imports on a machine
+        whose cores are busy take tens of seconds)."""
         async def ready() -> bool:
             if not self.running:
                 raise DemoError(f"{self.node.name} exited; see {self.node.log_path}")
