@@ -162,6 +162,31 @@ def test_graceful_leave_is_left_not_unreachable() -> None:
     run_virtual(scenario())
 
 
+def test_member_first_learnt_as_left_is_kept_until_the_reap_age() -> None:
+    """A newcomer learns a member that already left from the state exchange: it is LEFT
+    from the start, and kept for ``reap_left_s`` like any other, not dropped at the first
+    maintenance pass (its age is wall-clock, as the reaping compares)."""
+    async def scenario() -> tuple[MemberState | None, int]:
+        kit, network = MeshKit(), MemoryNetwork(seed=8)
+        nodes = await _started(kit, network, 4)
+        leaver = nodes[2]
+        await leaver.leave()
+        await wait_until(lambda: all(state_of(o, leaver) == MemberState.LEFT
+                                     for o in nodes if o is not leaver), 5, "leave")
+        newcomer = kit.node(network.transport(("10.0.0.9", 7946)),
+                            seeds=[nodes[0].transport.local_address])
+        await newcomer.start()
+        await wait_until(lambda: state_of(newcomer, leaver) == MemberState.LEFT, 5,
+                         "the newcomer learns the member that left")
+        await _idle(10 * FAST.reconnect_interval_s)  # several maintenance passes
+        state = state_of(newcomer, leaver)
+        reaped = newcomer.counters["members_dropped_reaped"]
+        await kit.stop_all()
+        return state, reaped
+
+    assert run_virtual(scenario()) == (MemberState.LEFT, 0)
+
+
 def test_record_update_reaches_everyone() -> None:
     async def scenario() -> None:
         kit, network = MeshKit(), MemoryNetwork(seed=8)

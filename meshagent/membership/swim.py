@@ -261,10 +261,10 @@ class Membership:
         record = NodeRecord.sign(self.identity, self.certificate,
                                  incarnation=initial_incarnation(), addresses=endpoints,
                                  **fields)
-        now = self._loop.time()
         self._members[self.node_id] = MemberEntry(
-            record, self.transport.local_address, MemberState.ALIVE, now,
-            record.incarnation, time.time())
+            record, self.transport.local_address, MemberState.ALIVE,
+            state_since=time.time(), state_incarnation=record.incarnation,
+            last_seen=time.time())
         self._index_record(None, record)
         self._live.add(self.node_id)
         self._running = True
@@ -580,8 +580,11 @@ class Membership:
                 return False
         self._index_record(entry.record if entry is not None else None, record)
         if entry is None:
-            entry = MemberEntry(record, address, new_state, self._now(),
-                                record.incarnation, time.time(),
+            # state_since and last_seen are wall-clock (shown to people, and compared
+            # with the reap ages); grace_until is event-loop time, like the probes.
+            entry = MemberEntry(record, address, new_state, state_since=time.time(),
+                                state_incarnation=record.incarnation,
+                                last_seen=time.time(),
                                 grace_until=self._now() + self._probe_grace())
             self._members[record.node_id] = entry
             if new_state.probed:
