@@ -41,6 +41,14 @@ leader, so two partitions that both reach the service do not fight faster than t
 ``Election`` runs on the event loop; ``on_change`` listeners and ``leader`` read its
 decision. It never raises for what peers publish: a malformed candidacy is ignored with
 a rate-limited log line.
+
+Cost: membership reports every change of every member (hundreds per second while a mesh
+joins), and the rule reads the whole view. Changes therefore only mark the view changed;
+one evaluation runs on the next turn of the event loop for all the changes of this one
+(a dead leader is still replaced on the turn after membership declares it). Candidacies
+and priorities are decoded once per record (``CandidacyBook``), and the periodic tick
+evaluates only while the decision depends on time (no leader yet, or a FAILING mark that
+will lapse): with a leader in place, nothing but a change of the view can change it.
 """
 
 from __future__ import annotations
@@ -50,7 +58,7 @@ import contextlib
 import enum
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,8 +71,8 @@ from meshagent.membership import Member, MemberState
 from meshagent.record import NodeRecord
 
 __all__ = [
-    "Candidacy", "Election", "ElectionSettings", "ElectionStateError", "LeaderView", "Reach",
-    "TermStore", "decide", "priority", "LEADER_ROLE",
+    "Candidacy", "CandidacyBook", "Election", "ElectionSettings", "ElectionStateError",
+    "LeaderView", "Reach", "TermStore", "decide", "priority", "LEADER_ROLE",
 ]
 
 log = get_logger(__name__)
@@ -171,6 +179,39 @@ def candidacy_of(record: NodeRecord) -> Candidacy | None:
         return None
 
 
+class CandidacyBook:
+    """The candidacy and priority of each member, decoded once per record.
+
+    A record is immutable and replaced whole when its node publishes a new one, so an
+    entry stays valid for as long as the member holds the same record object. Entries of
+    members no longer held are dropped when the book outgrows the view it was last read
+    with, so it never holds more than about the members held."""
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[NodeRecord, Candidacy | None, tuple[Any, ...]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def read(self, members: Iterable[Member],
+             ) -> Iterator[tuple[Member, Candidacy, tuple[Any, ...]]]:
+        """(member, candidacy, priority) for each member whose record carries one."""
+        entries = self._entries
+        held: list[bytes] = []
+        for member in members:
+            held.append(member.node_id)
+            entry = entries.get(member.node_id)
+            if entry is None or entry[0] is not member.record:
+                candidacy = candidacy_of(member.record)
+                entry = (member.record, candidacy,
+                         () if candidacy is None else priority(member, candidacy))
+                entries[member.node_id] = entry
+            if entry[1] is not None:
+                yield member, entry[1], entry[2]
+        if len(entries) > len(held):
+            self._entries = {node_id: entries[node_id] for node_id in held}
+
+
 @dataclass(frozen=True)
 class Decision:
     """The outcome of ``decide`` for one node's view."""
@@ -183,23 +224,23 @@ class Decision:
 
 
 def decide(members: Iterable[Member], own_id: bytes, leaderless_for: float,
-           claim_stagger_s: float, known_term: int = 0) -> Decision:
-    """The election rule over one membership view (pure, so it is tested directly)."""
+           claim_stagger_s: float, known_term: int = 0,
+           book: CandidacyBook | None = None) -> Decision:
+    """The election rule over one membership view (pure, so it is tested directly).
+    ``book`` remembers decoded candidacies between calls; it never changes the outcome."""
     highest = known_term
     claims: list[tuple[tuple[int, tuple[Any, ...]], Member, Candidacy]] = []
     candidates: list[tuple[tuple[Any, ...], Member]] = []
     leading_self = False
-    for member in members:
-        candidacy = candidacy_of(member.record)
-        if candidacy is None:
-            continue
-        highest = max(highest, candidacy.term)
+    for member, candidacy, rank in (CandidacyBook() if book is None else book).read(members):
+        if candidacy.term > highest:
+            highest = candidacy.term
         live = member.is_self or member.state in _LIVE
         if candidacy.leading and live:
-            claims.append(((candidacy.term, priority(member, candidacy)), member, candidacy))
+            claims.append(((candidacy.term, rank), member, candidacy))
             leading_self = leading_self or member.is_self
         if candidacy.reach != Reach.NONE and (member.is_self or member.state == MemberState.ALIVE):
-            candidates.append((priority(member, candidacy), member))
+            candidates.append((rank, member))
     candidates.sort(key=lambda item: item[0], reverse=True)
     ranked = tuple(member.node_id for _, member in candidates)
     if claims:
@@ -287,6 +328,8 @@ class Election:
         self._ranked: tuple[bytes, ...] = ()
         self._evaluating = False
         self._again = False
+        self._pending: asyncio.Handle | None = None
+        self._book = CandidacyBook()
         self._claims_from = 0.0
 
     # --- public -------------------------------------------------------------------
@@ -307,13 +350,16 @@ class Election:
     async def start(self) -> None:
         self._publish(self._candidacy(leading=False, term=self.known_term))
         self._claims_from = self.clock() + self.settings.startup_grace_s
-        self._unsubscribe = self.membership.on_change(lambda *_: self.evaluate())
+        self._unsubscribe = self.membership.on_change(self._view_changed)
         self._task = asyncio.create_task(self._tick(), name="election")
         self.evaluate()
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -365,10 +411,14 @@ class Election:
         """Apply ``decide`` to the current view and act on it (claim, step down, notify).
 
         Publishing our record notifies membership listeners, this one included: a call
-        made while evaluating only asks for one more round."""
+        made while evaluating only asks for one more round. An evaluation covers every
+        change reported before it, so one still scheduled for them is cancelled."""
         if self._evaluating:
             self._again = True
             return
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
         self._evaluating = True
         try:
             self._again = True
@@ -377,6 +427,18 @@ class Election:
                 self._evaluate_once()
         finally:
             self._evaluating = False
+
+    def _view_changed(self, *_: Any) -> None:
+        """Membership's change listener: one evaluation on the next loop turn, however
+        many changes arrive before it (a full-state merge reports every member at once)."""
+        if self._evaluating:
+            self._again = True
+        elif self._pending is None:
+            self._pending = asyncio.get_running_loop().call_soon(self._evaluate_pending)
+
+    def _evaluate_pending(self) -> None:
+        self._pending = None
+        self.evaluate()
 
     def _evaluate_once(self) -> None:
         now = self.clock()
@@ -388,7 +450,7 @@ class Election:
         leaderless_for = 0.0 if self._leaderless_since is None else \
             max(0.0, now - max(self._leaderless_since, self._claims_from))
         decision = decide(members, self.node_id, leaderless_for, self.settings.claim_stagger_s,
-                          self.known_term)
+                          self.known_term, self._book)
         self._ranked = decision.ranked
         if decision.highest_term > self.known_term:
             self._take_term(decision.highest_term)
@@ -403,7 +465,7 @@ class Election:
             self._publish(self._candidacy(leading=True, term=term))
             log.event("leader_claimed", term=term, leaderless_s=round(leaderless_for, 3))
             decision = decide(self.membership.members(), self.node_id, 0.0,
-                              self.settings.claim_stagger_s, self.known_term)
+                              self.settings.claim_stagger_s, self.known_term, self._book)
         self._leaderless_since = None if decision.leader else (
             self._leaderless_since if self._leaderless_since is not None else now)
         self._set_leader(decision.leader)
@@ -411,13 +473,9 @@ class Election:
     # --- helpers --------------------------------------------------------------------
 
     def _healthy_alternative(self) -> bool:
-        for member in self.membership.members():
-            if member.is_self or member.state != MemberState.ALIVE:
-                continue
-            candidacy = candidacy_of(member.record)
-            if candidacy is not None and candidacy.reach == Reach.OK:
-                return True
-        return False
+        return any(not member.is_self and member.state == MemberState.ALIVE
+                   and candidacy.reach == Reach.OK
+                   for member, candidacy, _ in self._book.read(self.membership.members()))
 
     def _candidacy(self, *, leading: bool, term: int) -> Candidacy:
         return Candidacy(term, leading, self.settings.preference, self.started, self._reach)
@@ -463,7 +521,10 @@ class Election:
                 log.warning("leader_listener_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def _tick(self) -> None:
+        """Time-driven steps: succession while leaderless (stagger, start-up grace) and
+        the end of a FAILING mark. Changes of the view are evaluated as they come."""
         while True:
             await asyncio.sleep(self.settings.tick_s)
-            self.evaluate()
+            if self.leader is None or self._reach == Reach.FAILING:
+                self.evaluate()
 

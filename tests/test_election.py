@@ -8,14 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from meshagent import election as election_module
 from meshagent.election import (
     Candidacy,
+    CandidacyBook,
     Election,
     ElectionSettings,
     ElectionStateError,
     Reach,
     TermStore,
     candidacy_of,
+    decide,
 )
 from meshagent.membership import Membership
 from meshagent.server.db import open_database
@@ -302,6 +305,54 @@ def test_silent_leader_is_replaced_after_suspicion_and_steps_down_when_it_wakes(
         mesh.network.resume(sleeper.membership.transport.local_address)  # SIGCONT
         assert await mesh.settle(timeout=30) == successor
         assert not sleeper.is_leader
+        await mesh.stop()
+
+    run_virtual(scenario())
+
+
+def test_changes_reported_in_one_loop_turn_are_evaluated_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        mesh = Mesh(seed=13)
+        for _ in range(4):
+            await mesh.add()
+        agreed = await mesh.settle()
+        watched = mesh.elections[1]
+        evaluated: list[bytes] = []
+
+        def counting_decide(members, own_id, *args):  # type: ignore[no-untyped-def]
+            evaluated.append(own_id)
+            return decide(members, own_id, *args)
+
+        monkeypatch.setattr(election_module, "decide", counting_decide)
+        for step in range(20):  # twenty changes reported within one turn of the loop
+            watched.membership.update_record(tags={"step": str(step)})
+        assert watched.node_id not in evaluated
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert evaluated.count(watched.node_id) == 1
+        await asyncio.sleep(2.0)  # ticks with a leader in place and nothing new: no work
+        assert evaluated.count(watched.node_id) == 1
+        assert mesh.agreed() == agreed
+        await mesh.stop()
+
+    run_virtual(scenario())
+
+
+def test_candidacy_book_holds_only_the_members_it_last_read() -> None:
+    async def scenario() -> None:
+        mesh = Mesh(seed=14)
+        for _ in range(5):
+            await mesh.add()
+        await mesh.settle()
+        members = mesh.elections[0].membership.members()
+        book = CandidacyBook()
+        own = mesh.elections[0].node_id
+        assert decide(members, own, 0.0, 1.0, 0, book) == decide(members, own, 0.0, 1.0)
+        assert len(book) == 5
+        assert decide(members[:2], own, 0.0, 1.0, 0, book) == \
+            decide(members[:2], own, 0.0, 1.0)
+        assert len(book) == 2
         await mesh.stop()
 
     run_virtual(scenario())
