@@ -166,13 +166,14 @@ class _LazyPeers(dict[bytes, Any]):
         self._shared = shared
 
     def _made(self, node_id: bytes, value: Any) -> Any:
-        if value is None or type(value) is _LeanPeer:
+        if type(value) is _LeanPeer:
             return value
         peer = self[node_id] = _LeanPeer(value, self._shared.certificate_digest(value))
         return peer
 
     def get(self, node_id: bytes, default: Any = None) -> Any:  # type: ignore[override]
-        return self._made(node_id, dict.get(self, node_id, default))
+        value = dict.get(self, node_id)
+        return default if value is None else self._made(node_id, value)
 
     def __getitem__(self, node_id: bytes) -> Any:
         return self._made(node_id, dict.__getitem__(self, node_id))
