@@ -20,13 +20,21 @@ Protocol (channel ``ROUTING_CHANNEL``, one hop only: never forwarded)::
   (s, m) may be selected only if s is newer than FD's seqno, or equal with m < FD's metric.
   When only unfeasible routes remain, the node asks for a newer seqno with a request that
   travels toward the origin; the origin answers with an update carrying a bumped seqno.
-- Updates: a full table to every neighbour each ``update_interval`` (with jitter), and at
-  once (coalesced within one event-loop turn) for every origin whose route changed or was
-  lost. Routes whose next hop is the receiving neighbour are advertised as unreachable
-  (poison reverse). A route not refreshed within ``hold_time`` expires; a neighbour whose
-  session closes takes all its routes with it at once. Sessions are reliable and ordered
-  (TCP), so a triggered update is never lost and the periodic table is only a safety net:
-  the defaults (30 s, 120 s) keep it to about 1 KB/s per agent with 20 peers at N = 50.
+- Updates: a full table to every neighbour each ``update_interval`` (with jitter), and a
+  triggered update for every origin whose route changed or was lost. What takes something
+  away or answers a question goes at once (coalesced within one event-loop turn): a
+  retraction, a longer metric, a newer seqno (the answer to a seqno request on its way
+  back), a change of next hop at the same metric (the old one failed). What only offers
+  something better (a route to an origin we had none to, a shorter one at the same seqno)
+  waits up to ``update_delay`` so that the changes of many sessions coming up leave as
+  one update per neighbour; an urgent update takes the waiting ones along. Delaying good
+  news cannot form a loop (the feasibility condition holds whatever the delays) and
+  failures never wait. Routes whose next hop is the receiving neighbour are advertised as
+  unreachable (poison reverse). A route not refreshed within ``hold_time`` expires; a
+  neighbour whose session closes takes all its routes with it at once. Sessions are
+  reliable and ordered (TCP), so a triggered update is never lost and the periodic table
+  is only a safety net: the defaults (30 s, 120 s) keep it to about 1 KB/s per agent
+  with 20 peers at N = 50.
 
 Data (any other channel): ``Frame(src, dst, hop_limit, channel, payload)``. A node that is not
 the destination decrements the hop limit and forwards along its route; at zero the frame is
@@ -90,6 +98,8 @@ _ECHO_REPLY = 1
 SOURCE_GC_S = 180.0
 # The same seqno request is not repeated to the same neighbour sooner than this.
 REQUEST_INTERVAL_S = 1.0
+# How long good news (a new or shorter route) may wait for more to join its update.
+UPDATE_DELAY_S = 0.05
 # Encoded size bound of one update entry: array(1) + bin16(18) + u32(5) + u16(3).
 _ENTRY_BYTES = 27
 _ENTRIES_PER_FRAME = max(1, (MAX_FRAME_PAYLOAD - 16) // _ENTRY_BYTES)
@@ -174,13 +184,15 @@ class Router:
     def __init__(self, node_id: bytes, *, max_hops: int = 16, update_interval: float = 30.0,
                  hold_time: float = 120.0, capacity: int = 4096,
                  clock: Callable[[], float] = time.monotonic,
-                 initial_seqno: int | None = None) -> None:
+                 initial_seqno: int | None = None,
+                 update_delay: float = UPDATE_DELAY_S) -> None:
         if len(node_id) != NODE_ID_BYTES:
             raise ValueError("node id must be 16 bytes")
         self.node_id = bytes(node_id)
         self.max_hops = max_hops
         self.update_interval = update_interval
         self.hold_time = hold_time
+        self.update_delay = update_delay
         self._clock = clock
         self._table = RouteTable(capacity)
         self._capacity = capacity
@@ -192,7 +204,10 @@ class Router:
         self._sources: dict[bytes, _Source] = {}
         self._retracted: dict[bytes, int] = {}  # origin -> seqno of a pending retraction
         self._dirty: set[bytes] = set()
-        self._flush_scheduled = False
+        # The pending triggered update: at the next loop turn (urgent) or after
+        # ``update_delay`` (good news only), or None.
+        self._flush_handle: asyncio.Handle | None = None
+        self._flush_urgent = False
         self._last_request: dict[bytes, dict[tuple[int, bytes, bytes], float]] = {}
         self._handlers: dict[int, MessageHandler] = {}
         self._frame_seq = itertools.count(1)
@@ -219,6 +234,9 @@ class Router:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         for waiter in self._echo_waiters.values():
             waiter.cancel()
 
@@ -325,6 +343,11 @@ class Router:
     @property
     def seqno(self) -> int:
         return self._seqno
+
+    @property
+    def updates_pending(self) -> bool:
+        """True while a triggered update is scheduled and not sent yet."""
+        return self._flush_handle is not None
 
     # ------------------------------------------------------------------ receive path
 
@@ -439,7 +462,7 @@ class Router:
             if seqno_newer(seqno, self._seqno):
                 # We restarted with a clock behind our old seqno: overtake it.
                 self._seqno = (seqno + 1) % SEQNO_MODULUS
-                self._mark_dirty(self.node_id)
+                self._mark_dirty(self.node_id, urgent=True)
             return
         candidates = self._candidates.setdefault(origin, {})
         if metric >= METRIC_INFINITY:
@@ -475,7 +498,7 @@ class Router:
             if not seqno_newer(self._seqno, seqno):
                 self._seqno = seqno if seqno_newer(seqno, self._seqno + 1) \
                     else (self._seqno + 1) % SEQNO_MODULUS
-            self._mark_dirty(self.node_id)
+            self._mark_dirty(self.node_id, urgent=True)
             return
         route = self._selected.get(origin)
         if route is None:
@@ -546,21 +569,24 @@ class Router:
         self._retracted.pop(origin, None)
         self._last_request.pop(origin, None)
         source = self._sources.get(origin)
-        if source is None or seqno_newer(route.seqno, source.seqno) or (
+        newer = source is not None and seqno_newer(route.seqno, source.seqno)
+        if source is None or newer or (
                 route.seqno == source.seqno and route.metric < source.metric):
             self._sources[origin] = _Source(route.seqno, route.metric, self._clock())
         else:
             source.last_used = self._clock()
         if old != route:
             # A new next hop changes what poison reverse tells the old and new one.
-            self._mark_dirty(origin)
+            good_news = (old is None and not newer) or (
+                old is not None and route.seqno == old.seqno and route.metric < old.metric)
+            self._mark_dirty(origin, urgent=not good_news)
             self._notify(origin, route)
 
     def _uninstall(self, origin: bytes, old: RouteView) -> None:
         self._table.withdraw(origin, old.seqno)
         del self._selected[origin]
         self._retracted[origin] = old.seqno
-        self._mark_dirty(origin)
+        self._mark_dirty(origin, urgent=True)
         self._notify(origin, None)
 
     def _notify(self, origin: bytes, route: RouteView | None) -> None:
@@ -597,18 +623,28 @@ class Router:
         metric = METRIC_INFINITY if route.next_hop == to else route.metric
         return [origin, route.seqno, metric]
 
-    def _mark_dirty(self, origin: bytes) -> None:
+    def _mark_dirty(self, origin: bytes, *, urgent: bool) -> None:
+        """Queue ``origin`` for the next triggered update: on the next loop turn if
+        ``urgent``, else within ``update_delay`` (see the module docstring)."""
         self._dirty.add(origin)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            try:
-                asyncio.get_running_loop().call_soon(self._flush)
-            except RuntimeError:  # no loop (unit use without one): flush now
-                self._flush()
+        if self._flush_handle is not None and (self._flush_urgent or not urgent):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (unit use without one): flush now
+            self._flush()
+            return
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()  # good news waiting: it leaves with this one
+        self._flush_urgent = urgent or self.update_delay <= 0
+        self._flush_handle = loop.call_soon(self._flush) if self._flush_urgent else \
+            loop.call_later(self.update_delay, self._flush)
 
     def _flush(self) -> None:
         """Triggered updates: every changed origin to every neighbour, in one batch each."""
-        self._flush_scheduled = False
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         dirty, self._dirty = self._dirty, set()
         for link in list(self._links.values()):
             self._send_entries(link, [self._entry(origin, link.peer_id) for origin in dirty])

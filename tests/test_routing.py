@@ -18,12 +18,14 @@ from meshagent.routing import (
     FIRST_FREE_CHANNEL,
     METRIC_INFINITY,
     ROUTING_CHANNEL,
+    UPDATE_DELAY_S,
     Message,
     MessageTooLarge,
     NoRoute,
     Router,
     seqno_newer,
 )
+from tests.mesh.meshkit import run_virtual
 
 APP = FIRST_FREE_CHANNEL
 
@@ -91,11 +93,15 @@ class Net:
                 self.cut(a, b)
 
     async def settle(self) -> None:
-        """Run the loop until no frame is in flight and no router has updates queued."""
+        """Run the loop until no frame is in flight and no router has updates queued
+        (waiting out the delay of batched good news)."""
         for _ in range(100_000):
             await asyncio.sleep(0)
-            if self.pending == 0 and not any(r._flush_scheduled for r in self.routers.values()):
+            if self.pending:
+                continue
+            if not any(r.updates_pending for r in self.routers.values()):
                 return
+            await asyncio.sleep(0.005)
         raise AssertionError("routing did not settle")
 
     def after_delivery(self) -> None:
@@ -348,7 +354,7 @@ def test_random_topology_changes_stay_loop_free_and_converge_to_shortest_paths(
                 else:
                     assert route is None, f"{src} keeps a route to unreachable {dst}"
 
-    asyncio.run(scenario())
+    run_virtual(scenario())  # the batching delay of good news passes in virtual time
 
 
 async def test_repeated_offer_from_a_backup_neighbour_keeps_the_backup_alive() -> None:
@@ -380,3 +386,108 @@ async def test_repeated_offer_from_a_backup_neighbour_keeps_the_backup_alive() -
     a.detach(first.next_hop)
     route = a.route_to(c.node_id)
     assert route is not None and route.next_hop == routers[backup].node_id
+
+
+class Recorder:
+    """A session that keeps what the router sends on it."""
+
+    def __init__(self, peer: bytes) -> None:
+        self.peer_id = peer
+        self.frames: list[Frame] = []
+
+    def send_frames(self, frames: Sequence[Frame]) -> None:
+        self.frames.extend(frames)
+
+    def updates(self) -> list[list[list[object]]]:
+        """The entries of each routing update sent, one list per message."""
+        messages = [codec.unpack(frame.payload, 1 << 16) for frame in self.frames
+                    if frame.channel == ROUTING_CHANNEL]
+        return [message[1] for message in messages if message[0] == 1]
+
+
+def routing_frame(src: bytes, dst: bytes, entries: list[list[object]]) -> Frame:
+    return Frame(type=1, flags=0, src=src, dst=dst, hop_limit=1, channel=ROUTING_CHANNEL,
+                 seq=1, payload=codec.pack([1, entries]))
+
+
+def router_with_neighbours(count: int) -> tuple[Router, Recorder, list[bytes]]:
+    """Router "a" with a watching neighbour "w" and ``count`` neighbours whose sessions
+    have come up but who have not advertised themselves yet."""
+    a = Router(node_id("a"))
+    watcher = Recorder(node_id("w"))
+    a.attach(watcher)
+    peers = [node_id(f"p{index}") for index in range(count)]
+    for peer in peers:
+        a.attach(Recorder(peer))
+    watcher.frames.clear()
+    return a, watcher, peers
+
+
+def test_news_from_many_sessions_leaves_as_one_update_per_neighbour() -> None:
+    async def scenario() -> None:
+        a, watcher, peers = router_with_neighbours(10)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for peer in peers:  # one advertisement per loop turn, as sessions come up
+            a.receive(peer, [routing_frame(peer, a.node_id, [[peer, 7, 0]])])
+            await asyncio.sleep(0)
+        assert len(a.routes()) == 10 and watcher.frames == []  # installed, not yet told
+        while a.updates_pending:
+            await asyncio.sleep(UPDATE_DELAY_S / 10)
+        assert loop.time() - start <= UPDATE_DELAY_S * 1.5
+        updates = watcher.updates()
+        assert len(updates) == 1
+        assert sorted(entry[0] for entry in updates[0]) == sorted(peers)
+        assert all(entry[2] == 1 for entry in updates[0])
+        await a.stop()
+
+    run_virtual(scenario())
+
+
+def test_withdrawal_goes_at_once_and_takes_waiting_news_along() -> None:
+    async def scenario() -> None:
+        a, watcher, peers = router_with_neighbours(3)
+        a.update_delay = 3600.0  # good news alone would wait an hour
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for peer in peers[:2]:
+            a.receive(peer, [routing_frame(peer, a.node_id, [[peer, 7, 0]])])
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert watcher.frames == [] and a.updates_pending
+        a.receive(peers[2], [routing_frame(peers[2], a.node_id, [[peers[2], 7, 0]])])
+        a.detach(peers[0])  # a session closes: its route is withdrawn
+        while a.updates_pending:
+            await asyncio.sleep(0)
+        assert loop.time() == start  # no time passed: nothing waited for the delay
+        (update,) = watcher.updates()
+        sent = {bytes(entry[0]): entry[2] for entry in update}
+        assert sent == {peers[0]: METRIC_INFINITY, peers[1]: 1, peers[2]: 1}
+        await a.stop()
+
+    run_virtual(scenario())
+
+
+def test_failures_and_seqno_requests_do_not_wait_for_the_batching_delay() -> None:
+    # The seqno scenario above, with good news held back for an hour once the mesh has
+    # converged: the withdrawal, the request and its answer all travel at once.
+    async def scenario() -> None:
+        net = Net("abcde", check_loops=True)
+        for x, y in ["ab", "bd", "ac", "ce", "ed"]:
+            net.connect(x, y)
+        await net.settle()
+        for router in net.routers.values():
+            router.update_delay = 3600.0
+        seqno_before = net["d"].seqno
+        start = asyncio.get_running_loop().time()
+        net.cut("b", "d")
+        await asyncio.sleep(1.0)  # virtual: every update sent at once has been delivered
+        route = net["a"].route_to(net["d"].node_id)
+        assert route is not None and net.names[route.next_hop] == "c" and route.metric == 3
+        assert net["b"].route_to(net["d"].node_id) is not None
+        assert seqno_newer(net["d"].seqno, seqno_before)
+        assert asyncio.get_running_loop().time() - start < 2.0
+        for router in net.routers.values():
+            await router.stop()
+
+    run_virtual(scenario())
