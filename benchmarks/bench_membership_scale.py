@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
               f"record update everywhere {row['update_s']} s ({row['update_rounds']} rounds); "
               f"log2(n) gossip rounds = {gossip_bound:.2f} s; "
               f"{row['datagrams_per_member_s']} datagrams/member/s; "
-              f"simulated in {row['wall_s']} s, peak RSS {row['peak_rss_mib']} MiB")
+              f"simulated in {row['wall_s']} s ({row['cpu_s']} s CPU), "
+              f"peak RSS {row['peak_rss_mib']} MiB")
         for key in ("join_s", "join_rounds", "failure_s", "failure_rounds", "update_s",
-                    "update_rounds", "wall_s", "datagrams_per_member_s", "peak_rss_mib",
+                    "update_rounds", "wall_s", "cpu_s", "datagrams_per_member_s", "peak_rss_mib",
                     "dropped_replay"):
             summary[f"n{size}_{key}"] = row[key]
         summary[f"n{size}_log2_gossip_s"] = round(gossip_bound, 3)
