@@ -155,11 +155,12 @@ class SampleSet:
 
 class ViewDigest:
     """A summary of what a node believes: the count of records it holds and the XOR of an
-    8-byte hash of each (node id, incarnation), and of each settled state (node id,
-    UNREACHABLE/LEFT/ASLEEP/OFF). Two nodes with the same records and the same settled
-    members have the same digest, so a state that gossip failed to deliver (an ASLEEP
-    claim one member never heard, at the incarnation it already holds) is repaired like a
-    missing record. ALIVE and SUSPECT are not in it: suspicion is transient and settles.
+    8-byte hash of each (node id, incarnation), of each settled state (node id,
+    UNREACHABLE/LEFT/ASLEEP/OFF) and of each root-signed document version held. Two nodes
+    with the same records, settled members and documents have the same digest, so a state
+    that gossip failed to deliver (an ASLEEP claim one member never heard, at the
+    incarnation it already holds; a revocation list whose news it missed) is repaired
+    like a missing record. ALIVE and SUSPECT are not in it: suspicion is transient and settles.
     Updating it costs one hash per change. ``changed_at`` is when it last moved."""
 
     def __init__(self) -> None:
@@ -180,6 +181,15 @@ class ViewDigest:
     def remove(self, node_id: bytes, incarnation: int, now: float) -> None:
         self.count -= 1
         self._xor ^= self._hash(node_id, incarnation)
+        self.changed_at = now
+
+    def toggle_document(self, kind: str, version: int, now: float) -> None:
+        """Add a held root-signed document's version, or remove it: two members holding
+        different versions differ, so the repair's state exchange (which carries the
+        documents) brings the older one up to date."""
+        material = kind.encode() + b"\0" + version.to_bytes(8, "big")
+        self._xor ^= int.from_bytes(
+            hashlib.blake2b(material, digest_size=8, person=b"document").digest(), "big")
         self.changed_at = now
 
     def toggle_state(self, node_id: bytes, state: MemberState, now: float) -> None:

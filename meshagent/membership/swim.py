@@ -201,7 +201,9 @@ class Membership:
         self.revocations: RevocationList = self.documents.current(REVOCATIONS) or \
             RevocationList.empty(trust.mesh_id)
         self.documents.on_adopted(self._document_adopted)
-        self._document_fetches: set[str] = set()  # kinds being fetched from an announcer
+        # Kinds being fetched from an announcer -> the newest (version, announcer) heard
+        # meanwhile, fetched next.
+        self._document_fetches: dict[str, tuple[int, bytes] | None] = {}
         self.redeemed = redeemed if redeemed is not None else RedeemedTokens()
         self.redeemed.on_burnt(self._token_burnt)
         with contextlib.suppress(JoinTokenReused):  # logged; the mesh refuses us then
@@ -223,6 +225,9 @@ class Membership:
         self._fetched: list[bytes] = []  # records it asked us for
         self._live = SampleSet()  # members in a probed state, this node included
         self._digest = ViewDigest()
+        self._digested_documents = self.documents.versions()
+        for kind, version in self._digested_documents.items():
+            self._digest.toggle_document(kind, version, 0.0)
         self._last_repair = float("-inf")
         self._queue = BroadcastQueue()
         self._limiter = SourceRateLimiter(profile.flood_rate_per_s, profile.flood_burst)
@@ -795,24 +800,41 @@ class Membership:
 
     def _on_document_news(self, news: Document, sender: bytes) -> None:
         """``sender`` holds a document version we lack: fetch from it, one fetch per kind
-        at a time (a failed fetch is retried on the next news or state exchange)."""
-        if not self.documents.wants(news.kind, news.version) or \
-                news.kind in self._document_fetches:
+        at a time. Newer news heard during a fetch is fetched after it (dropped, it left
+        us on the older version until a repair); a failed fetch is retried on the next
+        news, a digest repair or a state exchange."""
+        if not self.documents.wants(news.kind, news.version):
             return
-        self._document_fetches.add(news.kind)
+        if news.kind in self._document_fetches:
+            waiting = self._document_fetches[news.kind]
+            if waiting is None or news.version > waiting[0]:
+                self._document_fetches[news.kind] = (news.version, sender)
+            return
+        self._document_fetches[news.kind] = None
         self._spawn(self._fetch_documents(news.kind, sender))
 
     async def _fetch_documents(self, kind: str, sender: bytes) -> None:
         try:
-            await self.streams.fetch_documents(sender)
+            while True:
+                await self.streams.fetch_documents(sender)
+                waiting = self._document_fetches.get(kind)
+                if waiting is None or not self.documents.wants(kind, waiting[0]):
+                    return
+                self._document_fetches[kind] = None
+                sender = waiting[1]
         finally:
-            self._document_fetches.discard(kind)
+            self._document_fetches.pop(kind, None)
 
     def _document_adopted(self, kind: str, document: Any) -> None:
         """A newer document was adopted (from us, a peer, the uplink, a file): announce
         it; a revocation list also drops the members it revokes."""
         self._broadcast(b"document:" + kind.encode(), Document(kind, document.version),
                         urgent=True)
+        now = self._now() if self._loop is not None else 0.0
+        if kind in self._digested_documents:
+            self._digest.toggle_document(kind, self._digested_documents[kind], now)
+        self._digested_documents[kind] = document.version
+        self._digest.toggle_document(kind, document.version, now)
         if kind != REVOCATIONS:
             return
         self.revocations = document

@@ -46,6 +46,7 @@ from meshagent.trustdocs import ALLOWLIST, REVOCATIONS, TrustDocuments
 from tests.polling import wait_for
 
 from .meshkit import (
+    FAST,
     MeshKit,
     converged,
     free_loopback_subnet,
@@ -137,6 +138,59 @@ def test_member_that_was_away_gets_the_newest_documents_when_it_rejoins() -> Non
         await kit.stop_all()
 
     run_virtual(scenario())
+
+
+def test_newer_document_news_heard_during_a_fetch_is_fetched_next() -> None:
+    """News of version 1 starts a fetch; news of version 2 arrives while it runs. Version
+    2 is fetched after it, with no gossip, digest repair or push-pull to fall back on
+    (before, the second news was dropped and the member stayed on version 1)."""
+    quiet = FAST.with_changes(repair_interval_s=1000.0, push_pull_interval_s=1000.0,
+                              fast_sync_rounds=0)
+
+    async def scenario() -> int:
+        kit = MeshKit(profile=quiet)
+        nodes = memory_mesh(kit, MemoryNetwork(seed=35), 3)
+        for node in nodes:
+            await node.start()
+        await wait_until(lambda: converged(nodes), 10, "convergence")
+        holder_of_first, holder_of_second, late = nodes
+        first = kit.root.revoke(serials=[1])
+        second = kit.root.revoke(serials=[2], previous=first)
+        for holder, listing in ((holder_of_first, first), (holder_of_second, second)):
+            assert holder.documents.offer(REVOCATIONS, listing.to_wire())
+            holder._queue.discard(b"document:" + REVOCATIONS.encode())  # no gossip
+        exchanges = late.counters["view_repairs"] + late.counters["syncs"]
+        late._on_document_news(Document(REVOCATIONS, 1), holder_of_first.node_id)
+        late._on_document_news(Document(REVOCATIONS, 2), holder_of_second.node_id)
+        await wait_until(lambda: late.documents.version(REVOCATIONS) == 2, 5, "version 2")
+        exchanges = late.counters["view_repairs"] + late.counters["syncs"] - exchanges
+        await kit.stop_all()
+        return exchanges
+
+    assert run_virtual(scenario()) == 0  # neither a repair nor a push-pull delivered it
+
+
+def test_document_whose_news_was_lost_is_repaired_through_the_view_digest() -> None:
+    """A member adopts a revocation list and its news is lost. The view digest covers the
+    documents held, so the others' digests differ from its own and a digest repair's
+    state exchange carries the list, long before a push-pull."""
+    quiet = FAST.with_changes(push_pull_interval_s=1000.0, fast_sync_rounds=0)
+
+    async def scenario() -> float:
+        kit = MeshKit(profile=quiet)
+        nodes = memory_mesh(kit, MemoryNetwork(seed=36), 5)
+        for node in nodes:
+            await node.start()
+        await wait_until(lambda: converged(nodes), 10, "convergence")
+        holder = nodes[2]
+        assert holder.documents.offer(REVOCATIONS, kit.root.revoke(serials=[1]).to_wire())
+        holder._queue.discard(b"document:" + REVOCATIONS.encode())  # the news is lost
+        took = await wait_until(lambda: _everywhere(nodes, REVOCATIONS, 1), 30,
+                                "the list everywhere")
+        await kit.stop_all()
+        return took
+
+    assert run_virtual(scenario()) < 4 * FAST.repair_interval_s
 
 
 def test_bad_documents_from_a_member_change_nothing_and_are_counted() -> None:
