@@ -68,6 +68,28 @@ def test_crashed_member_is_unreachable_everywhere_at_once() -> None:
     assert run_virtual(scenario()) < 2.0  # the crash budget of the agent benchmark
 
 
+def test_crash_is_told_to_every_member_by_the_one_that_saw_it() -> None:
+    """Gossip off and suspicion far away: only the members whose watch streams end see
+    the crash, and they tell every live member directly, at once."""
+    profile = FAST.with_changes(retransmit_mult=0, suspicion_floor_s=600.0)
+
+    async def scenario() -> tuple[float, int]:
+        kit, network = MeshKit(profile=profile), MemoryNetwork(seed=3)
+        nodes = await _started(kit, network, 12)
+        victim, others = nodes[6], nodes[:6] + nodes[7:]
+        network.crash(victim.transport.local_address)
+        took = await wait_until(
+            lambda: all(state_of(o, victim) == MemberState.UNREACHABLE for o in others),
+            10, "crash everywhere")
+        pushed = sum(o.counters["crashes_pushed"] for o in others)
+        await kit.stop_all()
+        return took, pushed
+
+    took, pushed = run_virtual(scenario())
+    assert took < 1.0
+    assert pushed >= 10  # at least one member told the ten others
+
+
 def test_silent_member_becomes_suspect_then_unreachable() -> None:
     async def scenario() -> None:
         kit, network = MeshKit(), MemoryNetwork(seed=3)

@@ -950,12 +950,17 @@ class Membership:
 
     def _push_own_record(self) -> None:
         """Send our record to every live member (``update_record(push=True)``)."""
-        record = Alive(self.record.wire)
+        self.counters["records_pushed"] += self._push(Alive(self.record.wire))
+
+    def _push(self, message: Message, skip: bytes | None = None) -> int:
+        """Send ``message`` alone to every live member but ``skip``; how many. For news
+        with a deadline of seconds: gossip spends its few sends of an item within a
+        fraction of a second, and now and then misses a member."""
         targets = [node_id for node_id, entry in self._members.items()
-                   if node_id != self.node_id and entry.state.probed]
+                   if node_id not in (self.node_id, skip) and entry.state.probed]
         for node_id in targets:
-            self._send(node_id, [record], piggyback=False)
-        self.counters["records_pushed"] += len(targets)
+            self._send(node_id, [message], piggyback=False)
+        return len(targets)
 
     def _send(self, node_id: bytes, messages: list[Message], piggyback: bool = True,
               address: Address | None = None) -> None:
@@ -1082,9 +1087,14 @@ class Membership:
         return self.profile.probe_grace_s(self._alive_count())
 
     def _declare_crashed(self, node_id: bytes) -> None:
+        """Its port refused us: the agent is gone. Only the one or two members that see
+        this tell everyone directly (the crash budget is two seconds at any mesh size);
+        gossip carries it too, for what a lost datagram missed."""
         entry = self._members.get(node_id)
         if entry is not None and entry.state.probed:
-            self._on_dead(Dead(node_id, entry.state_incarnation, self.node_id, True))
+            claim = Dead(node_id, entry.state_incarnation, self.node_id, True)
+            self._on_dead(claim)
+            self.counters["crashes_pushed"] += self._push(claim, skip=node_id)
 
     async def _gossip_loop(self) -> None:
         spacing = self.profile.gossip_interval_s / 4
