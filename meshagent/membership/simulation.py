@@ -68,12 +68,16 @@ __all__ = ["SimulatedKeyAgreement", "SimulationCache", "CounterWindow", "LeanPee
            "simulated_address"]
 
 
-def issue_member(root: MeshRoot, hostname: str,
+# Certificates are checked against the wall clock, and 5,000 members take hours of it.
+_RUN_CERTIFICATE_LIFETIME_S = 7 * 24 * 3600
+
+
+def issue_member(root: MeshRoot, hostname: str, lifetime_s: float = 3600,
                  ) -> tuple[NodeIdentity, MembershipCertificate]:
-    """A fresh node identity with a root-signed certificate (one hour)."""
+    """A fresh node identity with a root-signed certificate (one hour by default)."""
     identity = NodeIdentity.generate()
     return identity, root.issue_certificate(identity.sign_public, identity.dh_public,
-                                            ["member"], hostname, lifetime_s=3600)
+                                            ["member"], hostname, lifetime_s=lifetime_s)
 
 
 def simulated_address(index: int) -> Address:
@@ -319,7 +323,7 @@ async def _scenario(n: int, profile: Profile, seed: int, real_keys: bool, lean: 
     shared = SimulationCache()
     nodes: list[_SimulatedMembership] = []
     for index in range(n):
-        identity, cert = issue_member(root, f"node{index}")
+        identity, cert = issue_member(root, f"node{index}", _RUN_CERTIFICATE_LIFETIME_S)
         cell: list[Membership] = []
         keys = _peer_keys(real_keys, lean, identity, cert, verifier,
                           lambda cell=cell: cell[0].revocations if cell else None, shared)
