@@ -26,10 +26,10 @@ per-peer replay window is a small counter window. Simulation only, like
   certificate, shared by every simulated member (records are already shared: the mesh's
   one ``RecordVerifier`` hands every member the same parsed ``NodeRecord``);
 * ``LeanPeerKeys``: a learnt certificate is all a member holds about a peer until it
-  seals for it or hears from it; then a slotted per-peer object. After the real replay
-  check has accepted a peer's first datagram of an epoch, ``CounterWindow`` (the
-  highest counter and a bitmap as long as the counters seen: tens of bytes) replaces
-  the 1 KiB RFC 6479 window, with the same span. The in-memory network never replays,
+  seals for it or hears from it; then a slotted per-peer object. Its replay window
+  (``PeerKeys._new_window``) is ``CounterWindow`` (the highest counter and a bitmap as
+  long as the counters seen: tens of bytes) instead of the 1 KiB RFC 6479 window, with
+  the same span and contract. The in-memory network never replays,
   but it delivers datagrams due at the same instant in any order (its timer heap does
   not order equal deadlines): a member answering a burst of fetches sends one peer
   dozens of datagrams in one instant, so a bare high-water mark, or a 64-counter
@@ -54,7 +54,6 @@ from typing import Any
 
 from meshagent import core
 from meshagent.identity import MembershipCertificate, MeshRoot, NodeIdentity
-from meshagent.membership.sealing import _HEADER as SEALING_HEADER
 from meshagent.membership.sealing import PeerKeys, _Peer
 from meshagent.membership.sealing import _digest as sealing_digest
 from meshagent.membership.state import Member, MemberState
@@ -132,9 +131,9 @@ class CounterWindow:
     __slots__ = ("highest", "bitmap")
     SPAN = core.REPLAY_WINDOW_SPAN
 
-    def __init__(self, accepted: int) -> None:
-        self.highest = accepted
-        self.bitmap = 1  # bit i: counter highest - i was accepted
+    def __init__(self) -> None:
+        self.highest = -1
+        self.bitmap = 0  # bit i: counter highest - i was accepted
 
     def accepts(self, counter: int) -> bool:
         if counter > self.highest:
@@ -189,8 +188,7 @@ class _LazyPeers(dict[bytes, Any]):
 class LeanPeerKeys(PeerKeys):
     """``PeerKeys`` with lean per-peer state (see the module docs): simulations only.
 
-    Per-peer state is made on first use, slotted; the replay check of a peer's first
-    datagram in an epoch is the real one, from the second on ``CounterWindow``.
+    Per-peer state is made on first use, slotted; the replay check is ``CounterWindow``.
     Certificates, keys and sealing are ``PeerKeys``' own."""
 
     def __init__(self, identity: NodeIdentity, certificate: MembershipCertificate,
@@ -205,12 +203,8 @@ class LeanPeerKeys(PeerKeys):
         if held is None or held.serial != cert.serial:
             self._peers[cert.node_id] = cert
 
-    def open(self, datagram: bytes) -> tuple[bytes, bytes]:
-        sender, plaintext = super().open(datagram)
-        peer = self._peers[sender]
-        if type(peer.window) is not CounterWindow:  # just made by the real check
-            peer.window = CounterWindow(SEALING_HEADER.unpack_from(datagram)[5])
-        return sender, plaintext
+    def _new_window(self) -> CounterWindow:
+        return CounterWindow()
 
 
 class LeanSimulatedKeys(LeanPeerKeys, SimulatedKeyAgreement):
