@@ -149,10 +149,7 @@ def test_newer_document_news_heard_during_a_fetch_is_fetched_next() -> None:
 
     async def scenario() -> int:
         kit = MeshKit(profile=quiet)
-        nodes = memory_mesh(kit, MemoryNetwork(seed=35), 3)
-        for node in nodes:
-            await node.start()
-        await wait_until(lambda: converged(nodes), 10, "convergence")
+        nodes = await _mesh(kit, seed=35, count=3)
         holder_of_first, holder_of_second, late = nodes
         first = kit.root.revoke(serials=[1])
         second = kit.root.revoke(serials=[2], previous=first)
@@ -178,10 +175,7 @@ def test_document_whose_news_was_lost_is_repaired_through_the_view_digest() -> N
 
     async def scenario() -> float:
         kit = MeshKit(profile=quiet)
-        nodes = memory_mesh(kit, MemoryNetwork(seed=36), 5)
-        for node in nodes:
-            await node.start()
-        await wait_until(lambda: converged(nodes), 10, "convergence")
+        nodes = await _mesh(kit, seed=36, count=5)
         holder = nodes[2]
         assert holder.documents.offer(REVOCATIONS, kit.root.revoke(serials=[1]).to_wire())
         holder._queue.discard(b"document:" + REVOCATIONS.encode())  # the news is lost
