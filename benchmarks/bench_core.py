@@ -111,14 +111,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds = 0.2 if args.quick else 1.0
 
-    figures: dict[str, float | str] = {}
+    figures: dict[str, float | str | bool] = {}
     # The ceiling is the `openssl` command's libcrypto; the core may link another (the
     # pinned static build): both are named, since AES-GCM speed is the library's.
     figures["core_libcrypto"] = openssl_build().describe()
     figures["openssl_command"] = subprocess.run(
         ["openssl", "version"], capture_output=True, text=True, check=True).stdout.strip()
+    build = openssl_build()
+    same = figures["openssl_command"].split()[:2] == build.running.split()[:2]
+    figures["openssl_baseline_same_library"] = same
     print(f"core's libcrypto: {figures['core_libcrypto']}; "
           f"openssl command: {figures['openssl_command']}")
+    if not same:
+        print("note: the core runs another OpenSSL than the `openssl` command, so the "
+              "ratios to `openssl speed` compare two libraries, not the core's overhead")
     openssl_1k = openssl_speed_mbps(1024, 1)
     openssl_16k = openssl_speed_mbps(16384, 1)
     figures["openssl_1k_mbps"] = round(openssl_1k, 1)
