@@ -331,6 +331,7 @@ class Election:
         self._pending: asyncio.Handle | None = None
         self._book = CandidacyBook()
         self._claims_from = 0.0
+        self._timed = asyncio.Event()  # set while time alone can change the outcome
 
     # --- public -------------------------------------------------------------------
 
@@ -469,6 +470,8 @@ class Election:
         self._leaderless_since = None if decision.leader else (
             self._leaderless_since if self._leaderless_since is not None else now)
         self._set_leader(decision.leader)
+        if self._time_matters():
+            self._timed.set()
 
     # --- helpers --------------------------------------------------------------------
 
@@ -485,6 +488,8 @@ class Election:
 
     def _set_reach(self, reach: Reach) -> None:
         self._reach = reach
+        if self._time_matters():
+            self._timed.set()
         own = self._own()
         leading = own.leading if own is not None else False
         self._publish(self._candidacy(leading=leading, term=self.known_term))
@@ -520,11 +525,21 @@ class Election:
             except MeshError as exc:
                 log.warning("leader_listener_failed", error=f"{type(exc).__name__}: {exc}")
 
+    def _time_matters(self) -> bool:
+        """Whether waiting alone can change the outcome: our turn to claim comes with time
+        while leaderless and eligible, and a FAILING mark lapses."""
+        return (self.leader is None and self.node_id in self._ranked) or \
+            self._reach == Reach.FAILING
+
     async def _tick(self) -> None:
         """Time-driven steps: succession while leaderless (stagger, start-up grace) and
-        the end of a FAILING mark. Changes of the view are evaluated as they come."""
+        the end of a FAILING mark. Changes of the view are evaluated as they come; with a
+        leader and a reachable service nothing here is due, and the task sleeps."""
         while True:
+            if not self._time_matters():
+                self._timed.clear()
+                await self._timed.wait()
             await asyncio.sleep(self.settings.tick_s)
-            if self.leader is None or self._reach == Reach.FAILING:
+            if self._time_matters():
                 self.evaluate()
 

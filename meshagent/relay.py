@@ -286,6 +286,42 @@ class _Tasks:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
+class _Ticker:
+    """Calls ``step(now)`` every ``tick_s`` while ``busy()``, and sleeps until ``poke()``
+    otherwise: an idle node's event loop wakes for real work only."""
+
+    def __init__(self, tick_s: float, busy: Callable[[], bool],
+                 step: Callable[[float], None], name: str) -> None:
+        self._tick_s = tick_s
+        self._busy = busy
+        self._step = step
+        self._name = name
+        self._work = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+
+    def poke(self) -> None:
+        """Work was added: tick until ``busy()`` says it is done."""
+        self._work.set()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            if not self._busy():
+                self._work.clear()
+                await self._work.wait()
+            await asyncio.sleep(self._tick_s)
+            self._step(time.monotonic())
+
+
 class NodeRelay:
     """Every node's side: admit, execute once, answer, and keep results until acked.
 
@@ -304,20 +340,18 @@ class NodeRelay:
         self.counters: dict[str, int] = dict.fromkeys(
             ("admitted", "rejected", "answered_from_store", "results_acked"), 0)
         self._tasks = _Tasks()
-        self._ticker: asyncio.Task[None] | None = None
+        self._ticker = _Ticker(self.settings.tick_s, lambda: bool(self.outbox), self._retry,
+                               "node-relay")
         channel.node = self
 
     async def start(self) -> None:
         """Report commands a crash interrupted, then keep the outbox moving."""
         for result in self.executor.recover_interrupted():
             self._queue_result(result.command_id, result.to_wire(), None)
-        self._ticker = asyncio.create_task(self._tick(), name="node-relay")
+        self._ticker.start()
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        await self._ticker.stop()
         await self._tasks.cancel()
 
     def on_command(self, src: bytes, command_id: bytes, wire: bytes) -> None:
@@ -370,6 +404,7 @@ class NodeRelay:
         to = self.leader() or src or self.channel.node_id
         self.outbox[command_id] = _Outgoing(wire, to, 0.0, self.settings.retry_min_s)
         self._send_now(command_id)
+        self._ticker.poke()
 
     def _send_now(self, command_id: bytes) -> None:
         item = self.outbox[command_id]
@@ -378,12 +413,9 @@ class NodeRelay:
         item.next_try = time.monotonic() + item.delay
         item.delay = min(self.settings.retry_max_s, item.delay * 2)
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.tick_s)
-            now = time.monotonic()
-            for command_id in [c for c, item in self.outbox.items() if item.next_try <= now]:
-                self._send_now(command_id)
+    def _retry(self, now: float) -> None:
+        for command_id in [c for c, item in self.outbox.items() if item.next_try <= now]:
+            self._send_now(command_id)
 
 
 class LeaderRelay:
@@ -406,21 +438,19 @@ class LeaderRelay:
         self.counters: dict[str, int] = dict.fromkeys(
             ("delivered", "results", "results_refused", "nacked"), 0)
         self._tasks = _Tasks()
-        self._ticker: asyncio.Task[None] | None = None
+        self._ticker = _Ticker(self.settings.tick_s, lambda: bool(self.pending), self._retry,
+                               "leader-relay")
 
     async def start(self) -> None:
         self.channel.leader = self
-        self._ticker = asyncio.create_task(self._tick(), name="leader-relay")
+        self._ticker.start()
 
     async def stop(self) -> None:
         """Stop leading: forget pending deliveries (the service re-sends them to the next
         leader) and stop taking results (their nodes retry toward the next leader)."""
         if self.channel.leader is self:
             self.channel.leader = None
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        await self._ticker.stop()
         await self._tasks.cancel()
         self.pending.clear()
 
@@ -432,6 +462,7 @@ class LeaderRelay:
                                           self.settings.retry_min_s)
             self.counters["delivered"] += 1
             self._send_command(key, time.monotonic())
+        self._ticker.poke()
 
     def on_working(self, src: bytes, command_id: bytes) -> None:
         item = self.pending.get((command_id, src))
@@ -469,21 +500,20 @@ class LeaderRelay:
         item.next_try = now + item.delay
         item.delay = min(self.settings.retry_max_s, item.delay * 2)
 
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.tick_s)
-            now = time.monotonic()
-            for key, item in list(self.pending.items()):
-                gone = not self.reachable(item.to)
-                stuck = item.first_no_route is not None and \
-                    now - item.first_no_route >= self.settings.no_route_grace_s
-                if gone or stuck:
-                    del self.pending[key]
-                    self.counters["nacked"] += 1
-                    reason = "target unreachable" if gone else "no route to target"
-                    self._tasks.spawn(self._nack(key, reason), "nack")
-                elif not item.answered and item.next_try <= now:
-                    self._send_command(key, now)
+    def _retry(self, now: float) -> None:
+        """Re-send unanswered commands; give up on (nack) targets that are gone or that
+        no route has reached for the grace time."""
+        for key, item in list(self.pending.items()):
+            gone = not self.reachable(item.to)
+            stuck = item.first_no_route is not None and \
+                now - item.first_no_route >= self.settings.no_route_grace_s
+            if gone or stuck:
+                del self.pending[key]
+                self.counters["nacked"] += 1
+                reason = "target unreachable" if gone else "no route to target"
+                self._tasks.spawn(self._nack(key, reason), "nack")
+            elif not item.answered and item.next_try <= now:
+                self._send_command(key, now)
 
     async def _nack(self, key: tuple[bytes, bytes], reason: str) -> None:
         with contextlib.suppress(ConnectionError, MeshError):

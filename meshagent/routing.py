@@ -685,12 +685,17 @@ class Router:
     # ------------------------------------------------------------------ timers
 
     async def _periodic(self) -> None:
-        tick = min(1.0, self.update_interval / 2)
-        next_full = self._clock()
+        """The full table every ``update_interval`` (jittered), and expiry every eighth
+        of the hold time: a lapsed offer is the fallback path (a lost neighbour retracts
+        its routes at once), so it may be noticed that late; an idle agent wakes seldom."""
+        expire_every = self.hold_time / 8
+        next_full = next_expiry = self._clock() + min(1.0, self.update_interval / 2)
         while True:
-            await asyncio.sleep(tick)
+            await asyncio.sleep(max(0.0, min(next_full, next_expiry) - self._clock()))
             now = self._clock()
-            self.expire(now)
+            if now >= next_expiry:
+                self.expire(now)
+                next_expiry = now + expire_every
             if now >= next_full:
                 self.advertise()
                 next_full = now + self.update_interval * random.uniform(0.75, 1.0)

@@ -301,6 +301,7 @@ class SessionManager:
         self._affinities: dict[bytes, bytes] = {}
         self._view_changed_at = float("-inf")
         self._burst_since: float | None = None
+        self._dials_waiting = True  # a wanted dial waits on time, not on an event
         self.stats = SessionStats()
 
     # ------------------------------------------------------------------ lifecycle
@@ -371,8 +372,13 @@ class SessionManager:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
         # that stop() sends when it races with the timeout, and the loop would never end.
         while not self._stopping:
-            # While the view settles, look again as soon as it may have gone quiet.
-            tick = _TICK_S if self._burst_since is None else min(_TICK_S, self.settle)
+            # While dials wait on time (a back-off, a settling view) look again soon, and as
+            # soon as the view may have gone quiet; otherwise only keepalives are due, and
+            # view changes, ended dials and ended sessions wake us.
+            if not self._dials_waiting:
+                tick = self.keepalive / 4
+            else:
+                tick = _TICK_S if self._burst_since is None else min(_TICK_S, self.settle)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(tick):
                     await self._wake.wait()
@@ -390,6 +396,7 @@ class SessionManager:
         outbound = sum(1 for s in self.sessions.values() if s.initiator) + len(self._dialling)
         total = len(self.sessions) + len(self._dialling) + self._pending_inbound
         settling = self._settling(now)
+        self._dials_waiting = settling
         offered = list(self._candidates())
         if len(self._affinities) > 2 * len(offered) + 64:
             self._affinities = {c.node_id: self._affinities[c.node_id] for c in offered
@@ -403,6 +410,7 @@ class SessionManager:
                 continue
             backoff = self._backoff.get(peer)
             if backoff is not None and backoff.not_before > now:
+                self._dials_waiting = True
                 continue
             if candidate.urgent and total >= self.max_peers and self._evict():
                 total -= 1  # made room for a member routing cannot reach
@@ -454,6 +462,7 @@ class SessionManager:
         finally:
             if self._dialling.get(peer) is asyncio.current_task():
                 del self._dialling[peer]
+                self.wake()  # a failed dial leaves room for the next candidate
 
     def _failed(self, peer: bytes) -> None:
         self.stats.dial_failures += 1

@@ -356,3 +356,30 @@ def test_candidacy_book_holds_only_the_members_it_last_read() -> None:
         await mesh.stop()
 
     run_virtual(scenario())
+
+
+def test_election_with_nobody_eligible_does_no_timed_work(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leaderless but ineligible: waiting cannot make this node lead, so its tick sleeps
+    (view changes are still evaluated as they come)."""
+    async def scenario() -> None:
+        mesh = Mesh(seed=17)
+        for _ in range(3):
+            await mesh.add(eligible=False)
+        await wait_until(lambda: converged(mesh.nodes), 10, "convergence")
+        evaluated: list[bytes] = []
+
+        def counting_decide(members, own_id, *args):  # type: ignore[no-untyped-def]
+            evaluated.append(own_id)
+            return decide(members, own_id, *args)
+
+        monkeypatch.setattr(election_module, "decide", counting_decide)
+        await asyncio.sleep(5.0)  # 20 ticks of idle, virtual time
+        assert evaluated == []
+        assert all(e.leader is None for e in mesh.elections)
+        mesh.nodes[1].update_record(tags={"seen": "yes"})
+        await wait_until(lambda: mesh.elections[0].node_id in evaluated, 2,
+                         "a view change evaluated")
+        await mesh.stop()
+
+    run_virtual(scenario())

@@ -579,3 +579,30 @@ def test_loaded_node_spares_a_member_that_refuted_for_a_grace(seed: int) -> None
         await kit.stop_all()
 
     run_virtual(scenario())
+
+
+def test_idle_member_gossips_only_when_there_is_news(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing queued and no fetch outstanding the gossip loop sleeps (an idle agent's
+    event loop wakes for probes only); news wakes it at once."""
+    rounds: list[bytes] = []
+    retry = Membership._retry_overdue_fetches
+
+    def counting(self: Membership) -> None:
+        rounds.append(self.node_id)
+        retry(self)
+
+    async def scenario() -> None:
+        kit = MeshKit()
+        nodes = await _started(kit, MemoryNetwork(seed=41), 4, rng_seed=41)
+        await wait_until(lambda: all(not len(n._queue) and not n._fetching for n in nodes),
+                         30, "gossip drained")
+        monkeypatch.setattr(Membership, "_retry_overdue_fetches", counting)
+        await asyncio.sleep(10.0)  # an idle window of 50 gossip intervals, virtual time
+        assert rounds == []
+        nodes[0].update_record(tags={"rack": "7"})
+        await wait_until(lambda: all(n.member(nodes[0].node_id).record.tags.get("rack") == "7"
+                                     for n in nodes), 2, "the update everywhere")
+        assert nodes[0].node_id in rounds
+        await kit.stop_all()
+
+    run_virtual(scenario())

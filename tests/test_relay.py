@@ -33,10 +33,17 @@ from meshagent.commands import (
 )
 from meshagent.core import Frame
 from meshagent.identity import MeshRoot, NodeIdentity
-from meshagent.relay import RELAY_CHANNEL, LeaderRelay, NodeRelay, RelayChannel, RelaySettings
+from meshagent.relay import (
+    RELAY_CHANNEL,
+    LeaderRelay,
+    NodeRelay,
+    RelayChannel,
+    RelaySettings,
+    _Ticker,
+)
 from meshagent.routing import Router
 from meshagent.uplink import DeliveredCommand
-from tests.mesh.meshkit import wait_until
+from tests.mesh.meshkit import run_virtual, wait_until
 
 FAST = RelaySettings(retry_min_s=0.05, retry_max_s=0.2, tick_s=0.02, no_route_grace_s=0.3)
 
@@ -403,3 +410,23 @@ async def test_malformed_relay_messages_are_counted_and_dropped(line: Mesh,
     command = line.command("c", echo="after")
     await line["a"].leader.deliver(delivered(command, line["c"]))
     await wait_until(lambda: sink.results, 5, "a result")
+
+
+def test_retry_ticker_sleeps_while_nothing_is_outstanding() -> None:
+    async def scenario() -> None:
+        outstanding: list[int] = []
+        steps: list[float] = []
+        ticker = _Ticker(0.1, lambda: bool(outstanding), steps.append, "retry")
+        ticker.start()
+        await asyncio.sleep(5.0)  # idle, virtual time: no step
+        assert steps == []
+        outstanding.append(1)
+        ticker.poke()
+        await asyncio.sleep(0.35)
+        assert len(steps) == 3  # one step per tick while something is outstanding
+        outstanding.clear()
+        await asyncio.sleep(5.0)
+        assert len(steps) == 4  # the step that found it answered, then asleep again
+        await ticker.stop()
+
+    run_virtual(scenario())

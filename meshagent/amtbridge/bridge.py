@@ -78,6 +78,7 @@ from meshagent.membership import Member, Membership, MemberState
 from meshagent.record import RecordVerifier
 from meshagent.routing import FIRST_FREE_CHANNEL, Message, RoutingError
 from meshagent.transport import format_address
+from meshagent.trustdocs import REVOCATIONS
 
 __all__ = ["AMT_CHANNEL", "AmtBridge", "AmtEndpoint", "BridgeSettings", "ClientFactory",
            "MessageRouter", "SleepingNode", "inventory_record"]
@@ -204,6 +205,8 @@ class AmtBridge:
         self._checks: dict[bytes, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe_revocations: Callable[[], None] | None = None
+        self._revoked = asyncio.Event()  # a newer revocation list was adopted
         self._loop_task: asyncio.Task[None] | None = None
 
     # ================================================================ lifecycle
@@ -213,6 +216,8 @@ class AmtBridge:
         self._load_sealed_grants()
         self.router.on_message(AMT_CHANNEL, self._on_message)
         self._unsubscribe = self.membership.on_change(self._member_changed)
+        self._unsubscribe_revocations = self.membership.documents.on_adopted(
+            lambda _kind, _document: self._revoked.set(), REVOCATIONS)
         # Our own AMT is provisioned by the housekeeping loop at once (and retried), so a
         # slow or absent device never holds up the agent's start.
         self._loop_task = asyncio.create_task(self._housekeeping(), name="amt-bridge")
@@ -221,6 +226,9 @@ class AmtBridge:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self._unsubscribe_revocations is not None:
+            self._unsubscribe_revocations()
+            self._unsubscribe_revocations = None
         tasks = [t for t in (self._loop_task, *self._checks.values(), *self._tasks) if t]
         for task in tasks:
             task.cancel()
@@ -662,7 +670,14 @@ class AmtBridge:
                         await self.write_record("periodic")
             except Exception as exc:  # a bug here must not end the bridge
                 log.error("amt_housekeeping_failed", error=repr(exc))
-            await asyncio.sleep(self.settings.tick_s)  # a periodic timer, not a wait
+            if self._provision_due or self._own is not None:
+                # Owner side: provisioning retries, grants awaiting acks, periodic records.
+                await asyncio.sleep(self.settings.tick_s)  # a periodic timer, not a wait
+            else:
+                # No AMT of our own: only a newer revocation list (grants we hold from
+                # revoked owners) gives us work; an idle agent does not poll for it.
+                self._revoked.clear()
+                await self._revoked.wait()
 
     def status(self) -> dict[str, Any]:
         """For the control socket: our AMT, the grants we hold, sleeping members."""

@@ -238,6 +238,7 @@ class Membership:
         self._subscribers: list[asyncio.Queue[MemberChange]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._urgent = asyncio.Event()
+        self._gossip_due = asyncio.Event()  # something queued or being fetched
         self._resync = asyncio.Event()
         self._view_changed = True
         self._fast_syncs_left = profile.fast_sync_rounds
@@ -647,6 +648,7 @@ class Membership:
         if pending is None:
             pending = self._fetching[announce.node] = _Fetch(now)
             pending.add_holder(sender)  # asked again last, if nobody else announces it
+            self._gossip_due.set()  # the gossip loop retries it if no reply comes
         pending.asked = now
         self._fetches.append(Fetch(announce.node))
 
@@ -938,13 +940,15 @@ class Membership:
 
     def _announce(self, record: NodeRecord, urgent: bool = True, sent: int = 0) -> None:
         """Gossip that we hold ``record`` (members fetch it from us if it is news)."""
-        self._queue.enqueue(record.node_id, encode_one(Announce(record.node_id,
-                                                                record.incarnation)), sent)
-        if urgent:
-            self._urgent.set()
+        self._enqueue(record.node_id, encode_one(Announce(record.node_id,
+                                                          record.incarnation)), urgent, sent)
 
     def _broadcast(self, subject: Any, message: Message, urgent: bool = False) -> None:
-        self._queue.enqueue(subject, encode_one(message))
+        self._enqueue(subject, encode_one(message), urgent)
+
+    def _enqueue(self, subject: Any, encoded: bytes, urgent: bool, sent: int = 0) -> None:
+        self._queue.enqueue(subject, encoded, sent)
+        self._gossip_due.set()
         if urgent:
             self._urgent.set()
 
@@ -1097,8 +1101,14 @@ class Membership:
             self.counters["crashes_pushed"] += self._push(claim, skip=node_id)
 
     async def _gossip_loop(self) -> None:
+        """Every gossip interval (at once for urgent news, at most every quarter interval)
+        while news is queued or a record fetch may need retrying; asleep otherwise, so an
+        idle agent's event loop wakes only for probes."""
         spacing = self.profile.gossip_interval_s / 4
         while self._running:
+            if not len(self._queue) and not self._fetching:
+                self._gossip_due.clear()
+                await self._gossip_due.wait()
             await self._wait(self._urgent, self.profile.gossip_interval_s)
             self._urgent.clear()
             self._retry_overdue_fetches()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,6 +117,33 @@ async def test_crashed_peer_session_is_reported_and_its_routes_dropped(
         o.membership.member(victim.node_id).state == MemberState.UNREACHABLE
         for o in others), 5, "the crash noticed")
     assert all(o.sessions.stats.crashes_seen >= 1 for o in others)
+
+
+async def test_idle_agent_wakes_for_probes_not_for_polling(
+        agents: list[Agent], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the mesh has settled an agent's timers are its probes (two a second on lan,
+    each with its ack timeout) and rare upkeep (keepalives, routing tables): no loop polls
+    for gossip, retries, dials or elections that are not there."""
+    await wait_until(lambda: all(_alive(a) == 3 and len(a.router.routes()) == 2
+                                 and len(a.sessions.sessions) == 2 for a in agents), 15,
+                     "a settled mesh")
+    await wait_until(lambda: all(not len(a.membership._queue) and not a.membership._fetching
+                                 and len(a.membership.streams._outgoing_streams) == 2
+                                 for a in agents), 15, "gossip drained, crash watches open")
+    loop = asyncio.get_running_loop()
+    call_at = loop.call_at
+    timers = 0
+
+    def counting(when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        nonlocal timers
+        timers += 1
+        return call_at(when, callback, *args, context=context)
+
+    monkeypatch.setattr(loop, "call_at", counting)
+    started = loop.time()
+    await asyncio.sleep(3.0)  # the idle window being measured
+    per_agent_second = timers / len(agents) / (loop.time() - started)
+    assert per_agent_second < 8, f"{per_agent_second:.1f} timers per agent-second"
 
 
 async def test_graceful_stop_is_seen_as_left_not_crashed(agents: list[Agent]) -> None:
