@@ -216,7 +216,8 @@ class Router:
         self._route_listeners: list[Callable[[bytes, RouteView | None], None]] = []
         self.counters: dict[str, int] = dict.fromkeys(
             ("delivered", "forwarded", "dropped_hop_limit", "dropped_no_route",
-             "dropped_unknown_channel", "malformed", "updates_sent", "requests_sent"), 0)
+             "dropped_unknown_channel", "malformed", "updates_sent", "requests_sent",
+             "offers_kept_as_backup", "routes_refreshed"), 0)
         self._handlers[ECHO_CHANNEL] = self._on_echo
 
     # ------------------------------------------------------------------ lifecycle
@@ -476,18 +477,28 @@ class Router:
                 return
             now = self._clock()
             known = candidates.get(neighbour)
-            next_hop = self._next_hop(origin)
-            if known is not None and known.seqno == seqno and known.metric == metric and \
-                    known.expires > now and next_hop not in (None, neighbour):
-                # The same offer again (a full table, a batch of news about others) from a
-                # neighbour we do not route through, while a route is installed: the choice
-                # cannot change, only the offer's hold time. An offer from our next hop
-                # refreshes the installed route; with no route, reselecting may ask for a
-                # newer seqno.
-                known.expires = now + self.hold_time
-                return
-            candidates[neighbour] = _Candidate(seqno, metric, now + self.hold_time)
+            offer = candidates[neighbour] = _Candidate(seqno, metric, now + self.hold_time)
+            route = self._selected.get(origin)
+            if route is not None and self._route_stands(origin, route, now):
+                if neighbour != route.next_hop and metric + 1 >= route.metric:
+                    # A backup offer no better than the installed route (ties keep the
+                    # route): the choice cannot change. Most offers in a full table or a
+                    # mass join are these.
+                    self.counters["offers_kept_as_backup"] += 1
+                    return
+                if neighbour == route.next_hop and known is not None and \
+                        known.seqno == seqno and known.metric == metric:
+                    # Our next hop repeats its offer: the route stands, refreshed.
+                    self.counters["routes_refreshed"] += 1
+                    self._install(origin, neighbour, offer, route)
+                    return
         self._reselect(origin)
+
+    def _route_stands(self, origin: bytes, route: RouteView, now: float) -> bool:
+        """Whether the installed route's own offer is still held (live link, not expired),
+        so that it would win a reselection against anything no better than itself."""
+        held = self._candidates[origin].get(route.next_hop)
+        return held is not None and held.expires > now and route.next_hop in self._links
 
     def _next_hop(self, origin: bytes) -> bytes | None:
         route = self._selected.get(origin)

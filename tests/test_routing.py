@@ -23,6 +23,7 @@ from meshagent.routing import (
     MessageTooLarge,
     NoRoute,
     Router,
+    RouteView,
     seqno_newer,
 )
 from tests.mesh.meshkit import run_virtual
@@ -491,3 +492,65 @@ def test_failures_and_seqno_requests_do_not_wait_for_the_batching_delay() -> Non
             await router.stop()
 
     run_virtual(scenario())
+
+
+_OFFER = st.tuples(st.integers(0, 3), st.integers(0, 2), st.integers(0, 3),
+                   st.sampled_from([0, 1, 2, 3, 5, METRIC_INFINITY]), st.integers(0, 4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_OFFER, min_size=1, max_size=60))
+def test_offers_taken_without_reselection_choose_what_reselection_would(
+        offers: list[tuple[int, int, int, int, int]]) -> None:
+    """The shortcuts for backup offers no better than the route and for our next hop
+    repeating itself choose exactly what a full reselection would, offer after offer
+    (seqnos, retractions, links going down, hold times lapsing included)."""
+    now = [1000.0]
+    fast = Router(node_id("a"), clock=lambda: now[0], hold_time=10.0)
+    full = Router(node_id("a"), clock=lambda: now[0], hold_time=10.0)
+    full._route_stands = lambda *_: False  # type: ignore[method-assign]
+    neighbours = [node_id(f"n{index}") for index in range(4)]
+    origins = [node_id(f"o{index}") for index in range(3)]
+    for router in (fast, full):
+        for neighbour in neighbours:
+            router.attach(Recorder(neighbour))
+    for neighbour, origin, seqno, metric, event in offers:
+        for router in (fast, full):
+            if event == 4 and neighbours[neighbour] in router.neighbours:
+                router.detach(neighbours[neighbour])
+            elif neighbours[neighbour] in router.neighbours:
+                router.receive(neighbours[neighbour], [routing_frame(
+                    neighbours[neighbour], router.node_id,
+                    [[origins[origin], seqno, metric]])])
+        if event == 3:
+            now[0] += 4.0  # offers lapse after two of these without a refresh
+            fast.expire()
+            full.expire()
+        assert {o: fast.route_to(o) for o in origins} == \
+            {o: full.route_to(o) for o in origins}
+
+
+def test_backup_and_repeated_offers_skip_reselection() -> None:
+    """In a full table most offers are backups no better than the route, or our next hop
+    repeating itself: neither needs the candidates scanned again."""
+    now = [1000.0]
+    a = Router(node_id("a"), clock=lambda: now[0], hold_time=10.0)
+    x, y, c = node_id("x"), node_id("y"), node_id("c")
+    a.attach(Recorder(x))
+    a.attach(Recorder(y))
+    a.receive(x, [routing_frame(x, a.node_id, [[c, 7, 1]])])
+    assert a.route_to(c) == RouteView(c, x, 2, 7)
+    scans: list[bytes] = []
+    reselect = a._reselect
+    a._reselect = lambda origin: (scans.append(origin), reselect(origin))  # type: ignore
+    a.receive(y, [routing_frame(y, a.node_id, [[c, 7, 1]])])  # as good: the route stays
+    now[0] += 5
+    a.receive(x, [routing_frame(x, a.node_id, [[c, 7, 1]])])  # the next hop again
+    assert scans == []
+    assert a.counters["offers_kept_as_backup"] == 1 and a.counters["routes_refreshed"] == 1
+    now[0] += 6  # past the first offers' hold time: the refresh kept the route
+    a.expire()  # y's lapsed backup offer goes (a reselection, as expiry always made)
+    assert a.route_to(c) == RouteView(c, x, 2, 7)
+    scans.clear()
+    a.receive(y, [routing_frame(y, a.node_id, [[c, 7, 0]])])  # better: reselected
+    assert scans == [c] and a.route_to(c) == RouteView(c, y, 1, 7)
