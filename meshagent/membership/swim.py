@@ -440,6 +440,8 @@ class Membership:
 
     def _answer_fetches(self, sender: bytes, source: Address) -> None:
         """Send the fetches and fetched records one datagram produced, batched."""
+        if not self._fetches and not self._fetched:
+            return
         if self._fetches:
             self._send(sender, self._fetches, address=source)
         budget = self.profile.max_datagram - DATAGRAM_OVERHEAD - 8
