@@ -21,11 +21,18 @@ __all__ = ["pack", "unpack", "MAX_MESSAGE_BYTES"]
 MAX_MESSAGE_BYTES = 1 << 20
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
 def _canonical(value: Any) -> Any:
+    # Scalars are taken as they are without a call each: a full-state exchange is a
+    # list of thousands of small lists of bytes, strings and integers.
     if isinstance(value, dict):
-        return {key: _canonical(value[key]) for key in sorted(value)}
+        return {key: _canonical(item) if isinstance(item := value[key], _CONTAINERS)
+                else item for key in sorted(value)}
     if isinstance(value, (list, tuple)):
-        return [_canonical(item) for item in value]
+        return [_canonical(item) if isinstance(item, _CONTAINERS) else item
+                for item in value]
     return value
 
 

@@ -27,7 +27,6 @@ again on every use), so a record gossiped a hundred times costs one signature ch
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -230,15 +229,18 @@ class RecordVerifier:
 
     One instance per agent (tests and scale runs may share one between in-process
     nodes of the same mesh: results depend only on the bytes, the trust and the time).
-    Parsed records are cached by the SHA-256 of their bytes, so the same record arriving
-    again (gossip, state exchanges) costs a hash and a lookup.
+    Parsed and verified records are cached by their exact bytes, so the same record
+    arriving again (gossip, state exchanges) costs a lookup; the record keeps those bytes
+    as its ``wire``, which the verified cache shares, and Python hashes a bytes object
+    once (a record accepted by every member of a simulated mesh is hashed once per copy
+    received, not three times).
     """
 
     def __init__(self, trust: MeshTrust) -> None:
         self.trust = trust
         self._certificates = _BoundedCache()  # wire bytes or signature + body -> cert
-        self._parsed = _BoundedCache()  # digest of record bytes -> NodeRecord
-        self._verified = _BoundedCache()  # digest of record bytes -> True
+        self._parsed = _BoundedCache()  # record bytes -> NodeRecord
+        self._verified = _BoundedCache()  # record bytes -> True
 
     def certificate(self, cert: bytes | MembershipCertificate,
                     revocations: RevocationList | None = None,
@@ -270,20 +272,18 @@ class RecordVerifier:
         """Structure only (MalformedRecord), cached: use ``verify`` before trusting it."""
         if not isinstance(data, bytes):
             raise MalformedRecord("record is not bytes")
-        digest = hashlib.sha256(data).digest()
-        record: NodeRecord | None = self._parsed.get(digest)
+        record: NodeRecord | None = self._parsed.get(data)
         if record is None:
             record = NodeRecord.from_wire(data)
-            self._parsed.remember(digest, record)
+            self._parsed.remember(record.wire, record)
         return record
 
     def verify(self, data: bytes | NodeRecord, revocations: RevocationList | None = None,
                now: float | None = None) -> NodeRecord:
         """Accept a record (bytes or parsed) or raise MalformedRecord / RecordRejected."""
         record = data if isinstance(data, NodeRecord) else self.parse(data)
-        digest = hashlib.sha256(record.wire).digest()
         cert = self.certificate(record.cert, revocations, now)
-        if digest in self._verified:
+        if record.wire in self._verified:
             return record
         if cert.node_id != record.node_id:
             raise RecordRejected("record names another node than its certificate",
@@ -292,5 +292,5 @@ class RecordVerifier:
             verify(record.signed, RECORD_KIND, cert.sign_public)
         except SignatureError as exc:
             raise RecordRejected(f"record signature: {exc}", "bad_signature") from exc
-        self._verified.remember(digest, True)
+        self._verified.remember(record.wire, True)
         return record

@@ -4,6 +4,7 @@ rate limiter, profiles, pairwise sealing."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 
@@ -60,6 +61,67 @@ def test_queue_prefers_least_sent_and_newest_and_retires_after_limit() -> None:
     assert queue.take(15, limit=2) == [b"A" * 10]
     assert sorted(queue.take(100, limit=2)) == [b"A" * 10, b"B" * 10]
     assert len(queue) == 0
+
+
+class _SlowQueue:
+    """The piggyback queue's contract, obviously: every item in one dict, candidates
+    sorted by sends, then newest first; items too big are skipped until more than 32 were."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list] = {}  # subject -> [encoded, sends, stamp]
+        self.stamp = 0
+
+    def enqueue(self, subject: str, encoded: bytes, sent: int = 0) -> None:
+        self.stamp += 1
+        self.items[subject] = [encoded, sent, self.stamp]
+
+    def discard(self, subject: str) -> None:
+        self.items.pop(subject, None)
+
+    def take(self, budget: int, limit: int, overhead: int) -> list[bytes]:
+        order = sorted(self.items, key=lambda s: (self.items[s][1], -self.items[s][2]))
+        taken: list[str] = []
+        misses = 0
+        for subject in order:
+            if budget <= overhead or misses > 32:
+                break
+            size = len(self.items[subject][0]) + overhead
+            if size > budget:
+                misses += 1
+                continue
+            budget -= size
+            taken.append(subject)
+        encoded = [self.items[subject][0] for subject in taken]
+        for subject in taken:
+            self.stamp += 1
+            item = self.items[subject]
+            item[1] += 1
+            item[2] = self.stamp
+            if item[1] >= limit:
+                del self.items[subject]
+        return encoded
+
+
+def test_queue_takes_what_its_slow_twin_takes() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        queue, twin = BroadcastQueue(), _SlowQueue()
+        for _ in range(rng.randrange(1, 120)):
+            action = rng.random()
+            subject = f"s{rng.randrange(60)}"
+            if action < 0.6:
+                encoded = subject.encode() + bytes(rng.randrange(0, 50))
+                sent = rng.choice((0, 0, 0, 1, 3))
+                queue.enqueue(subject, encoded, sent)
+                twin.enqueue(subject, encoded, sent)
+            elif action < 0.7:
+                queue.discard(subject)
+                twin.discard(subject)
+            else:
+                budget, limit, overhead = rng.randrange(0, 400), rng.randrange(1, 6), \
+                    rng.randrange(0, 3)
+                assert queue.take(budget, limit, overhead) == twin.take(budget, limit, overhead)
+            assert len(queue) == len(twin.items)
 
 
 def test_newer_news_replaces_older_about_the_same_subject() -> None:

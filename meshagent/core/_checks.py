@@ -47,11 +47,18 @@ def int_in_range(value: object, top: int, name: str, bottom: int = 0) -> int:
     return value
 
 
+def _gcm_view(value: object, name: str) -> bytes | memoryview:
+    return value if type(value) is bytes else readonly_view(value, name)
+
+
 def gcm_arguments(key: object, nonce: object, aad: object, data: object,
-                  tag_bytes: object) -> tuple[memoryview, memoryview, memoryview, memoryview]:
-    """Views of the raw AES-GCM arguments, checked against the lengths wire.h allows."""
-    views = (readonly_view(key, "key"), readonly_view(nonce, "nonce"),
-             readonly_view(aad, "aad"), readonly_view(data, "data"))
+                  tag_bytes: object) -> tuple[bytes | memoryview, ...]:
+    """Views of the raw AES-GCM arguments, checked against the lengths wire.h allows.
+
+    ``bytes`` arguments are passed as they are: already flat and read-only, and every
+    membership datagram makes two of these calls."""
+    views = (_gcm_view(key, "key"), _gcm_view(nonce, "nonce"), _gcm_view(aad, "aad"),
+             _gcm_view(data, "data"))
     if len(views[0]) not in GCM_KEY_LENGTHS:
         raise InvalidArgument("key must be 16, 24 or 32 bytes")
     if not 1 <= len(views[1]) <= GCM_MAX_NONCE_BYTES:

@@ -16,12 +16,16 @@ from collections.abc import Hashable
 __all__ = ["BroadcastQueue"]
 
 _MAX_MISSES = 32  # items too big for the space left before a datagram counts as full
+_NOTHING_QUEUED = 1 << 62
 
 
 class BroadcastQueue:
     def __init__(self) -> None:
         self._buckets: list[dict[Hashable, bytes]] = [{}]
         self._count: dict[Hashable, int] = {}
+        # No item ever queued was smaller: a datagram with less room left is full (a
+        # lower bound, never raised, so it holds for whatever is queued now).
+        self._smallest = _NOTHING_QUEUED
 
     def __len__(self) -> int:
         return len(self._count)
@@ -38,6 +42,8 @@ class BroadcastQueue:
             self._buckets.append({})
         self._buckets[sent][subject] = encoded
         self._count[subject] = sent
+        if len(encoded) < self._smallest:
+            self._smallest = len(encoded)
 
     def discard(self, subject: Hashable) -> None:
         old = self._count.pop(subject, None)
@@ -50,11 +56,11 @@ class BroadcastQueue:
         taken: list[bytes] = []
         moves: list[tuple[Hashable, int]] = []
         misses = 0
+        full = self._smallest + per_item_overhead  # less room than this: nothing fits
         for count, bucket in enumerate(self._buckets):
-            if budget <= per_item_overhead or misses > _MAX_MISSES:
+            if budget < full or misses > _MAX_MISSES:
                 break
-            for subject in reversed(bucket):
-                encoded = bucket[subject]
+            for subject, encoded in reversed(bucket.items()):
                 size = len(encoded) + per_item_overhead
                 if size > budget:
                     misses += 1
@@ -64,7 +70,7 @@ class BroadcastQueue:
                 budget -= size
                 taken.append(encoded)
                 moves.append((subject, count))
-                if budget <= per_item_overhead:
+                if budget < full:
                     break
         for subject, count in moves:
             encoded = self._buckets[count].pop(subject)

@@ -22,9 +22,10 @@ state is made only for peers a member actually exchanges datagrams with, and the
 per-peer replay window is a small counter window. Simulation only, like
 ``SimulatedKeyAgreement``; agents never use it:
 
-* ``SimulationCache``: one address tuple per endpoint and one certificate digest per
-  certificate, shared by every simulated member (records are already shared: the mesh's
-  one ``RecordVerifier`` hands every member the same parsed ``NodeRecord``);
+* ``SimulationCache``: one address tuple per endpoint (each record's endpoints parsed
+  once) and one certificate digest per certificate, shared by every simulated member
+  (records are already shared: the mesh's one ``RecordVerifier`` hands every member the
+  same parsed ``NodeRecord``);
 * ``LeanPeerKeys``: a learnt certificate is all a member holds about a peer until it
   seals for it or hears from it; then a slotted per-peer object. Its replay window
   (``PeerKeys._new_window``) is ``CounterWindow`` (the highest counter and a bitmap as
@@ -107,10 +108,21 @@ class SimulationCache:
 
     def __init__(self) -> None:
         self._addresses: dict[Address, Address] = {}
+        self._record_addresses: dict[tuple[tuple[str, ...], int], Address | None] = {}
         self._certificate_digests: dict[bytes, bytes] = {}
 
     def address(self, address: Address) -> Address:
         return self._addresses.setdefault(address, address)
+
+    def record_address(self, endpoints: tuple[str, ...], default_port: int,
+                       parse: Callable[[], Address | None]) -> Address | None:
+        """The address ``parse`` makes of a record's ``endpoints``, parsed once per mesh
+        (every member parses every record: n^2 times)."""
+        key = (endpoints, default_port)
+        if key not in self._record_addresses:
+            address = parse()
+            self._record_addresses[key] = None if address is None else self.address(address)
+        return self._record_addresses[key]
 
     def certificate_digest(self, cert: MembershipCertificate) -> bytes:
         """What ``PeerKeys`` keeps to recognise a peer's attached certificate."""
@@ -223,10 +235,11 @@ class _SimulatedMembership(Membership):
         return sum(entry.state is MemberState.ALIVE for entry in self._members.values())
 
     def _address_of(self, record: NodeRecord) -> Address | None:
-        address = super()._address_of(record)
-        if address is None or self.shared is None:
-            return address
-        return self.shared.address(address)
+        if self.shared is None:
+            return super()._address_of(record)
+        return self.shared.record_address(record.addresses, self.transport.local_address[1],
+                                          lambda: super(_SimulatedMembership,
+                                                        self)._address_of(record))
 
 
 @dataclass

@@ -441,6 +441,8 @@ class Membership:
 
     def _answer_fetches(self, sender: bytes, source: Address) -> None:
         """Send the fetches and fetched records one datagram produced, batched."""
+        if not self._fetches and not self._fetched:
+            return
         if self._fetches:
             self._send(sender, self._fetches, address=source)
         budget = self.profile.max_datagram - DATAGRAM_OVERHEAD - 8
@@ -457,7 +459,20 @@ class Membership:
         self._fetches, self._fetched = [], []
 
     def _dispatch(self, message: Message, sender: bytes, source: Address) -> None:
-        if isinstance(message, Ping):
+        # Most frequent first: a join's datagrams are mostly announcements and records.
+        if isinstance(message, Announce):
+            self._on_announce(message, sender)
+        elif isinstance(message, Alive):
+            self.accept_record(message.record, source, from_owner_at=sender)
+        elif isinstance(message, Fetch):
+            entry = self._members.get(message.node)
+            if entry is not None and len(self._fetched) < MAX_FETCHES:
+                self._fetched.append(entry.record.wire)
+        elif isinstance(message, Dead):
+            self._on_dead(message)
+        elif isinstance(message, Digest):
+            self._on_digest(message, sender)
+        elif isinstance(message, Ping):
             self._on_ping(message, sender, source)
         elif isinstance(message, Ack):
             probe = self._probes.get(message.seq)
@@ -471,24 +486,12 @@ class Membership:
             probe = self._probes.get(message.seq)
             if probe is not None:
                 probe.nacks += 1
-        elif isinstance(message, Alive):
-            self.accept_record(message.record, source, from_owner_at=sender)
         elif isinstance(message, Suspect):
             self._on_suspect(message)
-        elif isinstance(message, Dead):
-            self._on_dead(message)
         elif isinstance(message, Power):
             self._on_power(message)
         elif isinstance(message, Document):
             self._on_document_news(message, sender)
-        elif isinstance(message, Announce):
-            self._on_announce(message, sender)
-        elif isinstance(message, Digest):
-            self._on_digest(message, sender)
-        elif isinstance(message, Fetch):
-            entry = self._members.get(message.node)
-            if entry is not None and len(self._fetched) < MAX_FETCHES:
-                self._fetched.append(entry.record.wire)
 
     def _drop(self, reason: str, source: Address | None, detail: str = "") -> None:
         self.counters[f"dropped_{reason}"] += 1
