@@ -15,7 +15,7 @@ import msgpack
 
 from meshagent.errors import DecodeError
 
-__all__ = ["pack", "unpack", "MAX_MESSAGE_BYTES"]
+__all__ = ["pack", "pack_plain", "unpack", "MAX_MESSAGE_BYTES"]
 
 # Largest structured message accepted from outside; bulk data travels as frames.
 MAX_MESSAGE_BYTES = 1 << 20
@@ -39,6 +39,14 @@ def _canonical(value: Any) -> Any:
 def pack(value: Any) -> bytes:
     """Encode ``value`` canonically (sorted map keys, bytes as bin, str as str)."""
     return msgpack.packb(_canonical(value), use_bin_type=True)
+
+
+def pack_plain(value: Any) -> bytes:
+    """``pack`` for a value with no map anywhere in it (lists, tuples, bytes, str, ints,
+    bools, None): already canonical, so encoded without the walk that sorts map keys.
+    The same bytes as ``pack``; for per-message hot paths (routing updates, session and
+    relay control). A map inside would be encoded in insertion order: callers pass none."""
+    return msgpack.packb(value, use_bin_type=True)
 
 
 def unpack(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:

@@ -171,7 +171,7 @@ class RelayChannel:
 
     def send(self, dst: bytes, kind: int, *fields: Any) -> bool:
         """Send one message (cut into parts if needed); False if there is no route."""
-        payload = codec.pack([kind, *fields])
+        payload = codec.pack_plain([kind, *fields])
         try:
             if len(payload) <= PART_BYTES:
                 self.link.send(dst, RELAY_CHANNEL, payload)
@@ -182,7 +182,7 @@ class RelayChannel:
                     raise RelayError(f"message of {len(payload)} bytes is too large to relay")
                 for index, chunk in enumerate(chunks):
                     self.link.send(dst, RELAY_CHANNEL,
-                                   codec.pack([_PART, part_id, index, len(chunks), chunk]))
+                                   codec.pack_plain([_PART, part_id, index, len(chunks), chunk]))
         except RoutingError as exc:
             self.counters["no_route"] += 1
             log.debug("relay_no_route", dst=dst.hex(), error=str(exc))

@@ -315,7 +315,7 @@ class Router:
         self._echo_waiters[token] = future
         started = time.perf_counter()
         try:
-            self.send(dst, ECHO_CHANNEL, codec.pack([_ECHO_REQUEST, token]))
+            self.send(dst, ECHO_CHANNEL, codec.pack_plain([_ECHO_REQUEST, token]))
             async with asyncio.timeout(timeout):
                 await future
             return time.perf_counter() - started
@@ -418,7 +418,7 @@ class Router:
             return
         if kind == _ECHO_REQUEST:
             try:
-                self.send(message.src, ECHO_CHANNEL, codec.pack([_ECHO_REPLY, token]))
+                self.send(message.src, ECHO_CHANNEL, codec.pack_plain([_ECHO_REPLY, token]))
             except RoutingError:
                 pass
         elif kind == _ECHO_REPLY:
@@ -670,10 +670,11 @@ class Router:
     def _send_entries(self, link: NeighbourLink, entries: list[list[object]]) -> None:
         if not entries:
             return
+        per = _ENTRIES_PER_FRAME
         frames = [self._frame(link.peer_id, ROUTING_CHANNEL,
-                              codec.pack([_UPDATE, entries[start:start + _ENTRIES_PER_FRAME]]),
+                              codec.pack_plain([_UPDATE, entries[start:start + per]]),
                               hop_limit=1)
-                  for start in range(0, len(entries), _ENTRIES_PER_FRAME)]
+                  for start in range(0, len(entries), per)]
         self.counters["updates_sent"] += len(frames)
         link.send_frames(frames)
 
@@ -683,7 +684,7 @@ class Router:
             return
         self.counters["requests_sent"] += 1
         link.send_frames([self._frame(link.peer_id, ROUTING_CHANNEL,
-                                      codec.pack([_REQUEST, origin, seqno, hops]),
+                                      codec.pack_plain([_REQUEST, origin, seqno, hops]),
                                       hop_limit=1)])
 
     def _frame(self, dst: bytes, channel: int, payload: bytes,

@@ -157,7 +157,7 @@ class Session:
     def _control(self, kind: int, *fields: Any) -> Frame:
         return Frame(type=SESSION_FRAME_TYPE, src=self._manager.node_id, dst=self._peer_id,
                      hop_limit=1, channel=SESSION_CHANNEL,
-                     payload=codec.pack([kind, *fields]))
+                     payload=codec.pack_plain([kind, *fields]))
 
     def keepalive_due(self, now: float, interval: float) -> bool:
         return now - self._last_sent >= interval
