@@ -1106,13 +1106,15 @@ class Membership:
     async def _gossip_loop(self) -> None:
         """Every gossip interval (at once for urgent news, at most every quarter interval)
         while news is queued or a record fetch may need retrying; asleep otherwise, so an
-        idle agent's event loop wakes only for probes."""
+        idle agent's event loop wakes only for probes. News that wakes it goes out on the
+        next turn of the event loop, with everything queued in the same turn."""
         spacing = self.profile.gossip_interval_s / 4
         while self._running:
             if not len(self._queue) and not self._fetching:
                 self._gossip_due.clear()
                 await self._gossip_due.wait()
-            await self._wait(self._urgent, self.profile.gossip_interval_s)
+            else:
+                await self._wait(self._urgent, self.profile.gossip_interval_s)
             self._urgent.clear()
             self._retry_overdue_fetches()
             if len(self._queue):
