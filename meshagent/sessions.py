@@ -340,9 +340,13 @@ class SessionManager:
 
     def view_changed(self) -> None:
         """The membership view changed (a member came, went or changed state): look at the
-        candidates again, dialling non-urgent ones once the view settles (``_settling``)."""
+        candidates again, dialling non-urgent ones once the view settles (``_settling``).
+        The first change of a burst is looked at now; while the burst lasts the loop looks
+        every ``settle`` seconds, not once per change: a look is O(members), and a mass join
+        brings a change per member to every member."""
         self._view_changed_at = time.monotonic()
-        self._wake.set()
+        if self._burst_since is None:
+            self._wake.set()
 
     def _settling(self, now: float) -> bool:
         """True while a burst of membership news (a join) is still arriving: non-urgent

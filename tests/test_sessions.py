@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from meshagent import sessions
@@ -48,6 +51,31 @@ def test_a_long_burst_of_news_delays_dials_at_most_settle_max(clock: _Clock) -> 
         settling.append(manager._settling(clock.now))
         clock.now += 0.1
     assert all(settling[:20]) and not any(settling[21:])
+
+
+async def test_a_burst_of_news_is_looked_at_per_settle_not_per_change(clock: _Clock) -> None:
+    """Each look at the candidates is O(members), and a mass join brings every member a
+    change per member: the first change of a burst is looked at now, the rest when the
+    burst's settle tick comes."""
+    looks: list[int] = []
+
+    def candidates() -> list:
+        looks.append(1)
+        return []
+
+    manager = SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
+                             candidates=candidates, on_up=print, on_down=print,
+                             on_frames=print, settle=0.25, settle_max=2.0)
+    task = asyncio.create_task(manager._maintain())
+    for _ in range(30):  # thirty changes within 30 ms
+        manager.view_changed()
+        clock.now += 0.001
+        for _ in range(3):
+            await asyncio.sleep(0)  # let the maintenance loop run if it was woken
+    assert len(looks) == 1
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class _FakeSession:
