@@ -465,6 +465,30 @@ def test_view_that_gossip_left_incomplete_is_repaired() -> None:
     run_virtual(scenario())
 
 
+def test_member_missing_from_a_view_is_repaired_before_the_repair_interval() -> None:
+    """The last member of a mass join to learn of someone: every view changed a moment ago
+    (no member's has been still for a repair interval), and this one lacks a member its
+    peers hold. A peer's larger record count says so; the repair comes after a probe
+    interval of stillness, not a whole repair interval."""
+    async def scenario() -> float:
+        kit, network = MeshKit(), MemoryNetwork(seed=15)
+        nodes = await _started(kit, network, 10)
+        forgetful, forgotten = nodes[3], nodes[8]
+        await _idle(2 * FAST.repair_interval_s)
+        network.block(forgetful.transport.local_address, forgotten.transport.local_address)
+        nodes[0].update_record(tags={"wave": "1"})  # every view moves now
+        await wait_until(lambda: all(n.member(nodes[0].node_id).record.tags.get("wave") == "1"
+                                     for n in nodes), 1, "the update everywhere")
+        forgetful._drop_member(forgotten.node_id, "test")  # as if its news never came
+        took = await wait_until(lambda: state_of(forgetful, forgotten) == MemberState.ALIVE,
+                                4 * FAST.repair_interval_s, "repair")
+        assert forgetful.counters["view_repairs"] >= 1
+        await kit.stop_all()
+        return took
+
+    assert run_virtual(scenario()) < FAST.repair_interval_s / 2
+
+
 def test_stalled_process_does_not_accuse_anyone() -> None:
     """When this process gets no CPU for a while (here: every member at once, the clock
     jumps during a callback), late probes are inconclusive, not suspicions."""

@@ -682,12 +682,18 @@ class Membership:
 
     def _on_digest(self, digest: Digest, sender: bytes) -> None:
         """Repair a view that gossip left incomplete: ours has been still for a while,
-        yet differs from the sender's. Rate limited; a full state is O(n) bytes."""
+        yet differs from the sender's. Rate limited; a full state is O(n) bytes.
+
+        A sender holding more records than we do knows a member we have never heard of:
+        not news still in flight but an announcement gossip spent without reaching us (the
+        last member of a mass join to learn of someone waited a whole repair interval for
+        it). That repair waits only until our view has been still for a probe interval."""
         if (digest.count, digest.digest) == (self._digest.count, self._digest.value):
             return
         now = self._now()
         quiet = self.profile.repair_interval_s
-        if now - self._digest.changed_at < quiet or now - self._last_repair < quiet:
+        still = self.profile.probe_interval_s if digest.count > self._digest.count else quiet
+        if now - self._digest.changed_at < still or now - self._last_repair < quiet:
             return
         self._last_repair = now
         self.counters["view_repairs"] += 1
