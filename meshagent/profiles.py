@@ -31,7 +31,9 @@ How the knobs combine (n = members believed alive):
   changing (joins converge in a few exchanges; bounded because a full state is O(n)).
   Pings and acks carry a digest of the records held; a member whose records have not
   changed for ``repair_interval_s`` but differ from a peer's exchanges state with it (at
-  most once per ``repair_interval_s``): what gossip lost is repaired within seconds.
+  most once per ``repair_interval_s``; after only ``probe_interval_s`` of stillness when
+  the peer holds more records, i.e. knows a member we never heard of): what gossip lost
+  is repaired within seconds.
 * each node keeps ``watch_peers`` liveness streams to its successors on a ring of node ids.
 """
 
