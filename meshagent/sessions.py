@@ -400,8 +400,11 @@ class SessionManager:
         outbound = sum(1 for s in self.sessions.values() if s.initiator) + len(self._dialling)
         total = len(self.sessions) + len(self._dialling) + self._pending_inbound
         settling = self._settling(now)
-        self._dials_waiting = settling
         offered = list(self._candidates())
+        # A member routing cannot reach becomes urgent after a grace time: look again soon.
+        self._dials_waiting = settling or any(
+            not c.urgent and c.node_id not in self.sessions and self._is_unrouted(c.node_id)
+            for c in offered)
         if len(self._affinities) > 2 * len(offered) + 64:
             self._affinities = {c.node_id: self._affinities[c.node_id] for c in offered
                                 if c.node_id in self._affinities}

@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from meshagent import sessions
-from meshagent.sessions import SessionManager
+from meshagent.sessions import PeerCandidate, SessionManager
 
 
 class _Clock:
@@ -76,6 +76,23 @@ async def test_a_burst_of_news_is_looked_at_per_settle_not_per_change(clock: _Cl
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def test_an_unrouted_member_keeps_the_dial_check_ticking(clock: _Clock) -> None:
+    """A member routing cannot reach becomes urgent after a grace time; until then the
+    upkeep loop must keep looking at the short tick, not the keepalive's."""
+    unrouted = PeerCandidate(b"\xee" * 16, (("127.0.0.9", 7946),), urgent=False)
+    routed = PeerCandidate(b"\x01" * 16, (("127.0.0.8", 7946),), urgent=False)
+    offered = [routed]
+    manager = SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
+                             candidates=lambda: offered, on_up=print, on_down=print,
+                             on_frames=print, is_unrouted=lambda peer: peer == unrouted.node_id,
+                             max_peers=0)
+    manager._dial_wanted()
+    assert not manager._dials_waiting  # nothing that time could change
+    offered.append(unrouted)
+    manager._dial_wanted()
+    assert manager._dials_waiting
 
 
 class _FakeSession:
