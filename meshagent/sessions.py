@@ -376,15 +376,8 @@ class SessionManager:
         # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the cancellation
         # that stop() sends when it races with the timeout, and the loop would never end.
         while not self._stopping:
-            # While dials wait on time (a back-off, a settling view) look again soon, and as
-            # soon as the view may have gone quiet; otherwise only keepalives are due, and
-            # view changes, ended dials and ended sessions wake us.
-            if not self._dials_waiting:
-                tick = self.keepalive / 4
-            else:
-                tick = _TICK_S if self._burst_since is None else min(_TICK_S, self.settle)
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(tick):
+                async with asyncio.timeout(self._next_look()):
                     await self._wake.wait()
             self._wake.clear()
             try:
@@ -392,6 +385,17 @@ class SessionManager:
                 self._keep_alive()
             except MeshError as exc:  # never let one bad candidate stop the loop
                 log.warning("sessions_maintain_failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _next_look(self) -> float:
+        """Seconds until the upkeep loop looks again unless woken. During a burst of view
+        changes (which do not wake it) every settle interval; while a dial waits on time
+        (a back-off, an unrouted member turning urgent) soon; otherwise only keepalives
+        are due, and the first change of a burst, ended dials and ended sessions wake it."""
+        if self._burst_since is not None:
+            return min(_TICK_S, self.settle)
+        if self._dials_waiting:
+            return _TICK_S
+        return self.keepalive / 4
 
     def _dial_wanted(self) -> None:
         """Dial the best-ranked candidates up to the outbound target; urgent ones (members
@@ -402,7 +406,7 @@ class SessionManager:
         settling = self._settling(now)
         offered = list(self._candidates())
         # A member routing cannot reach becomes urgent after a grace time: look again soon.
-        self._dials_waiting = settling or any(
+        self._dials_waiting = any(
             not c.urgent and c.node_id not in self.sessions and self._is_unrouted(c.node_id)
             for c in offered)
         if len(self._affinities) > 2 * len(offered) + 64:

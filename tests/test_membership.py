@@ -52,15 +52,23 @@ def test_mesh_converges_through_one_seed() -> None:
     assert run_virtual(scenario()) < 2.0
 
 
+async def _crash(network: MemoryNetwork, nodes: list[Membership], index: int,
+                 ) -> tuple[float, list[Membership]]:
+    """Crash ``nodes[index]`` (its port refuses, its streams end); wait until every other
+    member holds it unreachable. Returns how long that took and the others."""
+    victim, others = nodes[index], nodes[:index] + nodes[index + 1:]
+    network.crash(victim.transport.local_address)
+    took = await wait_until(
+        lambda: all(state_of(o, victim) == MemberState.UNREACHABLE for o in others),
+        10, "the crash seen everywhere")
+    return took, others
+
+
 def test_crashed_member_is_unreachable_everywhere_at_once() -> None:
     async def scenario() -> float:
         kit, network = MeshKit(), MemoryNetwork(seed=2)
         nodes = await _started(kit, network, 20)
-        victim, others = nodes[4], nodes[:4] + nodes[5:]
-        network.crash(victim.transport.local_address)
-        took = await wait_until(
-            lambda: all(state_of(o, victim) == MemberState.UNREACHABLE for o in others),
-            10, "crash detection")
+        took, others = await _crash(network, nodes, 4)
         assert sum(o.counters["crashes_detected"] for o in others) >= 1
         await kit.stop_all()
         return took
@@ -76,11 +84,7 @@ def test_crash_is_told_to_every_member_by_the_one_that_saw_it() -> None:
     async def scenario() -> tuple[float, int]:
         kit, network = MeshKit(profile=profile), MemoryNetwork(seed=3)
         nodes = await _started(kit, network, 12)
-        victim, others = nodes[6], nodes[:6] + nodes[7:]
-        network.crash(victim.transport.local_address)
-        took = await wait_until(
-            lambda: all(state_of(o, victim) == MemberState.UNREACHABLE for o in others),
-            10, "crash everywhere")
+        took, others = await _crash(network, nodes, 6)
         pushed = sum(o.counters["crashes_pushed"] for o in others)
         await kit.stop_all()
         return took, pushed

@@ -95,6 +95,24 @@ def test_an_unrouted_member_keeps_the_dial_check_ticking(clock: _Clock) -> None:
     assert manager._dials_waiting
 
 
+def test_a_burst_longer_than_settle_max_is_still_looked_at_every_settle(
+        clock: _Clock) -> None:
+    """Changes during a burst do not wake the upkeep loop, so it must keep its short look
+    for as long as the burst lasts, also once dials no longer wait for it to end."""
+    manager = _manager()
+    manager._dials_waiting = False  # every member routed, nothing backing off
+    assert manager._next_look() == manager.keepalive / 4
+    for _ in range(40):  # news every 0.1 s for 4 s: past settle_max (2 s)
+        manager.view_changed()
+        manager._dial_wanted()
+        clock.now += 0.1
+    assert not manager._settling(clock.now - 0.1)
+    assert manager._next_look() == manager.settle
+    clock.now += 1.0  # quiet: the burst is over
+    manager._dial_wanted()
+    assert manager._next_look() == manager.keepalive / 4
+
+
 class _FakeSession:
     def __init__(self, peer_id: bytes) -> None:
         self.peer_id = peer_id
