@@ -10,7 +10,7 @@ import pytest
 
 from meshagent import codec
 from meshagent.membership import Membership
-from meshagent.membership.messages import Alive
+from meshagent.membership.messages import Alive, Digest, encode_one, pack_encoded
 from meshagent.membership.swim import MAX_DATAGRAM_IN
 from meshagent.record import NodeRecord
 from meshagent.transport import CHANNEL_MEMBERSHIP, MemoryNetwork, MemoryTransport
@@ -98,6 +98,26 @@ def test_replayed_datagram_is_rejected() -> None:
         attacker.send_datagram(sealed, victim.transport.local_address)
         await asyncio.sleep(0.05)
         assert victim.counters["dropped_replay"] == 1
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_inflated_digests_start_at_most_one_repair_per_interval() -> None:
+    """A member claiming to hold more records than anyone gets a repair after a probe
+    interval of stillness, but its stream of such claims gets no more than one full state
+    exchange per repair interval."""
+    async def scenario() -> None:
+        kit, _, nodes, attacker = await _mesh()
+        sender, victim = nodes[0], nodes[1]
+        await asyncio.sleep(victim.profile.repair_interval_s)  # a still view
+        before = victim.counters["view_repairs"]
+        claim = pack_encoded([encode_one(Digest(10_000, bytes(8)))])
+        for _ in range(40):  # every 50 ms for 2 s: one repair interval
+            attacker.send_datagram(sender.keys.seal(victim.node_id, claim),
+                                   victim.transport.local_address)
+            await asyncio.sleep(0.05)
+        assert victim.counters["view_repairs"] - before == 1
         await _still_healthy(kit, nodes)
 
     run_virtual(scenario())
