@@ -177,6 +177,11 @@ class ControlServer:
             return _error(req_id, type(exc).__name__, str(exc))
         except (ValueError, KeyError, TypeError) as exc:
             return _error(req_id, "BadRequest", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # A bug in one method must not cost the client its answer or its connection.
+            log.warn_limited("control_method_failed", key=req["method"], method=req["method"],
+                             error=f"{type(exc).__name__}: {exc}")
+            return _error(req_id, "InternalError", f"{type(exc).__name__}: {exc}")
         return {"id": req_id, "result": result}
 
 

@@ -117,6 +117,10 @@ class MessageTooLarge(RoutingError):
     """The payload does not fit in one frame."""
 
 
+class NoEcho(RoutingError):
+    """An echo got no reply in time: the destination, or its route back, is missing."""
+
+
 def seqno_newer(a: int, b: int) -> bool:
     """True if seqno ``a`` is newer than ``b`` modulo 2^32 (RFC 8966 section 3.2.1); the
     same rule as the route table's."""
@@ -309,7 +313,11 @@ class Router:
         link.send_frames([self._frame(dst, channel, payload) for payload in payloads])
 
     async def ping(self, dst: bytes, timeout: float = 2.0) -> float:
-        """Round-trip time in seconds of an echo to ``dst`` through the mesh."""
+        """Round-trip time in seconds of an echo to ``dst`` through the mesh.
+
+        One echo, best effort: NoRoute when there is no way there, NoEcho when no reply
+        came within ``timeout`` (``dst`` is gone, or has no route back to this node yet).
+        """
         token = os.urandom(8)
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._echo_waiters[token] = future
@@ -319,6 +327,8 @@ class Router:
             async with asyncio.timeout(timeout):
                 await future
             return time.perf_counter() - started
+        except TimeoutError:
+            raise NoEcho(f"no echo from {dst.hex()} within {timeout:g} s") from None
         finally:
             self._echo_waiters.pop(token, None)
 
@@ -420,7 +430,9 @@ class Router:
             try:
                 self.send(message.src, ECHO_CHANNEL, codec.pack_plain([_ECHO_REPLY, token]))
             except RoutingError:
-                pass
+                # No route back yet (routes form one direction at a time): the asker's
+                # ping ends in NoEcho; counted here so the asymmetry can be seen.
+                self.counters["dropped_no_route"] += 1
         elif kind == _ECHO_REPLY:
             waiter = self._echo_waiters.get(token)
             if waiter is not None and not waiter.done():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import stat
@@ -33,11 +34,15 @@ def _refuse(params: dict[str, Any]) -> None:
     raise Refused("not today")
 
 
+async def _broken(params: dict[str, Any]) -> None:
+    raise RuntimeError("a bug in a method")
+
+
 @pytest.fixture
 async def server(tmp_path: Path):
     control = ControlServer(tmp_path / "run" / "control.sock",
                             {"echo": _echo, "refuse": _refuse,
-                             "needs": lambda params: params["x"]})
+                             "needs": lambda params: params["x"], "broken": _broken})
     await control.start()
     try:
         yield control
@@ -63,6 +68,22 @@ async def test_mesh_error_becomes_a_typed_remote_error(server: ControlServer) ->
     with pytest.raises(RemoteError) as caught:
         await call(server.path, "refuse")
     assert caught.value.kind == "Refused"
+
+
+async def test_failing_method_is_answered_and_logged_and_the_connection_serves_on(
+        server: ControlServer, caplog: pytest.LogCaptureFixture) -> None:
+    reader, writer = await asyncio.open_unix_connection(str(server.path))
+
+    async def ask(method: str) -> dict[str, Any]:
+        writer.write(json.dumps({"id": 7, "method": method}).encode() + b"\n")
+        return json.loads(await asyncio.wait_for(reader.readline(), 5))
+    try:
+        assert (await ask("broken"))["error"] == {
+            "type": "InternalError", "message": "RuntimeError: a bug in a method"}
+        assert await ask("echo") == {"id": 7, "result": {"echo": {}}}
+    finally:
+        writer.close()
+    assert "control_method_failed" in caplog.text
 
 
 async def test_missing_param_is_a_bad_request(server: ControlServer) -> None:

@@ -21,6 +21,7 @@ from meshagent.routing import (
     UPDATE_DELAY_S,
     Message,
     MessageTooLarge,
+    NoEcho,
     NoRoute,
     Router,
     RouteView,
@@ -302,6 +303,20 @@ async def test_ping_measures_a_round_trip_through_a_relay() -> None:
     await net.settle()
     rtt = await net["a"].ping(net["c"].node_id, timeout=5)
     assert 0 <= rtt < 5
+
+
+async def test_ping_without_a_route_back_is_a_typed_no_echo() -> None:
+    net = Net("abc")
+    net.connect("a", "b")
+    net.connect("b", "c")
+    await net.settle()
+    # c loses its session to b while b still reaches c: a's echo arrives, its reply cannot go.
+    net["c"].detach(net["b"].node_id, net.links["c", "b"])
+    assert net["c"].route_to(net["a"].node_id) is None
+    dropped = net["c"].counters["dropped_no_route"]
+    with pytest.raises(NoEcho, match=net["c"].node_id.hex()):
+        await net["a"].ping(net["c"].node_id, timeout=0.2)
+    assert net["c"].counters["dropped_no_route"] == dropped + 1
 
 
 async def test_oversize_message_is_refused_before_sending() -> None:

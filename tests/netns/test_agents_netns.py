@@ -148,16 +148,17 @@ async def test_relayed_route_joins_two_subnets_through_a_dual_homed_agent(
     _configure(mesh, "c", listen="10.79.2.1", seeds=["10.79.2.2:7946"])
     agents.start(mesh, lab)
     await agents.ready()
-    socket_a = agents.processes["a"].node.socket
-    c_id = mesh.node_ids["c"].hex()
+    socket_a, socket_c = (agents.processes[h].node.socket for h in ("a", "c"))
+    a_id, c_id = mesh.node_ids["a"].hex(), mesh.node_ids["c"].hex()
 
-    async def relayed() -> bool:
-        nodes = {n["host"]: n for n in await query(socket_a, "nodes")}
-        route = nodes.get("c", {}).get("route")
+    async def relayed(socket: Path, far: str) -> bool:
+        nodes = {n["host"]: n for n in await query(socket, "nodes")}
+        route = nodes.get(far, {}).get("route")
         return bool(route) and route["kind"] == "relay" and route["via_host"] == "m"
-    await wait_for(relayed, 30, "a route from a to c through m")
+    # Routes form one direction at a time; an echo needs both.
+    await wait_for(lambda: relayed(socket_a, "c"), 30, "a route from a to c through m")
+    await wait_for(lambda: relayed(socket_c, "a"), 30, "a route from c to a through m")
     pong = await query(socket_a, "ping", {"node": c_id})
     assert pong["node_id"] == c_id and pong["rtt_ms"] > 0
-    back = await query(agents.processes["c"].node.socket, "ping",
-                       {"node": mesh.node_ids["a"].hex()})
+    back = await query(socket_c, "ping", {"node": a_id})
     assert back["rtt_ms"] > 0
