@@ -49,6 +49,7 @@ from meshagent.config import AgentConfig
 from meshagent.control import ControlServer
 from meshagent.discovery import Discovery
 from meshagent.errors import ConfigError, MeshError
+from meshagent.eventloop import loop_name
 from meshagent.identity import (
     REDEEMED_FILE,
     MembershipCertificate,
@@ -305,6 +306,7 @@ class Agent:
             "node_id": self.node_id.hex(), "hostname": self.config.node.display_name,
             "mesh_id": self.credentials.trust.mesh_id.hex(), "version": __version__,
             "address": self.address, "endpoints": self.endpoints, "pid": os.getpid(),
+            "event_loop": loop_name(asyncio.get_running_loop()),
             "uptime_s": time.time() - self.started_at, "members": states,
             "sessions": len(self.sessions.sessions), "max_peers": self.sessions.max_peers,
             "routes": len(self.router.routes()), "routing": dict(self.router.counters),

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from meshagent.errors import ConfigError
+from meshagent.eventloop import EVENT_LOOPS
 
 __all__ = [
     "AgentConfig", "NodeConfig", "NetworkConfig", "DiscoveryConfig", "MembershipConfig",
-    "SessionsConfig", "RoutingConfig", "ControlConfig", "LogConfig", "ServerConfig",
-    "AmtConfig", "load_config", "parse_config", "describe_keys", "parse_host_port", "DEFAULT_PORT",
+    "SessionsConfig", "RoutingConfig", "ControlConfig", "LogConfig", "RuntimeConfig",
+    "ServerConfig", "AmtConfig", "load_config", "parse_config", "describe_keys",
+    "parse_host_port", "DEFAULT_PORT",
 ]
 
 DEFAULT_PORT = 7946
@@ -177,6 +179,15 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """[runtime]: how the agent process runs."""
+
+    event_loop: str = _key("Event loop: auto (uvloop where installed, Linux and macOS; "
+                           "asyncio's own loop elsewhere), asyncio, or uvloop (refuse to "
+                           "start without it).", "auto", choices=EVENT_LOOPS)
+
+
+@dataclass(frozen=True)
 class AmtConfig:
     """[amt]: this computer's Intel AMT, which answers for it while it sleeps."""
 
@@ -216,6 +227,7 @@ class AgentConfig:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     amt: AmtConfig = field(default_factory=AmtConfig)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagent.errors import MeshError
+from meshagent.eventloop import write_unless_closing
 from meshagent.log import get_logger
 
 __all__ = ["ControlServer", "ControlError", "ControlUnavailable", "RemoteError", "call",
@@ -143,10 +144,11 @@ class ControlServer:
                     return
                 except asyncio.LimitOverrunError:
                     log.warn_limited("control_line_too_long", key="line")
-                    writer.write(_encode({"id": None, "error": {
+                    write_unless_closing(writer, _encode({"id": None, "error": {
                         "type": "BadRequest", "message": "line too long"}}))
                     return
-                writer.write(_encode(await self._answer(line)))
+                if not write_unless_closing(writer, _encode(await self._answer(line))):
+                    return  # the client left before its answer
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass

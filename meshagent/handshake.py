@@ -73,6 +73,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshagent import codec
 from meshagent.errors import DecodeError, MeshError
+from meshagent.eventloop import write_unless_closing
 from meshagent.identity import (
     CertificateError,
     MembershipCertificate,
@@ -378,7 +379,8 @@ class Responder(_Party):
 
 
 async def _send(writer: asyncio.StreamWriter, message: bytes) -> None:
-    writer.write(_LENGTH.pack(len(message)) + message)
+    if not write_unless_closing(writer, _LENGTH.pack(len(message)) + message):
+        raise ConnectionResetError("the stream closed during the handshake")
     await writer.drain()
 
 

@@ -44,6 +44,7 @@ from typing import Any, Protocol
 from meshagent import codec
 from meshagent.core import CoreError, Frame, RekeyRequired, Tunnel
 from meshagent.errors import DecodeError, MeshError
+from meshagent.eventloop import write_unless_closing
 from meshagent.log import get_logger
 from meshagent.transport import (
     CHANNEL_SESSION,
@@ -150,7 +151,8 @@ class Session:
         except RekeyRequired:
             self._manager._rekey(self)
             return
-        self._writer.write(data)
+        if not write_unless_closing(self._writer, data):
+            return  # the stream is going; its reader ends the session
         self._manager.stats.bytes_sent += len(data)
         self._last_sent = time.monotonic()
 
@@ -220,7 +222,8 @@ class Session:
         if self._closed:
             return
         with contextlib.suppress(MeshError, ConnectionError, OSError):
-            self._writer.write(self._tunnel.seal_frames([self._control(_GOODBYE, reason)]))
+            write_unless_closing(self._writer,
+                                 self._tunnel.seal_frames([self._control(_GOODBYE, reason)]))
         self._finish(False, reason)
         if self._task is not None and self._task is not asyncio.current_task():
             self._task.cancel()

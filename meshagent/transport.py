@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from meshagent.errors import MeshError
+from meshagent.eventloop import write_unless_closing
 from meshagent.log import get_logger
 
 __all__ = [
@@ -311,7 +312,8 @@ class UdpTransport:
             raise StreamTimeout(f"no connection to {format_address(address)} in time") from exc
         except OSError as exc:
             raise TransportError(f"connect to {format_address(address)}: {exc}") from exc
-        writer.write(_preamble_for(channel))
+        if not write_unless_closing(writer, _preamble_for(channel)):
+            raise StreamClosed(f"{format_address(address)} closed the connection at once")
         self._opened = {w for w in self._opened if not w.is_closing()}
         self._opened.add(writer)
         return reader, writer

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagent.config import load_config
+from meshagent.eventloop import loop_factory
 
 HELP = "run the agent (discovery, membership, sessions, routing, control socket)"
 
@@ -25,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if not args.verbose:  # -v on the command line wins over the file
         logging.getLogger().setLevel(config.log.level.upper())
-    return asyncio.run(_serve(Agent(config)))
+    factory = loop_factory(config.runtime.event_loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(_serve(Agent(config)))
 
 
 async def _serve(agent: Any) -> int:

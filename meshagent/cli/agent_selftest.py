@@ -1,19 +1,24 @@
 """``meshagent selftest``: known-answer tests and round trips of the core, where it runs.
 
 Runs ``meshagent.core.selftest`` (NIST AES-GCM vectors shipped as package data, frames,
-tunnel, replay window and route table on the C core and on the pure-Python twin) and prints
-one line per check. Exit status 0 when every check passed, 1 otherwise. In a frozen
-executable this proves the bundled C core and libcrypto are the ones built for it.
+tunnel, replay window and route table on the C core and on the pure-Python twin), then a
+stream round trip on the event loop ``meshagent run`` would take (``event_loop = auto``),
+and prints one line per check. Exit status 0 when every check passed, 1 otherwise. In a
+frozen executable this proves the bundled C core, libcrypto and uvloop are the ones
+built for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import importlib.metadata
 import json
 import logging
 
 from meshagent.core import BACKEND
-from meshagent.core.selftest import run_selftest
+from meshagent.core.selftest import CheckResult, run_selftest
+from meshagent.eventloop import loop_factory, loop_name
 
 HELP = "run the core's known-answer tests and round trips (exit 1 on any failure)"
 
@@ -29,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     level = core_log.level
     core_log.setLevel(logging.ERROR)
     try:
-        results = run_selftest()
+        results = [*run_selftest(), _event_loop_check()]
     finally:
         core_log.setLevel(level)
     failed = [result for result in results if not result.passed]
@@ -44,3 +49,32 @@ def run(args: argparse.Namespace) -> int:
             print(f"{status} {result.name:<{width}}  {result.detail}")
         print(f"selftest: {len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _event_loop_check() -> CheckResult:
+    """A TCP round trip on the loop ``event_loop = auto`` takes; names the loop."""
+    async def round_trip() -> str:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(await reader.readexactly(4))
+            await writer.drain()
+            writer.close()
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        try:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.sockets[0].getsockname()[1])
+            writer.write(b"ping")
+            answer = await asyncio.wait_for(reader.readexactly(4), 5)
+            writer.close()
+        finally:
+            server.close()
+        if answer != b"ping":
+            raise AssertionError(f"echo returned {answer!r}")
+        return loop_name(asyncio.get_running_loop())
+
+    try:
+        with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
+            name = runner.run(round_trip())
+    except Exception as exc:  # reported like a failed core check
+        return CheckResult("event loop", False, f"{type(exc).__name__}: {exc}")
+    version = f" {importlib.metadata.version('uvloop')}" if name == "uvloop" else ""
+    return CheckResult("event loop", True, f"{name}{version}: stream round trip")

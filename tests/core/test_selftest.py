@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
+from meshagent.cli import agent_selftest
 from meshagent.cli.main import main
 from meshagent.core import cbackend
 from meshagent.core.selftest import load_gcm_vectors, run_selftest
+from meshagent.eventloop import loop_factory
 
 from .gcm_vectors import NIST_VECTORS
 
@@ -47,6 +50,24 @@ def test_selftest_verb_prints_each_check_and_sets_the_exit_status(
     assert main(["selftest", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["failed"] == 1 and report["passed"] == len(report["checks"]) - 1
+
+
+def test_selftest_verb_names_the_event_loop_run_would_take(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["selftest", "--json"]) == 0
+    [check] = [c for c in json.loads(capsys.readouterr().out)["checks"]
+               if c["name"] == "event loop"]
+    expected = "uvloop" if loop_factory("auto") is not None else "asyncio"
+    assert check["passed"] and check["detail"].startswith(expected)
+    monkeypatch.setattr(agent_selftest, "loop_factory", lambda choice: _broken_loop)
+    assert main(["selftest", "--json"]) == 1
+    [check] = [c for c in json.loads(capsys.readouterr().out)["checks"]
+               if c["name"] == "event loop"]
+    assert not check["passed"] and "no loop here" in check["detail"]
+
+
+def _broken_loop() -> asyncio.AbstractEventLoop:
+    raise OSError("no loop here")
 
 
 def test_bench_verb_reports_throughput_as_json(capsys: pytest.CaptureFixture[str]) -> None:

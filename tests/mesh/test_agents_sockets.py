@@ -1,5 +1,6 @@
 """Whole agents (membership, sessions, routing, control socket) over real sockets on
-127.x addresses, several in this process."""
+127.x addresses, several in this process; every test on asyncio's loop and on uvloop
+(what ``meshagent run`` takes where it is installed; see conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ from meshagent.sessions import PeerCandidate
 from tests.mesh.meshkit import free_loopback_subnet, wait_until
 
 APP = FIRST_FREE_CHANNEL + 7
-
-
 @pytest.fixture
 async def agents(tmp_path: Path, request: pytest.FixtureRequest):
     count, extra = getattr(request, "param", (3, ""))

@@ -1,0 +1,70 @@
+"""Which event loop runs the agent, and the one place where loops differ for our code.
+
+``meshagent run`` runs on uvloop (libuv) where it is installed, Linux and macOS, and on
+asyncio's own loop elsewhere or when the configuration asks (``agent.event_loop``). The
+agent's work is many small datagrams and stream writes; uvloop spends about half the
+CPU per event that the selector loop does, which is what a mass join is made of (see
+BENCHMARKS.md). Everything else in the agent is plain asyncio and runs on either.
+
+    factory = loop_factory("auto")      # uvloop.new_event_loop, or None for asyncio's
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+
+The loops differ in one way that matters here: asyncio drops a write to a stream that
+is closing, uvloop raises RuntimeError. Every stream write that can race with a peer
+going away (sessions, handshakes, the control socket) goes through
+``write_unless_closing``, so both loops behave like asyncio's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable
+
+from meshagent.errors import ConfigError
+
+__all__ = ["EVENT_LOOPS", "loop_factory", "loop_name", "write_unless_closing"]
+
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
+
+def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if sys.platform == "win32":
+        return None
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory for ``asyncio.Runner``: None means asyncio's default loop.
+
+    ``auto`` takes uvloop when it can be imported; ``uvloop`` insists (ConfigError when
+    it cannot be imported); ``asyncio`` never takes it."""
+    if choice not in EVENT_LOOPS:
+        raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {choice!r}")
+    if choice == "asyncio":
+        return None
+    factory = _uvloop_factory()
+    if factory is None and choice == "uvloop":
+        raise ConfigError("event_loop = \"uvloop\" but uvloop cannot be imported here")
+    return factory
+
+
+def loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``uvloop`` or ``asyncio``: what ``meshagent status`` reports."""
+    return "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+
+
+def write_unless_closing(writer: asyncio.StreamWriter, data: bytes) -> bool:
+    """Write ``data`` unless the stream is closing (its peer went away, or we closed it);
+    False if it was. The bytes would be lost either way; this keeps uvloop from raising
+    where asyncio silently drops them."""
+    if writer.is_closing():
+        return False
+    writer.write(data)
+    return True
