@@ -58,7 +58,7 @@ class Mesh:
                  extra_config: str = "") -> None:
         addresses = [(f"127.{subnet}.{i // 250}.{i % 250 + 1}", 7946) for i in range(size)]
         self.mesh = create_mesh(root / f"n{size}", size, addresses=addresses, seeds=0,
-                                profile=profile, log_level="warning",
+                                profile=profile, log_level=os.environ.get("X_LOGLEVEL", "warning"),
                                 extra_config=extra_config)
         self.agents = [AgentProcess(node) for node in self.mesh.nodes]
         self.ids = {node.name: self.mesh.node_ids[node.name].hex() for node in self.mesh.nodes}

@@ -182,9 +182,9 @@ class LogConfig:
 class RuntimeConfig:
     """[runtime]: how the agent process runs."""
 
-    event_loop: str = _key("Event loop: auto (uvloop where installed, Linux and macOS; "
-                           "asyncio's own loop elsewhere), asyncio, or uvloop (refuse to "
-                           "start without it).", "auto", choices=EVENT_LOOPS)
+    event_loop: str = _key("Event loop: asyncio, or uvloop (Linux and macOS, installed with "
+                           "the uvloop extra: less CPU per event; see the README before "
+                           "choosing it for a seed).", "asyncio", choices=EVENT_LOOPS)
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Which event loop runs the agent, and the one place where loops differ for our code.
 
-``meshagent run`` runs on uvloop (libuv) where it is installed, Linux and macOS, and on
-asyncio's own loop elsewhere or when the configuration asks (``agent.event_loop``). The
-agent's work is many small datagrams and stream writes; uvloop spends about half the
-CPU per event that the selector loop does, which is what a mass join is made of (see
-BENCHMARKS.md). Everything else in the agent is plain asyncio and runs on either.
+``meshagent run`` runs on asyncio's own loop unless the configuration asks for uvloop
+(``runtime.event_loop = "uvloop"``, Linux and macOS, the ``uvloop`` extra). uvloop
+spends about half the CPU per event, which is what a mass join is made of, but a seed
+on uvloop answered fewer of a hundred simultaneous joins in time on a loaded machine
+(BENCHMARKS.md has both figures), so it is a choice, not the default.
 
-    factory = loop_factory("auto")      # uvloop.new_event_loop, or None for asyncio's
+    factory = loop_factory("uvloop")    # uvloop.new_event_loop; None for asyncio's
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main())
 
@@ -25,12 +25,14 @@ from collections.abc import Callable
 
 from meshagent.errors import ConfigError
 
-__all__ = ["EVENT_LOOPS", "loop_factory", "loop_name", "write_unless_closing"]
+__all__ = ["EVENT_LOOPS", "loop_factory", "loop_name", "uvloop_factory",
+           "write_unless_closing"]
 
-EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+EVENT_LOOPS = ("asyncio", "uvloop")
 
 
-def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory, or None where uvloop is not installed (or is Windows)."""
     if sys.platform == "win32":
         return None
     try:
@@ -41,16 +43,14 @@ def _uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The loop factory for ``asyncio.Runner``: None means asyncio's default loop.
-
-    ``auto`` takes uvloop when it can be imported; ``uvloop`` insists (ConfigError when
-    it cannot be imported); ``asyncio`` never takes it."""
+    """The loop factory for ``asyncio.Runner`` (None: asyncio's default loop);
+    ConfigError for an unknown choice or for uvloop where it cannot be imported."""
     if choice not in EVENT_LOOPS:
         raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {choice!r}")
     if choice == "asyncio":
         return None
-    factory = _uvloop_factory()
-    if factory is None and choice == "uvloop":
+    factory = uvloop_factory()
+    if factory is None:
         raise ConfigError("event_loop = \"uvloop\" but uvloop cannot be imported here")
     return factory
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from meshagent.config import parse_config
 from meshagent.errors import ConfigError
-from meshagent.eventloop import loop_factory, loop_name, write_unless_closing
+from meshagent.eventloop import loop_factory, loop_name, uvloop_factory, write_unless_closing
 
 uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed here")
 
@@ -19,23 +20,30 @@ def _without_uvloop(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "uvloop", None)  # import then raises ImportError
 
 
-def test_auto_takes_uvloop_and_asyncio_never_does() -> None:
-    assert loop_factory("auto") is uvloop.new_event_loop
+def test_asyncio_is_asyncios_own_loop_and_uvloop_is_uvloops() -> None:
+    assert loop_factory("asyncio") is None
     assert loop_factory("uvloop") is uvloop.new_event_loop
+
+
+def test_uvloop_where_it_cannot_be_imported_is_a_config_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_uvloop(monkeypatch)
+    assert uvloop_factory() is None
+    with pytest.raises(ConfigError, match="uvloop cannot be imported"):
+        loop_factory("uvloop")
     assert loop_factory("asyncio") is None
 
 
-def test_auto_falls_back_to_asyncio_without_uvloop_but_uvloop_insists(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    _without_uvloop(monkeypatch)
-    assert loop_factory("auto") is None
-    with pytest.raises(ConfigError, match="uvloop cannot be imported"):
-        loop_factory("uvloop")
-
-
 def test_unknown_choice_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="auto, asyncio, uvloop"):
+    with pytest.raises(ConfigError, match="asyncio, uvloop"):
         loop_factory("trio")
+
+
+def test_config_takes_the_choice_and_refuses_others() -> None:
+    assert parse_config({}).runtime.event_loop == "asyncio"
+    assert parse_config({"runtime": {"event_loop": "uvloop"}}).runtime.event_loop == "uvloop"
+    with pytest.raises(ConfigError, match="runtime.event_loop"):
+        parse_config({"runtime": {"event_loop": "auto"}})
 
 
 def _on(factory: Callable[[], asyncio.AbstractEventLoop] | None, main: Any) -> Any:

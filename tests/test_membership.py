@@ -52,6 +52,29 @@ def test_mesh_converges_through_one_seed() -> None:
     assert run_virtual(scenario()) < 2.0
 
 
+def test_join_that_reached_nobody_is_retried_while_alone() -> None:
+    async def scenario() -> float:
+        kit = MeshKit()
+        network = MemoryNetwork(seed=3)
+        seed = kit.node(network.transport(("10.0.0.1", 7946)))
+        joiner = kit.node(network.transport(("10.0.0.2", 7946)))
+        await seed.start()
+        await joiner.start()
+        network.pause(seed.transport.local_address)  # too busy to answer in time
+        assert await joiner.join([seed.transport.local_address]) == 0
+        assert joiner.seeds == [seed.transport.local_address]
+        network.resume(seed.transport.local_address)
+        resumed = asyncio.get_running_loop().time()
+        await wait_until(lambda: converged([seed, joiner]), 10, "the retried join")
+        assert await joiner.join([seed.transport.local_address]) == 1
+        assert joiner.seeds == [seed.transport.local_address]  # kept once, not again
+        await kit.stop_all()
+        return asyncio.get_running_loop().time() - resumed
+
+    # The maintenance loop of a lone member retries within 1.5 reconnect intervals.
+    assert run_virtual(scenario()) < 1.5 * FAST.reconnect_interval_s + 1
+
+
 async def _crash(network: MemoryNetwork, nodes: list[Membership], index: int,
                  ) -> tuple[float, list[Membership]]:
     """Crash ``nodes[index]`` (its port refuses, its streams end); wait until every other

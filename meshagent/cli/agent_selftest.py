@@ -2,10 +2,10 @@
 
 Runs ``meshagent.core.selftest`` (NIST AES-GCM vectors shipped as package data, frames,
 tunnel, replay window and route table on the C core and on the pure-Python twin), then a
-stream round trip on the event loop ``meshagent run`` would take (``event_loop = auto``),
-and prints one line per check. Exit status 0 when every check passed, 1 otherwise. In a
-frozen executable this proves the bundled C core, libcrypto and uvloop are the ones
-built for it.
+stream round trip on each event loop ``meshagent run`` can take here (asyncio's, and
+uvloop where it is installed), and prints one line per check. Exit status 0 when every
+check passed, 1 otherwise. In a frozen executable this proves the bundled C core,
+libcrypto and uvloop are the ones built for it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import logging
 
 from meshagent.core import BACKEND
 from meshagent.core.selftest import CheckResult, run_selftest
-from meshagent.eventloop import loop_factory, loop_name
+from meshagent.eventloop import EVENT_LOOPS, loop_factory, loop_name, uvloop_factory
 
 HELP = "run the core's known-answer tests and round trips (exit 1 on any failure)"
 
@@ -34,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     level = core_log.level
     core_log.setLevel(logging.ERROR)
     try:
-        results = [*run_selftest(), _event_loop_check()]
+        loops = [name for name in EVENT_LOOPS if name != "uvloop" or uvloop_factory()]
+        results = [*run_selftest(), *(_event_loop_check(name) for name in loops)]
     finally:
         core_log.setLevel(level)
     failed = [result for result in results if not result.passed]
@@ -51,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _event_loop_check() -> CheckResult:
-    """A TCP round trip on the loop ``event_loop = auto`` takes; names the loop."""
+def _event_loop_check(choice: str) -> CheckResult:
+    """A TCP round trip on the loop ``event_loop = choice`` takes."""
     async def round_trip() -> str:
         async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.write(await reader.readexactly(4))
@@ -71,10 +72,12 @@ def _event_loop_check() -> CheckResult:
             raise AssertionError(f"echo returned {answer!r}")
         return loop_name(asyncio.get_running_loop())
 
+    name = f"event loop ({choice})"
     try:
-        with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
-            name = runner.run(round_trip())
+        with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
+            ran_on = runner.run(round_trip())
     except Exception as exc:  # reported like a failed core check
-        return CheckResult("event loop", False, f"{type(exc).__name__}: {exc}")
-    version = f" {importlib.metadata.version('uvloop')}" if name == "uvloop" else ""
-    return CheckResult("event loop", True, f"{name}{version}: stream round trip")
+        return CheckResult(name, False, f"{type(exc).__name__}: {exc}")
+    version = importlib.metadata.version(ran_on) if ran_on == "uvloop" else ""
+    return CheckResult(name, ran_on == choice, f"{ran_on} {version}".rstrip()
+                       + ": stream round trip")

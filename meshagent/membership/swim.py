@@ -135,6 +135,7 @@ _SEQ_MOD = 1 << 32
 SYNCED_RECORD_SENDS = 2
 MAX_FETCHES = 256  # records being fetched at once
 MAX_FETCH_HOLDERS = 4  # members remembered per fetch, to ask again if its reply is lost
+MAX_SEEDS = 64  # seeds kept, configured ones and those of joins that reached nobody
 
 
 class _Fetch:
@@ -281,11 +282,20 @@ class Membership:
             self._spawn(self.join(self.seeds))
 
     async def join(self, addresses: Iterable[Address]) -> int:
-        """Exchange full state with each address; returns how many answered."""
+        """Exchange full state with each address; returns how many answered.
+
+        When none answered (the mesh is down, or a seed too busy to answer a burst of
+        joins in time), the addresses are kept as seeds: while this node is alone its
+        maintenance loop tries them again, as configured seeds are (serf's retry_join)."""
+        addresses = list(addresses)
         results = await asyncio.gather(*(self.streams.sync(address) for address in addresses))
         joined = sum(1 for ok in results if ok)
         if joined:
             self._converge_quickly()
+        else:
+            for address in addresses:
+                if address not in self.seeds and len(self.seeds) < MAX_SEEDS:
+                    self.seeds.append(address)
         return joined
 
     async def stop(self) -> None:

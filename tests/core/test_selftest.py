@@ -11,7 +11,7 @@ from meshagent.cli import agent_selftest
 from meshagent.cli.main import main
 from meshagent.core import cbackend
 from meshagent.core.selftest import load_gcm_vectors, run_selftest
-from meshagent.eventloop import loop_factory
+from meshagent.eventloop import uvloop_factory
 
 from .gcm_vectors import NIST_VECTORS
 
@@ -52,18 +52,20 @@ def test_selftest_verb_prints_each_check_and_sets_the_exit_status(
     assert report["failed"] == 1 and report["passed"] == len(report["checks"]) - 1
 
 
-def test_selftest_verb_names_the_event_loop_run_would_take(
+def test_selftest_verb_checks_each_event_loop_run_can_take(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["selftest", "--json"]) == 0
-    [check] = [c for c in json.loads(capsys.readouterr().out)["checks"]
-               if c["name"] == "event loop"]
-    expected = "uvloop" if loop_factory("auto") is not None else "asyncio"
-    assert check["passed"] and check["detail"].startswith(expected)
+    loops = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]
+             if c["name"].startswith("event loop")}
+    expected = ["asyncio"] + (["uvloop"] if uvloop_factory() is not None else [])
+    assert sorted(loops) == [f"event loop ({name})" for name in expected]
+    assert all(check["passed"] and check["detail"].startswith(name)
+               for name, check in zip(expected, loops.values(), strict=True))
     monkeypatch.setattr(agent_selftest, "loop_factory", lambda choice: _broken_loop)
     assert main(["selftest", "--json"]) == 1
-    [check] = [c for c in json.loads(capsys.readouterr().out)["checks"]
-               if c["name"] == "event loop"]
-    assert not check["passed"] and "no loop here" in check["detail"]
+    checks = json.loads(capsys.readouterr().out)["checks"]
+    assert all(not c["passed"] and "no loop here" in c["detail"]
+               for c in checks if c["name"].startswith("event loop"))
 
 
 def _broken_loop() -> asyncio.AbstractEventLoop:

@@ -1,4 +1,4 @@
-"""Tests of whole agents in this process run on every event loop ``meshagent run`` may
+"""Tests of whole agents in this process run on every event loop ``meshagent run`` can
 take: asyncio's own, and uvloop where it is installed."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 
 import pytest
 
-from meshagent.eventloop import loop_factory
+from meshagent.eventloop import uvloop_factory
 
 _BOTH_LOOPS = {"test_agents_sockets.py", "test_leader_sockets.py"}
 
@@ -18,7 +18,7 @@ def pytest_asyncio_loop_factories(
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
     loops: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
         "asyncio": asyncio.new_event_loop}
-    uvloop_factory = loop_factory("auto")
-    if item.path.name in _BOTH_LOOPS and uvloop_factory is not None:
-        loops["uvloop"] = uvloop_factory
+    factory = uvloop_factory()
+    if item.path.name in _BOTH_LOOPS and factory is not None:
+        loops["uvloop"] = factory
     return loops

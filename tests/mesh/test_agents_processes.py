@@ -10,21 +10,26 @@ from pathlib import Path
 import pytest
 
 from meshagent.demo import AgentProcess, create_mesh, query, wait_for
+from meshagent.eventloop import uvloop_factory
 from tests.mesh.meshkit import free_loopback_subnet
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def processes(tmp_path: Path):
+@pytest.fixture(params=["asyncio"] + (["uvloop"] if uvloop_factory() else []))
+async def processes(tmp_path: Path, request: pytest.FixtureRequest):
+    """Four agents on the event loop of the parameter (``runtime.event_loop``)."""
     subnet = free_loopback_subnet("127.2", 4, 17946)
     mesh = create_mesh(tmp_path / "mesh", 4, addresses=[
-        (f"{subnet}.{i + 1}", 17946) for i in range(4)], seeds=1)
+        (f"{subnet}.{i + 1}", 17946) for i in range(4)], seeds=1,
+        extra_config=f'[runtime]\nevent_loop = "{request.param}"\n')
     agents = [AgentProcess(node) for node in mesh.nodes]
     try:
         for agent in agents:
             agent.start()
         await asyncio.gather(*(agent.wait_ready() for agent in agents))
+        for agent in agents:
+            assert (await query(agent.node.socket, "status"))["event_loop"] == request.param
         yield agents
     finally:
         for agent in agents:
