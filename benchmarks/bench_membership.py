@@ -2,6 +2,7 @@
 
     python benchmarks/bench_membership.py [--json] [--quick] [--sizes 20,50,100]
                                           [--idle-seconds 30] [--profile lan]
+                                          [--event-loop asyncio|uvloop]
 
 Every agent is a separate ``meshagent run`` process on its own 127.x address. Timing
 starts once every agent is up and listening (its control socket answers) and still alone
@@ -41,6 +42,7 @@ from typing import Any
 import psutil
 
 from meshagent.demo import AgentProcess, DemoError, create_mesh, query, wait_for
+from meshagent.eventloop import EVENT_LOOPS
 
 SERF_JOIN_S = {20: 0.48, 50: 0.89, 100: 2.4}
 SERF_KILL_S = {20: (6.7, 8.1), 50: (7.8, 10.2), 100: (9.6, 13.1)}
@@ -58,7 +60,7 @@ class Mesh:
                  extra_config: str = "") -> None:
         addresses = [(f"127.{subnet}.{i // 250}.{i % 250 + 1}", 7946) for i in range(size)]
         self.mesh = create_mesh(root / f"n{size}", size, addresses=addresses, seeds=0,
-                                profile=profile, log_level=os.environ.get("X_LOGLEVEL", "warning"),
+                                profile=profile, log_level="warning",
                                 extra_config=extra_config)
         self.agents = [AgentProcess(node) for node in self.mesh.nodes]
         self.ids = {node.name: self.mesh.node_ids[node.name].hex() for node in self.mesh.nodes}
@@ -196,11 +198,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     idle_size = 10 if args.quick else (50 if 50 in sizes else sizes[0])
     idle_seconds = 5.0 if args.quick else args.idle_seconds
     result: dict[str, Any] = {"profile": args.profile, "cores": os.cpu_count(),
-                              "sizes": sizes, "max_peers": args.max_peers}
+                              "sizes": sizes, "max_peers": args.max_peers,
+                              "event_loop": args.event_loop}
     with tempfile.TemporaryDirectory(prefix="bench-membership-") as tmp:
         for index, size in enumerate(sizes):
             mesh = Mesh(Path(tmp), size, 200 + index, args.profile,
-                        f"[sessions]\nmax_peers = {args.max_peers}\n")
+                        f"[sessions]\nmax_peers = {args.max_peers}\n"
+                        f"[runtime]\nevent_loop = \"{args.event_loop}\"\n")
             try:
                 startup = await mesh.start()
                 say(f"N={size}: {size} agents up and listening after {startup:.1f}s")
@@ -289,6 +293,8 @@ def main() -> int:
                         help="give up on join convergence after this many seconds")
     parser.add_argument("--max-peers", type=int, default=20,
                         help="sessions.max_peers of every agent (default 20)")
+    parser.add_argument("--event-loop", default="asyncio", choices=list(EVENT_LOOPS),
+                        help="runtime.event_loop of every agent (default asyncio)")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     if args.json:
