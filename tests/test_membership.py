@@ -492,6 +492,28 @@ def test_view_that_gossip_left_incomplete_is_repaired() -> None:
     run_virtual(scenario())
 
 
+def test_record_update_in_a_quiet_mesh_starts_no_full_state_exchange() -> None:
+    """News shows first as a differing digest, then arrives by gossip: no repair for it.
+    (Every update used to start several full-state exchanges: members whose view had
+    long been still took the first differing digest for a view gossip had failed.)"""
+    async def scenario() -> int:
+        kit, network = MeshKit(profile=Profile.LAN), MemoryNetwork(seed=21)
+        nodes = await _started(kit, network, 40, rng_seed=4)
+        await _idle(2 * Profile.LAN.repair_interval_s)
+        before = sum(n.counters["view_repairs"] for n in nodes)
+        for author in nodes[::8]:
+            record = author.update_record(tags={"updated": "yes"})
+            await wait_until(lambda: all(n.member(author.node_id).incarnation  # noqa: B023
+                                         >= record.incarnation for n in nodes),  # noqa: B023
+                             2, "the update everywhere")
+            await _idle(Profile.LAN.repair_interval_s)
+        repairs = sum(n.counters["view_repairs"] for n in nodes) - before
+        await kit.stop_all()
+        return repairs
+
+    assert run_virtual(scenario()) == 0
+
+
 def test_member_missing_from_a_view_is_repaired_before_the_repair_interval() -> None:
     """The last member of a mass join to learn of someone: every view changed a moment ago
     (no member's has been still for a repair interval), and this one lacks a member its

@@ -230,6 +230,8 @@ class Membership:
         for kind, version in self._digested_documents.items():
             self._digest.toggle_document(kind, version, 0.0)
         self._last_repair = float("-inf")
+        # Since when, and until when last, peers' digests have differed from ours.
+        self._differs_since = self._differs_seen = float("-inf")
         self._queue = BroadcastQueue()
         self._limiter = SourceRateLimiter(profile.flood_rate_per_s, profile.flood_burst)
         self._probes: dict[int, _Probe] = {}
@@ -697,13 +699,26 @@ class Membership:
         A sender holding more records than we do knows a member we have never heard of:
         not news still in flight but an announcement gossip spent without reaching us (the
         last member of a mass join to learn of someone waited a whole repair interval for
-        it). That repair waits only until our view has been still for a probe interval."""
+        it). That repair waits only until our view has been still for a probe interval.
+
+        Either way the difference must have lasted a probe interval: news in flight shows
+        first as a differing digest (the sender has it, we do not yet, or the other way
+        round) and arrives within a few gossip intervals. In a quiet mesh every record
+        update used to start several full-state exchanges this way."""
         if (digest.count, digest.digest) == (self._digest.count, self._digest.value):
             return
         now = self._now()
+        # A difference is new if our view changed since it began, or none was seen for a
+        # probe interval (peers with matching digests in between do not end it: during
+        # news some peers have it and some do not).
+        if (self._differs_since < self._digest.changed_at
+                or now - self._differs_seen > self.profile.probe_interval_s):
+            self._differs_since = now
+        self._differs_seen = now
         quiet = self.profile.repair_interval_s
         still = self.profile.probe_interval_s if digest.count > self._digest.count else quiet
-        if now - self._digest.changed_at < still or now - self._last_repair < quiet:
+        if (now - self._digest.changed_at < still or now - self._last_repair < quiet
+                or now - self._differs_since < self.profile.probe_interval_s):
             return
         self._last_repair = now
         self.counters["view_repairs"] += 1
