@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import logging
+import sys
 
 from meshagent.core import BACKEND
 from meshagent.core.selftest import CheckResult, run_selftest
@@ -78,6 +78,7 @@ def _event_loop_check(choice: str) -> CheckResult:
             ran_on = runner.run(round_trip())
     except Exception as exc:  # reported like a failed core check
         return CheckResult(name, False, f"{type(exc).__name__}: {exc}")
-    version = importlib.metadata.version(ran_on) if ran_on == "uvloop" else ""
+    # The module's own version: a frozen executable carries no package metadata.
+    version = getattr(sys.modules.get(ran_on), "__version__", "") if ran_on == "uvloop" else ""
     return CheckResult(name, ran_on == choice, f"{ran_on} {version}".rstrip()
                        + ": stream round trip")
