@@ -32,8 +32,9 @@ How the knobs combine (n = members believed alive):
   Pings and acks carry a digest of the records held; a member whose records have not
   changed for ``repair_interval_s`` but differ from a peer's exchanges state with it (at
   most once per ``repair_interval_s``; after only ``probe_interval_s`` of stillness when
-  the peer holds more records, i.e. knows a member we never heard of): what gossip lost
-  is repaired within seconds.
+  the peer holds more records, i.e. knows a member we never heard of; either way only once
+  the difference has lasted ``probe_interval_s``, so news in flight starts no repair):
+  what gossip lost is repaired within seconds.
 * each node keeps ``watch_peers`` liveness streams to its successors on a ring of node ids.
 """
 

@@ -138,9 +138,10 @@ class MessageStream:
 
     async def send(self, message: bytes) -> None:
         try:
-            self.writer.write(_LENGTH.pack(len(message)) + message)
+            if not write_unless_closing(self.writer, _LENGTH.pack(len(message)) + message):
+                raise StreamClosed("write failed: the stream is closing")
             await self.writer.drain()
-        except (ConnectionError, OSError, RuntimeError) as exc:
+        except (ConnectionError, OSError) as exc:
             raise StreamClosed(f"write failed: {exc}") from exc
 
     async def recv(self, timeout: float | None = None) -> bytes:

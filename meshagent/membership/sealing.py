@@ -57,6 +57,7 @@ from Crypto.Protocol.KDF import HKDF
 
 from meshagent import codec, core
 from meshagent.errors import DecodeError, MeshError
+from meshagent.eventloop import write_unless_closing
 from meshagent.identity import MembershipCertificate, NodeIdentity, RevocationList
 from meshagent.membership.ratelimit import SourceRateLimiter
 from meshagent.record import RecordRejected, RecordVerifier
@@ -337,8 +338,8 @@ class SealedStream:
         """Queue a message without waiting for the socket (goodbyes while closing)."""
         sealed = core.aes_gcm_seal(self._send_key, _nonce(self._sent), b"", message)
         self._sent += 1
-        with contextlib.suppress(Exception):
-            self.stream.writer.write(len(sealed).to_bytes(4, "big") + sealed)
+        with contextlib.suppress(ConnectionError, OSError):
+            write_unless_closing(self.stream.writer, len(sealed).to_bytes(4, "big") + sealed)
 
     async def recv(self, timeout: float | None = None) -> bytes:
         """The next message; StreamClosed / StreamTimeout, or SealError("auth")."""
