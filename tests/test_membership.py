@@ -492,6 +492,27 @@ def test_view_that_gossip_left_incomplete_is_repaired() -> None:
     run_virtual(scenario())
 
 
+def test_a_peer_view_that_differs_is_reported_and_an_agreed_one_is_not() -> None:
+    """``on_view_difference`` (the agent holds session dials back with it while news
+    spreads) stays silent in a mesh whose views agree, and fires once a peer's digest
+    differs from ours."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=15)
+        nodes = await _started(kit, network, 6)
+        watcher, forgotten = nodes[2], nodes[5]
+        await _idle(2 * FAST.repair_interval_s)  # all news spread
+        differences: list[float] = []
+        watcher.on_view_difference(lambda: differences.append(0.0))
+        await _idle(2 * FAST.probe_interval_s)  # probes and acks carry equal digests
+        assert differences == []
+        watcher._drop_member(forgotten.node_id, "test")  # our view now differs from all
+        await wait_until(lambda: len(differences) > 0, 2 * FAST.probe_interval_s,
+                         "a differing digest")
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
 def test_record_update_in_a_quiet_mesh_starts_no_full_state_exchange() -> None:
     """News shows first as a differing digest, then arrives by gossip: no repair for it.
     (Every update used to start several full-state exchanges: members whose view had

@@ -78,6 +78,44 @@ async def test_a_burst_of_news_is_looked_at_per_settle_not_per_change(clock: _Cl
         await task
 
 
+async def test_urgent_dials_also_wait_while_the_view_settles(clock: _Clock) -> None:
+    """In a mass join every member is unrouted (no session exists yet): dialling them all
+    as urgent during the join was the handshake storm that slowed it. Once the view is
+    quiet the urgent member is dialled first."""
+    urgent = PeerCandidate(b"\xee" * 16, (("127.0.0.9", 7946),), urgent=True)
+    dialled: list[bytes] = []
+
+    async def dial(candidate: PeerCandidate) -> None:
+        dialled.append(candidate.node_id)
+
+    manager = SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
+                             candidates=lambda: [urgent], on_up=print, on_down=print,
+                             on_frames=print, settle=0.25, settle_max=2.0)
+    manager._dial = dial  # type: ignore[method-assign]
+    manager.view_changed()
+    manager._dial_wanted()
+    await asyncio.sleep(0)
+    assert dialled == [] and not manager._dialling
+    clock.now += 0.3
+    manager._dial_wanted()
+    await asyncio.sleep(0)
+    assert dialled == [urgent.node_id]
+
+
+def test_a_peer_reporting_a_different_view_keeps_the_view_settling(clock: _Clock) -> None:
+    """The agent calls ``view_changed`` for every differing digest a peer gossips (news
+    still spreading), so dials wait for the mesh to agree, not only for our own view to
+    stop changing, and still at most ``settle_max``."""
+    manager = _manager()
+    manager.view_changed()  # our view changed once
+    settling = []
+    for _ in range(30):  # then peers' digests differ every 0.1 s for 3 s
+        clock.now += 0.1
+        settling.append(manager._settling(clock.now))
+        manager.view_changed()
+    assert all(settling[:19]) and not any(settling[20:])
+
+
 def test_an_unrouted_member_keeps_the_dial_check_ticking(clock: _Clock) -> None:
     """A member routing cannot reach becomes urgent after a grace time; until then the
     upkeep loop must keep looking at the short tick, not the keepalive's."""

@@ -238,6 +238,7 @@ class Membership:
         self._seq = self.random.randrange(_SEQ_MOD)
         self._probe_order: list[bytes] = []
         self._callbacks: list[ChangeCallback] = []
+        self._difference_callbacks: list[Callable[[], None]] = []
         self._subscribers: list[asyncio.Queue[MemberChange]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._urgent = asyncio.Event()
@@ -348,6 +349,13 @@ class Membership:
         coroutine function is scheduled as a task). Returns an unsubscribe function."""
         self._callbacks.append(callback)
         return lambda: self._callbacks.remove(callback) if callback in self._callbacks else None
+
+    def on_view_difference(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback()`` whenever a member's view digest differs from ours: news is
+        still spreading (or a view needs repair). Returns an unsubscribe function."""
+        self._difference_callbacks.append(callback)
+        return lambda: (self._difference_callbacks.remove(callback)
+                        if callback in self._difference_callbacks else None)
 
     async def changes(self) -> AsyncIterator[MemberChange]:
         """Every change from now on, in order, for as long as the caller iterates."""
@@ -707,6 +715,8 @@ class Membership:
         update used to start several full-state exchanges this way."""
         if (digest.count, digest.digest) == (self._digest.count, self._digest.value):
             return
+        for callback in self._difference_callbacks:
+            callback()
         now = self._now()
         # A difference is new if our view changed since it began, or none was seen for a
         # probe interval (peers with matching digests in between do not end it: during
