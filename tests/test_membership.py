@@ -637,12 +637,14 @@ def test_loaded_node_spares_a_newcomer_its_probe_suspicions_for_a_grace() -> Non
     assert spared >= 1
 
 
-def test_healthy_node_suspects_a_silent_newcomer_without_grace() -> None:
-    """The grace is for loaded nodes only: a healthy mesh keeps its silence budgets for a
-    member that has just joined."""
+def test_healthy_node_also_spares_a_newcomer_then_suspects_it() -> None:
+    """The grace holds whatever the prober's own health: in a mass join the prober is often
+    healthy while the newcomer it probes is the one starved of CPU. A newcomer that stays
+    silent is still suspected once the grace is over, then found unreachable (the helper
+    waits for that)."""
     learnt, suspected, nodes = run_virtual(_newcomer_paused_after_learnt(False, 23))
-    assert suspected and min(suspected) < learnt + FAST.probe_grace_s(9)
-    assert sum(n.counters["probes_failed_in_grace"] for n in nodes) == 0
+    assert suspected and min(suspected) >= learnt + FAST.probe_grace_s(9)
+    assert sum(n.counters["probes_failed_in_grace"] for n in nodes) >= 1
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -1104,8 +1104,7 @@ class Membership:
                 self.counters["probes_inconclusive"] += 1
                 return
             current = self._members.get(node_id)
-            if current is not None and self.health.score > 0 and \
-                    started < current.grace_until:
+            if current is not None and started < current.grace_until:
                 self.counters["probes_failed_in_grace"] += 1
                 return
             if current is not None:
@@ -1131,7 +1130,7 @@ class Membership:
     def _probe_grace(self) -> float:
         """How long a member that just joined our view, or whose newer record we just
         accepted (a refutation, an update), is spared suspicions from our own failed
-        probes while our local health says we are loaded (see ``Profile.probe_grace_s``)."""
+        probes (see ``Profile.probe_grace_s``)."""
         return self.profile.probe_grace_s(self._alive_count())
 
     def _declare_crashed(self, node_id: bytes) -> None:
