@@ -315,6 +315,7 @@ class Agent:
             "documents": {"versions": self.documents.versions(),
                           **dict(self.documents.counters)},
             "transport": dict(self.transport.counters),
+            "udp_receive_buffer": self.transport.receive_buffer,
             "session_stats": dataclasses.asdict(self.sessions.stats),
         }
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import socket
 
 import pytest
 
+from meshagent import transport as transport_module
 from meshagent.transport import (
     CHANNEL_MEMBERSHIP,
     CHANNEL_SESSION,
+    UDP_RECEIVE_BUFFER,
     MemoryNetwork,
     MessageStream,
     StreamClosed,
@@ -145,6 +150,43 @@ async def test_udp_transport_datagrams_and_streams_share_one_port() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the forced buffer size needs root")
+async def test_udp_socket_gets_the_large_receive_buffer() -> None:
+    """A privileged agent's UDP socket holds a burst of 2 MiB however small the system's
+    default and maximum are (Linux reports twice the size asked, for its bookkeeping)."""
+    transport = UdpTransport("127.0.0.1")
+    await transport.start()
+    try:
+        sock = transport._udp.get_extra_info("socket")  # type: ignore[union-attr]
+        assert transport.receive_buffer == sock.getsockopt(socket.SOL_SOCKET,
+                                                           socket.SO_RCVBUF)
+        assert transport.receive_buffer >= UDP_RECEIVE_BUFFER
+    finally:
+        await transport.close()
+
+
+class _CappedSocket:
+    """A socket as an unprivileged process sees it under a small net.core.rmem_max."""
+
+    def __init__(self) -> None:
+        self.size = 212_992
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        if option != socket.SO_RCVBUF:
+            raise PermissionError("SO_RCVBUFFORCE needs CAP_NET_ADMIN")
+        self.size = 2 * min(value, 212_992)
+
+    def getsockopt(self, level: int, option: int) -> int:
+        return self.size
+
+
+def test_a_capped_receive_buffer_is_taken_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        granted = transport_module._enlarge_receive_buffer(_CappedSocket())
+    assert granted == 425_984
+    assert "udp_receive_buffer_small" in caplog.text and "rmem_max" in caplog.text
 
 
 async def test_udp_transport_refused_connect_means_nobody_listens() -> None:
