@@ -563,6 +563,77 @@ def test_member_missing_from_a_view_is_repaired_before_the_repair_interval() -> 
     assert run_virtual(scenario()) < FAST.repair_interval_s / 2
 
 
+def test_missing_member_is_repaired_while_the_rest_of_the_view_keeps_changing() -> None:
+    """After a mass join, refutations and record updates kept the last member to learn of
+    someone from ever having a still view, and its repair waited seconds. A peer holding
+    more records while our count stands still is enough."""
+    async def scenario() -> float:
+        kit, network = MeshKit(), MemoryNetwork(seed=16)
+        nodes = await _started(kit, network, 10)
+        forgetful, forgotten, busy = nodes[3], nodes[8], nodes[5]
+        await _idle(2 * FAST.repair_interval_s)
+        network.block(forgetful.transport.local_address, forgotten.transport.local_address)
+        forgetful._drop_member(forgotten.node_id, "test")  # as if its news never came
+
+        async def churn() -> None:  # a record update every half probe interval
+            for wave in range(1000):
+                busy.update_record(tags={"wave": str(wave)})
+                await asyncio.sleep(FAST.probe_interval_s / 2)
+        updates = asyncio.create_task(churn())
+        took = await wait_until(lambda: state_of(forgetful, forgotten) == MemberState.ALIVE,
+                                4 * FAST.repair_interval_s, "repair")
+        updates.cancel()
+        assert forgetful.counters["view_repairs"] >= 1
+        await kit.stop_all()
+        return took
+
+    assert run_virtual(scenario()) < FAST.repair_interval_s
+
+
+async def _silent_helpers(count: int = 6) -> tuple[MeshKit, MemoryNetwork, Membership,
+                                                  Membership]:
+    """A prober that no helper can answer (as if they all waited for the CPU) and a target
+    paused; every newcomer grace is over."""
+    kit, network = MeshKit(), MemoryNetwork(seed=18)
+    nodes = await _started(kit, network, count)
+    await _idle(2 * FAST.probe_grace_s(count))
+    prober, target = nodes[0], nodes[1]
+    for helper in nodes[2:]:
+        network.block(prober.transport.local_address, helper.transport.local_address)
+    network.pause(target.transport.local_address)
+    return kit, network, prober, target
+
+
+def test_probe_that_no_helper_nacked_is_made_again_before_a_suspicion() -> None:
+    """Lifeguard: a live helper that cannot reach the target nacks; silence from all of
+    them says they, or we, are not being served. A member really silent is suspected
+    after the second probe."""
+    async def scenario() -> None:
+        kit, network, prober, target = await _silent_helpers()
+        await prober._probe(target.node_id)
+        assert prober.counters["probes_unnacked"] >= 1
+        assert state_of(prober, target) == MemberState.SUSPECT
+        network.resume(target.transport.local_address)
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_target_that_answers_the_second_probe_is_not_suspected() -> None:
+    async def scenario() -> None:
+        kit, network, prober, target = await _silent_helpers()
+        loop = asyncio.get_running_loop()
+        # Back during the second probe (the first takes one probe interval).
+        loop.call_later(1.2 * FAST.probe_interval_s, network.resume,
+                        target.transport.local_address)
+        await prober._probe(target.node_id)
+        assert prober.counters["probes_unnacked"] >= 1
+        assert state_of(prober, target) == MemberState.ALIVE
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
 def test_stalled_process_does_not_accuse_anyone() -> None:
     """When this process gets no CPU for a while (here: every member at once, the clock
     jumps during a callback), late probes are inconclusive, not suspicions."""

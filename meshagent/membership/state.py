@@ -161,12 +161,14 @@ class ViewDigest:
     that gossip failed to deliver (an ASLEEP claim one member never heard, at the
     incarnation it already holds; a revocation list whose news it missed) is repaired
     like a missing record. ALIVE and SUSPECT are not in it: suspicion is transient and settles.
-    Updating it costs one hash per change. ``changed_at`` is when it last moved."""
+    Updating it costs one hash per change. ``changed_at`` is when it last moved,
+    ``count_changed_at`` when the number of records last did."""
 
     def __init__(self) -> None:
         self.count = 0
         self._xor = 0
         self.changed_at = 0.0
+        self.count_changed_at = 0.0
 
     @staticmethod
     def _hash(node_id: bytes, incarnation: int) -> int:
@@ -176,11 +178,16 @@ class ViewDigest:
     def add(self, node_id: bytes, incarnation: int, now: float) -> None:
         self.count += 1
         self._xor ^= self._hash(node_id, incarnation)
-        self.changed_at = now
+        self.changed_at = self.count_changed_at = now
 
     def remove(self, node_id: bytes, incarnation: int, now: float) -> None:
         self.count -= 1
         self._xor ^= self._hash(node_id, incarnation)
+        self.changed_at = self.count_changed_at = now
+
+    def replace(self, node_id: bytes, old: int, new: int, now: float) -> None:
+        """A member's newer record: the count stays."""
+        self._xor ^= self._hash(node_id, old) ^ self._hash(node_id, new)
         self.changed_at = now
 
     def toggle_document(self, kind: str, version: int, now: float) -> None:
