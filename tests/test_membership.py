@@ -12,6 +12,7 @@ import pytest
 
 from meshagent.identity import NodeIdentity
 from meshagent.membership import Membership, MemberState
+from meshagent.membership import swim as swim_module
 from meshagent.membership.messages import Alive, Suspect
 from meshagent.membership.suspicion import LocalHealth
 from meshagent.profiles import Profile
@@ -73,6 +74,58 @@ def test_join_that_reached_nobody_is_retried_while_alone() -> None:
 
     # The maintenance loop of a lone member retries within 1.5 reconnect intervals.
     assert run_virtual(scenario()) < 1.5 * FAST.reconnect_interval_s + 1
+
+
+def test_join_that_reached_nobody_is_retried_soon_not_a_reconnect_interval_later() -> None:
+    """A seed too busy for one of a burst of joins: the lone joiner tries again after two
+    probe intervals (doubling), not after the reconnect interval (30 s here)."""
+    profile = FAST.with_changes(reconnect_interval_s=30.0)
+
+    async def scenario() -> float:
+        kit = MeshKit(profile=profile)
+        network = MemoryNetwork(seed=4)
+        seed = kit.node(network.transport(("10.0.0.1", 7946)))
+        joiner = kit.node(network.transport(("10.0.0.2", 7946)))
+        await seed.start()
+        await joiner.start()
+        network.pause(seed.transport.local_address)
+        assert await joiner.join([seed.transport.local_address]) == 0
+        network.resume(seed.transport.local_address)
+        resumed = asyncio.get_running_loop().time()
+        await wait_until(lambda: converged([seed, joiner]), 10, "the retried join")
+        assert joiner.counters["joins_retried"] >= 1
+        await kit.stop_all()
+        return asyncio.get_running_loop().time() - resumed
+
+    assert run_virtual(scenario()) < 3 * 2 * profile.probe_interval_s + 1
+
+
+def test_unanswered_fetch_backs_off_before_it_asks_the_next_announcer() -> None:
+    """On a loaded machine a fetch's reply often comes after the timeout: asking the next
+    announcer at every timeout used up the four remembered within a second (and added
+    datagrams to the load). Each retry now waits twice as long as the one before."""
+    async def scenario() -> tuple[int, int]:
+        kit, network = MeshKit(), MemoryNetwork(seed=19)
+        nodes = await _started(kit, network, 6)
+        await _idle(2 * FAST.repair_interval_s)
+        asker, holders = nodes[0], nodes[1:5]
+        for holder in holders:  # nobody answers
+            network.block(asker.transport.local_address, holder.transport.local_address)
+        wanted = bytes(16)  # a record nobody holds
+        pending = swim_module._Fetch(asker._now())
+        for holder in holders:
+            pending.add_holder(holder.node_id)
+        asker._fetching[wanted] = pending
+        asker._gossip_due.set()  # as _on_announce does: the gossip loop retries fetches
+        timeout = asker._fetch_timeout()
+        await asyncio.sleep(5.5 * timeout)  # backing off: retries at 1, 3 timeouts
+        retried = asker.counters["fetches_retried"]
+        still_pending = wanted in asker._fetching
+        await kit.stop_all()
+        return retried, still_pending
+
+    retried, still_pending = run_virtual(scenario())
+    assert retried == 2 and still_pending  # without the back-off: 4 retries, abandoned
 
 
 async def _crash(network: MemoryNetwork, nodes: list[Membership], index: int,
