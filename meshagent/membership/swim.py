@@ -35,8 +35,9 @@ urgent news: a leadership claim), so it does not wait on an epidemic's luck. Ful
 is exchanged over TCP (``streams.py``): on join, quickly while the view keeps changing,
 then every push-pull interval; unreachable members are retried now and then, which merges
 healed partitions. Pings and acks carry a ``Digest`` of the records held; a member whose
-view has been still for ``repair_interval_s`` but differs from a peer's exchanges state
-with it (rate limited), which repairs what lost datagrams left out.
+view has been still for ``repair_interval_s`` but differs from a peer's, or whose record
+count has stood still for a probe interval below a peer's, exchanges state with it (rate
+limited), which repairs what lost datagrams left out.
 
 Records: only records that verify (``RecordVerifier``: certificate against the mesh trust
 and revocation list, signature by the certificate's key) and carry a higher incarnation
