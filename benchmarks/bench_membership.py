@@ -285,13 +285,16 @@ async def _serf_baseline(root: Path, size: int, subnet: int, timeout: float,
         join = await serf.measure_join(timeout)
         kill = await serf.measure_kill(60.0)
     result[f"serf_join_n{size}_s"] = None if join["max_s"] is None else round(join["max_s"], 3)
-    result[f"serf_join_n{size}_median_s"] = round(join["median_s"], 3)
+    result[f"serf_join_n{size}_median_s"] = (None if join["median_s"] is None
+                                             else round(join["median_s"], 3))
     result[f"serf_join_n{size}_converged"] = join["converged"]
     result[f"serf_kill9_n{size}_max_s"] = round(kill["max_s"], 3)
     seen_all = (f"{join['max_s']:.2f}s" if join["max_s"] is not None else
                 f"not within {timeout:.0f}s ({join['converged']} of {size} agents had)")
+    median_text = ("not within the timeout" if join["median_s"] is None
+                   else f"{join['median_s']:.2f}s")
     line = (f"N={size} serf (same run): every agent has seen all alive after {seen_all} "
-            f"(median {join['median_s']:.2f}s); kill -9 seen by every agent after "
+            f"(median {median_text}); kill -9 seen by every agent after "
             f"{kill['max_s']:.2f}s")
     ours_join = result.get(f"join_n{size}_s")
     if ours_join is not None:
@@ -300,10 +303,12 @@ async def _serf_baseline(root: Path, size: int, subnet: int, timeout: float,
         slowest = join["max_s"] if join["max_s"] is not None else timeout
         result[f"join_n{size}_vs_serf_ratio"] = round(ours_join / slowest, 3)
         result[f"join_n{size}_vs_serf_ratio_is_bound"] = join["max_s"] is None
-        median = result[f"join_n{size}_median_s"] / join["median_s"]
-        result[f"join_n{size}_median_vs_serf_ratio"] = round(median, 3)
         line += (f"; ours / serf: join {'< ' if join['max_s'] is None else ''}"
-                 f"{ours_join / slowest:.2f}, median agent {median:.2f}")
+                 f"{ours_join / slowest:.2f}")
+        if join["median_s"] is not None:
+            median = result[f"join_n{size}_median_s"] / join["median_s"]
+            result[f"join_n{size}_median_vs_serf_ratio"] = round(median, 3)
+            line += f", median agent {median:.2f}"
     ours_kill = result.get(f"kill9_n{size}_max_s")
     if ours_kill is not None:
         result[f"kill9_n{size}_vs_serf_ratio"] = round(ours_kill / kill["max_s"], 3)

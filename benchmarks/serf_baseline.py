@@ -124,8 +124,8 @@ class SerfMesh:
     async def measure_join(self, timeout: float) -> dict[str, Any]:
         """Join all to the first at once; per agent, seconds until it had seen all alive.
         ``max_s`` is None when some agent had not within ``timeout`` (serf repairs a
-        view that gossip left incomplete only at its next push-pull, 30 s or more);
-        ``median_s`` and ``converged`` (agents that had) are always there."""
+        view that gossip left incomplete only at its next push-pull, 30 s or more),
+        ``median_s`` when half of them had not; ``converged`` counts the agents that had."""
         seed = f"{self.hosts[0]}:{_PORT}"
         started = time.monotonic()
         await asyncio.gather(*(rpc.call("join", {"Existing": [seed], "Replay": False})
@@ -140,9 +140,10 @@ class SerfMesh:
                 if len(view) == size:
                     seen[index] = now
             await asyncio.sleep(POLL_S)
-        times = sorted(seen.values()) + [float("inf")] * (size - len(seen))
+        times = sorted(seen.values())
         return {"max_s": times[-1] if len(seen) == size else None,
-                "median_s": times[size // 2], "converged": len(seen)}
+                "median_s": times[size // 2] if size // 2 < len(times) else None,
+                "converged": len(seen)}
 
     async def measure_kill(self, timeout: float) -> dict[str, float]:
         """kill -9 the last agent; seconds until every other no longer lists it alive

@@ -364,7 +364,7 @@ class SessionManager:
         membership protocol needs to converge. Urgent dials wait too: during a mass join
         every member is unrouted (no session exists yet), and dialling them all at once
         was the storm this rule prevents. Measured at 50 agents on 2 cores: the join
-        converged in 1.15-1.24 s with this rule, 2.3-3.0 s when sessions were dialled
+        converged in 1.15-1.24 s with this rule, 2.67-2.70 s when sessions were dialled
         during it (BENCHMARKS.md)."""
         if now - self._view_changed_at >= self.settle:
             self._burst_since = None

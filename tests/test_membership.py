@@ -100,6 +100,31 @@ def test_join_that_reached_nobody_is_retried_soon_not_a_reconnect_interval_later
     assert run_virtual(scenario()) < 3 * 2 * profile.probe_interval_s + 1
 
 
+def test_soon_retries_of_a_failed_join_hand_over_to_the_maintenance_loop() -> None:
+    """While the mesh stays down the quick retries stop once their wait reaches the
+    reconnect interval (2 probe intervals, doubling: 0.4, 0.8, 1.6 s against 3 s here);
+    after that only the maintenance loop tries, at its own pace, and its failures start
+    no new burst."""
+    profile = FAST.with_changes(reconnect_interval_s=3.0)
+
+    async def scenario() -> int:
+        kit = MeshKit(profile=profile)
+        network = MemoryNetwork(seed=5)
+        seed = kit.node(network.transport(("10.0.0.1", 7946)))
+        joiner = kit.node(network.transport(("10.0.0.2", 7946)))
+        await seed.start()
+        await joiner.start()
+        network.pause(seed.transport.local_address)
+        assert await joiner.join([seed.transport.local_address]) == 0
+        await _idle(10 * profile.reconnect_interval_s)
+        retried = joiner.counters["joins_retried"]
+        network.resume(seed.transport.local_address)
+        await kit.stop_all()
+        return retried
+
+    assert run_virtual(scenario()) == 3
+
+
 def test_unanswered_fetch_backs_off_before_it_asks_the_next_announcer() -> None:
     """On a loaded machine a fetch's reply often comes after the timeout: asking the next
     announcer at every timeout used up the four remembered within a second (and added

@@ -293,12 +293,19 @@ class Membership:
         """Exchange full state with each address; returns how many answered.
 
         When none answered (the mesh is down, or a seed too busy to answer a burst of
-        joins in time), the addresses are kept as seeds: while this node is alone it tries
-        them again, soon at first (after two probe intervals, doubling up to the reconnect
-        interval), then from its maintenance loop as configured seeds are (serf's
-        retry_join). At 100 agents on 2 cores the seed now and then failed one of 99
-        simultaneous joins; waiting a whole reconnect interval (5-15 s) for the retry set
-        the join time of the whole mesh."""
+        joins in time), the addresses are kept as seeds and tried again soon while this
+        node is alone: after two probe intervals, doubling; once the wait reaches the
+        reconnect interval the maintenance loop takes over, as for configured seeds
+        (serf's retry_join). At 100 agents on 2 cores the seed now and then failed one of
+        99 simultaneous joins; waiting a whole reconnect interval (5-15 s) for the retry
+        set the join time of the whole mesh."""
+        joined = await self._join_once(addresses)
+        if not joined and not self._rejoining and self._running:
+            self._rejoining = True
+            self._spawn(self._rejoin_soon())
+        return joined
+
+    async def _join_once(self, addresses: Iterable[Address]) -> int:
         addresses = list(addresses)
         results = await asyncio.gather(*(self.streams.sync(address) for address in addresses))
         joined = sum(1 for ok in results if ok)
@@ -308,25 +315,19 @@ class Membership:
             for address in addresses:
                 if address not in self.seeds and len(self.seeds) < MAX_SEEDS:
                     self.seeds.append(address)
-            if not self._rejoining and self._running:
-                self._rejoining = True
-                self._spawn(self._rejoin_while_alone())
         return joined
 
-    async def _rejoin_while_alone(self) -> None:
+    async def _rejoin_soon(self) -> None:
         delay = 2 * self.profile.probe_interval_s
         try:
-            while self._running and self._alive_count() <= 1 and self.seeds:
+            while delay < self.profile.reconnect_interval_s:
                 await asyncio.sleep(delay * (0.5 + self.random.random()))
-                if self._alive_count() > 1:
+                if not self._running or self._alive_count() > 1 or not self.seeds:
                     return
                 self.counters["joins_retried"] += 1
-                results = await asyncio.gather(*(self.streams.sync(address)
-                                                 for address in self.seeds))
-                if any(results):
-                    self._converge_quickly()
+                if await self._join_once(self.seeds):
                     return
-                delay = min(2 * delay, self.profile.reconnect_interval_s)
+                delay *= 2
         finally:
             self._rejoining = False
 
@@ -1270,7 +1271,7 @@ class Membership:
             if targets:
                 await self.streams.sync_with(targets[0])
             elif self.seeds:
-                await self.join(self.seeds)
+                await self._join_once(self.seeds)
 
     async def _maintenance_loop(self) -> None:
         """Retry unreachable members (heals partitions) and forget long-gone ones."""
@@ -1291,7 +1292,7 @@ class Membership:
                 self._converge_quickly()
                 self._resync.set()
             if self._alive_count() <= 1 and self.seeds:
-                await self.join(self.seeds)
+                await self._join_once(self.seeds)
 
     # ================================================================ helpers
 
