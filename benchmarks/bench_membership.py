@@ -15,7 +15,8 @@ Measured, per mesh size N:
 - join: seconds until every agent sees all N alive (the last agent's last transition);
 - kill -9 of one agent: seconds until every other agent sees it unreachable (max, median);
 - SIGSTOP of one agent (largest mesh <= 50): seconds until every other agent sees it
-  unreachable; and a 2 s pause: how many agents ever marked it unreachable (target 0);
+  unreachable, right after the join (every member still in its newcomer grace) and once
+  settled; and a 2 s pause: how many agents ever marked it unreachable (target 0);
 - idle (N = 50, or the quick size), from ``--idle-settle-seconds`` (10) after the join:
   per agent CPU % of one core, RSS MiB, bytes sent per second (UDP membership + session
   bytes), and suspicions raised in the idle window.
@@ -238,6 +239,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     line += f" (serf's published {SERF_JOIN_S[size]}s, ratio {ratio:.2f})"
                 say(line)
                 if size == idle_size:
+                    # Silent right after the join: every member is still in its newcomer
+                    # grace (Profile.probe_grace_s), which must not delay the detection.
+                    early = mesh.agents[-4]
+                    stopped = await measure_failure(mesh, early, "stop")
+                    early.resume()
+                    result[f"sigstop_after_join_n{size}_max_s"] = round(max(stopped), 3)
+                    say(f"N={size}: SIGSTOP right after the join seen unreachable by every "
+                        f"agent after {max(stopped):.2f}s (target 6s)")
+                    await wait_for(lambda m=mesh, s=early: _alive_again(m, s), 60,
+                                   "the resumed agent to refute")
                     idle = await measure_idle(mesh, idle_seconds, args.idle_settle_seconds)
                     for key, value in idle.items():
                         result[f"idle_n{size}_{key}"] = round(value, 3)

@@ -16,10 +16,10 @@ How the knobs combine (n = members believed alive):
   independent members confirmed it, and after ``suspicion_max_mult`` x that with none
   (Lifeguard's dynamic suspicion timeout); then the member is *unreachable*. A paused
   member that wakes before that refutes with a higher incarnation.
-* while our local health score is above zero, our own failed probe of a member that
-  joined our view, or whose newer record (a refutation, an update) we accepted, less than
-  ``probe_grace_s(n)`` (= ``suspicion_min_s(n)``) ago raises no suspicion (mass joins on
-  a loaded machine).
+* our own failed probe of a member that joined our view, or whose newer record (a
+  refutation, an update) we accepted, less than ``probe_grace_s(n)`` (=
+  ``suspicion_min_s(n)``) ago raises no suspicion (mass joins on a loaded machine),
+  unless every helper nacked it.
 * a member whose agent has crashed (its watch stream ends and its port refuses TCP) is
   unreachable at once, without waiting for suspicion.
 * gossip goes out every ``gossip_interval_s`` to ``gossip_fanout`` members, and at once
@@ -106,10 +106,12 @@ class Profile:
         target is the starved one, and at 100 agents on 2 cores the join then raised over
         1,300 false suspicions and took 11 s, against 95-249 and 5.0 s with the grace
         always on (BENCHMARKS.md). A crash is still seen at once (a refused TCP probe or a
-        watch stream that ends), suspicions raised by other members are still accepted,
-        and a member that stops answering is suspected once the grace ends: its detection
-        is at most this much later, and only right after it joined or re-signed its
-        record (records change on tags and candidacy, rarely)."""
+        watch stream that ends), and suspicions raised by other members are still
+        accepted. Nor does the grace hold against a failed probe that every helper nacked:
+        members that answer at once could not reach the target either, so it is not the
+        mesh that is starved. A member that goes silent right after it joined or
+        re-signed its record (a candidacy, a tag) is thus still found unreachable within the usual bound; in a mass join the
+        starved helpers do not all nack, and the grace holds."""
         return self.suspicion_min_s(alive)
 
     def suspicion_max_s(self, alive: int) -> float:

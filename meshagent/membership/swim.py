@@ -1176,21 +1176,26 @@ class Membership:
             else:
                 self._probe_failed(node_id, current, started,
                                    max(1 if lag > timeout / 2 else 0, missed),
-                                   inconclusive=lag > timeout / 2)
+                                   inconclusive=lag > timeout / 2,
+                                   witnessed=bool(helpers) and probe.nacks >= len(helpers))
         finally:
             self._probes.pop(seq, None)
         if again and self._running:
             await self._probe(node_id, second=True)
 
     def _probe_failed(self, node_id: bytes, current: MemberEntry | None, started: float,
-                      penalty: int, inconclusive: bool) -> None:
+                      penalty: int, inconclusive: bool, witnessed: bool = False) -> None:
         """Score a failed probe against our health, then suspect the target unless the
-        probe proves nothing (our timers fired late) or the target is in its grace."""
+        probe proves nothing (our timers fired late) or the target is in its grace.
+
+        The grace spares a target that may only be starved of CPU; it does not hold
+        against a ``witnessed`` failure, one that every helper nacked: members that answer
+        us at once could not reach the target either, so the mesh is not the slow part."""
         self.health.apply(penalty)
         if inconclusive:
             self.counters["probes_inconclusive"] += 1
             return
-        if current is not None and started < current.grace_until:
+        if current is not None and started < current.grace_until and not witnessed:
             self.counters["probes_failed_in_grace"] += 1
             return
         if current is not None:
