@@ -110,8 +110,9 @@ class Profile:
         accepted. Nor does the grace hold against a failed probe that every helper nacked:
         members that answer at once could not reach the target either, so it is not the
         mesh that is starved. A member that goes silent right after it joined or
-        re-signed its record (a candidacy, a tag) is thus still found unreachable within the usual bound; in a mass join the
-        starved helpers do not all nack, and the grace holds."""
+        re-signed its record (a candidacy, a tag) is thus still found unreachable within
+        the usual bound; in a mass join the starved helpers do not all nack, and the
+        grace holds."""
         return self.suspicion_min_s(alive)
 
     def suspicion_max_s(self, alive: int) -> float:
