@@ -27,10 +27,12 @@ from meshagent.identity import (
     RevocationList,
     UntrustedCertificate,
     UntrustedJoinToken,
+    WeakNodeKey,
     WrongMesh,
     node_id_of,
     redeem_join_token,
 )
+from meshagent.identity import certificate as certificate_module
 from meshagent.signing import Signed, SigningKey, sign
 
 NOW = 1_800_000_000
@@ -287,6 +289,37 @@ def test_token_certificate_exceeding_its_token_roles_is_refused(root):
         now=NOW, serial=token.serial, token=token)
     with pytest.raises(UntrustedCertificate):
         MembershipCertificate.verify(greedy, root.trust, now=NOW)
+
+
+# Ed25519 keys no mesh certifies: a point of order 8, and the identity (small order).
+WEAK_KEYS = [bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+             b"\x01" + bytes(31)]
+
+
+@pytest.mark.parametrize("weak", WEAK_KEYS, ids=["order-8", "identity"])
+def test_root_refuses_to_certify_a_weak_signing_key(root, node, weak, caplog):
+    """Verifiers may disagree on signatures under a key with a low-order component (see
+    tests/core/test_pubkey.py), and anyone can forge some under a small-order one."""
+    with caplog.at_level(logging.WARNING), pytest.raises(WeakNodeKey):
+        root.issue_certificate(weak, node.dh_public, ["agent"], "odd-box", now=NOW)
+    assert "certificate_refused" in caplog.text and "WeakNodeKey" in caplog.text
+
+
+@pytest.mark.parametrize("weak", WEAK_KEYS, ids=["order-8", "identity"])
+def test_token_certificate_for_a_weak_signing_key_is_refused_by_members(
+        root, node, weak, monkeypatch, caplog):
+    """A join token lets a node certify itself, so no root saw its key: every member
+    checks it. The forger's own code skips the check when it makes the certificate."""
+    token = root.issue_join_token(["agent"], lifetime_s=600, now=NOW)
+    with monkeypatch.context() as forger:
+        forger.setattr(certificate_module.core, "ed25519_weak_key", lambda key: False)
+        forged = MembershipCertificate.issue(
+            token.secret, mesh_id=root.mesh_id, sign_public=weak, dh_public=node.dh_public,
+            roles=["agent"], hostname="x", lifetime_s=60, now=NOW, serial=token.serial,
+            token=token)
+    with caplog.at_level(logging.WARNING), pytest.raises(WeakNodeKey):
+        MembershipCertificate.verify(forged.to_wire(), root.trust, now=NOW)
+    assert "certificate_rejected" in caplog.text and "WeakNodeKey" in caplog.text
 
 
 def test_revoking_a_token_serial_revokes_its_certificate(root):

@@ -11,7 +11,9 @@ destination node ids) plus payload; decoders return payloads as read-only views 
 decoded buffer. ``Tunnel``: per-direction AES-256-GCM with counter nonces, header as
 associated data, replay window, rekey limits, batch and stream calls. Raw
 ``aes_gcm_seal``/``aes_gcm_open`` exist for known-answer tests. Public keys:
-``ed25519_verify`` (RFC 8032 signature check) and ``X25519Private`` (RFC 7748 key
+``ed25519_verify`` (RFC 8032 signature check), ``ed25519_weak_key`` (a key with a
+low-order component, which a mesh never certifies; pycryptodome under both backends, as
+OpenSSL has no such check) and ``X25519Private`` (RFC 7748 key
 agreement; ``WeakPublicKey`` for a small-order peer key); signing stays in
 ``meshagent.signing`` (pycryptodome). ``openssl_build()`` names the OpenSSL libcrypto the
 C core was compiled against and runs on (``OpenSSLBuild``). Sizes come from
@@ -41,6 +43,7 @@ from meshagent.core.errors import (
 )
 from meshagent.core.frame import Frame
 from meshagent.core.openssl import OpenSSLBuild, openssl_build
+from meshagent.core.pyref.pubkey import ed25519_weak_key
 from meshagent.core.route import METRIC_INFINITY, NO_NEXT_HOP, Route, seq_newer
 from meshagent.core.wire import (
     DEFAULT_HOP_LIMIT,
@@ -85,7 +88,7 @@ __all__ = [
     "FrameMalformed", "FrameOversize", "FrameTruncated", "FrameVersionError",
     "InvalidArgument", "RekeyRequired", "ReplayError", "ReplayWindow", "RouteTableFull",
     "Tunnel", "TunnelClosed", "WeakPublicKey", "X25519Private", "aes_gcm_open",
-    "aes_gcm_seal", "decode_frames", "ed25519_verify", "encode_frames",
+    "aes_gcm_seal", "decode_frames", "ed25519_verify", "ed25519_weak_key", "encode_frames",
     "METRIC_INFINITY", "NO_NEXT_HOP", "Route", "RouteTable", "seq_newer",
     "OpenSSLBuild", "openssl_build",
 ]

@@ -43,6 +43,7 @@ from meshagent.identity.errors import (
     MalformedJoinToken,
     UntrustedCertificate,
     UntrustedJoinToken,
+    WeakNodeKey,
     WrongMesh,
 )
 from meshagent.identity.jointoken import DEFAULT_TOKEN_CERT_LIFETIME_S, JoinToken
@@ -68,5 +69,5 @@ __all__ = [
     "CertificateError", "MalformedCertificate", "UntrustedCertificate", "WrongMesh",
     "CertificateExpired", "CertificateNotYetValid", "CertificateRevoked", "JoinTokenError",
     "MalformedJoinToken", "UntrustedJoinToken", "JoinTokenExpired", "JoinTokenReused",
-    "KeyAgreementError", "IdentityFileError",
+    "KeyAgreementError", "IdentityFileError", "WeakNodeKey",
 ]

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from meshagent import codec
+from meshagent import codec, core
 from meshagent.errors import DecodeError
 from meshagent.identity.errors import (
     CertificateError,
@@ -35,6 +35,7 @@ from meshagent.identity.errors import (
     JoinTokenExpired,
     MalformedCertificate,
     UntrustedCertificate,
+    WeakNodeKey,
     WrongMesh,
 )
 from meshagent.identity.fields import MAX_HOSTNAME_CHARS, require, require_roles
@@ -88,6 +89,10 @@ class MembershipCertificate:
               token: JoinToken | None = None) -> MembershipCertificate:
         """Sign a certificate with ``signer`` (the root key, or ``token.secret`` with
         ``token`` given). Callers: ``MeshRoot.issue_certificate``, ``redeem_join_token``."""
+        if core.ed25519_weak_key(sign_public):
+            log.warning("certificate_refused", reason="WeakNodeKey",
+                        node=node_id_of(sign_public).hex())
+            raise WeakNodeKey("the node's signing key has a low-order component")
         start = int(time.time() if now is None else now)
         body: dict[str, Any] = {
             "v": 1, "node": node_id_of(sign_public), "mesh": mesh_id, "sign": sign_public,
@@ -157,7 +162,9 @@ class MembershipCertificate:
 
         Checks, in order: structure (MalformedCertificate), mesh id (WrongMesh), signer and
         signature -- the root's, or a root-signed join token's within its terms
-        (UntrustedCertificate, JoinTokenExpired) --, node id = hash of its signing key,
+        (UntrustedCertificate, JoinTokenExpired) --, for a token-made certificate a
+        signing key without a low-order component (WeakNodeKey; the root checks the keys
+        it certifies itself), node id = hash of its signing key,
         validity window with ``MAX_CLOCK_SKEW_S`` of slack before ``not_before``
         (CertificateNotYetValid, CertificateExpired), ``revocations``
         (CertificateRevoked). With ``redeemed``, a token-made certificate also claims its
@@ -197,6 +204,8 @@ class MembershipCertificate:
             token = JoinToken.verify(self.chain, trust)
             self._check_within_token(token)
             expected_signer = token.token_public
+            if core.ed25519_weak_key(self.sign_public):  # no root saw this key
+                raise WeakNodeKey("the node's signing key has a low-order component")
         try:
             verify_signed(self.signed, KIND, expected_signer)
         except SignatureError as exc:

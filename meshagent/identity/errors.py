@@ -11,7 +11,7 @@ from meshagent.errors import DecodeError, MeshError
 
 __all__ = [
     "CertificateError", "MalformedCertificate", "UntrustedCertificate", "WrongMesh",
-    "CertificateExpired", "CertificateNotYetValid", "CertificateRevoked",
+    "CertificateExpired", "CertificateNotYetValid", "CertificateRevoked", "WeakNodeKey",
     "JoinTokenError", "MalformedJoinToken", "UntrustedJoinToken", "JoinTokenExpired",
     "JoinTokenReused", "KeyAgreementError", "IdentityFileError",
 ]
@@ -44,6 +44,13 @@ class CertificateNotYetValid(CertificateError):
 
 class CertificateRevoked(CertificateError):
     """The certificate's serial or node id is on the root-signed revocation list."""
+
+
+class WeakNodeKey(CertificateError):
+    """The node's Ed25519 key has a low-order component or is of small order: no member
+    certifies it (verifiers could disagree on its signatures, or anyone could forge
+    some). A generated key never is; the root refuses it, and so does every verifier of
+    a certificate a node made itself under a join token."""
 
 
 class JoinTokenError(CertificateError):

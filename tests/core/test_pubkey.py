@@ -3,12 +3,16 @@ refusals, and the C core against its pycryptodome twin on the same random inputs
 
 from __future__ import annotations
 
+import hashlib
 from types import ModuleType
 
 import pytest
+from Crypto.PublicKey import ECC
+from Crypto.Signature import eddsa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshagent import core
 from meshagent.core import InvalidArgument, WeakPublicKey, cbackend, pyref
 from meshagent.signing import SigningKey
 from tests.core.test_core_twins import same
@@ -43,7 +47,7 @@ SMALL_ORDER = [bytes.fromhex(h) for h in (
     "ec" + "ff" * 30 + "7f", "ee" + "ff" * 30 + "7f")]
 
 # Encodings of the Ed25519 points of small order (any sign bit), where the cofactored and
-# the cofactorless checks may disagree (see test_c_core_refuses_what_...).
+# the cofactorless checks may disagree (see test_cores_differ_only_under_keys_...).
 SMALL_ORDER_ED25519_PREFIXES = {bytes.fromhex(h)[:31] for h in (
     "00" * 32, "01" + "00" * 31, "ec" + "ff" * 30 + "7f",
     "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
@@ -91,13 +95,85 @@ def test_small_order_peer_key_is_refused(backend: ModuleType, peer: bytes) -> No
         backend.X25519Private(ALICE).exchange(peer)
 
 
-def test_c_core_refuses_what_only_a_cofactored_check_accepts() -> None:
+# RFC 8032 (5.1): the base point B and the order L of the subgroup it generates; an
+# encoding of a point of order 8 (one of SMALL_ORDER_ED25519_PREFIXES).
+L = 2**252 + 27742317777372353535851937790883648493
+BASE = ECC.EccPoint(
+    15112221349535400772501151409588531511454012693041857206046113283949847762202,
+    46316835694926478169428394003475163141307993866256225615783033603165251855960,
+    curve="Ed25519")
+ORDER_8 = eddsa.import_public_key(bytes.fromhex(
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")).pointQ
+
+
+def _encoded(point: ECC.EccPoint) -> bytes:
+    return ECC.EccKey(curve="Ed25519", point=point).export_key(format="raw")
+
+
+def _signed_with_torsion(seed: bytes, message: bytes, key_torsion: bool,
+                         ) -> tuple[bytes, bytes]:
+    """(public, signature) of ``message`` whose R (and, with ``key_torsion``, the key)
+    carries a low-order component. Without ``key_torsion`` the signature satisfies only
+    the cofactored check; with it, the torsion of R cancels that of [k]A, so the
+    cofactorless check accepts it too (a key any signer could craft, no root certifies).
+    Test vectors made per RFC 8032's equations, as in "Taming the many EdDSAs"."""
+    secret = ECC.construct(curve="Ed25519", seed=seed).d
+    key = BASE * int(secret) + (ORDER_8 if key_torsion else BASE * 0)
+    public = _encoded(key)
+    for r in range(1, 1000):
+        torsion = (r % 7) + 1  # R's low-order component: [torsion] ORDER_8, never zero
+        big_r = _encoded(BASE * (r * 7919) + ORDER_8 * torsion)
+        k = int.from_bytes(hashlib.sha512(big_r + public + message).digest(), "little") % L
+        if not key_torsion or (torsion + k) % 8 == 0:
+            s = (r * 7919 + k * int(secret)) % L
+            return public, big_r + s.to_bytes(32, "little")
+    raise AssertionError("no vector found")
+
+
+def _cofactored_accepts(public: bytes, message: bytes, signature: bytes) -> bool:
+    try:
+        eddsa.new(eddsa.import_public_key(public), "rfc8032").verify(message, signature)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_signatures_only_a_cofactored_check_accepts_are_refused(backend: ModuleType) -> None:
     """RFC 8032 (5.1.7) lets a verifier check [8][S]B = [8]R + [8][k]A (pycryptodome) or
-    the stricter [S]B = R + [k]A (OpenSSL). They differ only on keys or R values with a
-    small-order component, which no generated key has: here the identity-like all-zero
-    key and signature, accepted by the cofactored check and refused by OpenSSL's."""
-    assert pyref.ed25519_verify(bytes(32), b"", bytes(64))
-    assert not cbackend.ed25519_verify(bytes(32), b"", bytes(64))
+    the stricter [S]B = R + [k]A (OpenSSL). Both cores refuse what only the first
+    accepts: the all-zero key and signature (small order), and an honest key's signature
+    whose R carries a low-order component."""
+    assert _cofactored_accepts(bytes(32), b"", bytes(64))
+    assert not backend.ed25519_verify(bytes(32), b"", bytes(64))
+    public, signature = _signed_with_torsion(b"\x01" * 32, b"record", key_torsion=False)
+    assert not core.ed25519_weak_key(public)
+    assert _cofactored_accepts(public, b"record", signature)
+    assert not backend.ed25519_verify(public, b"record", signature)
+
+
+def test_cores_differ_only_under_keys_a_mesh_never_certifies() -> None:
+    """A key with a low-order component lets its holder craft a signature the
+    cofactorless check accepts and the cofactored one may not; the C core (OpenSSL)
+    accepts it, its twin refuses every signature under such a key. No certificate
+    carries one: ``ed25519_weak_key`` flags it (see the identity tests)."""
+    public, signature = _signed_with_torsion(b"\x02" * 32, b"record", key_torsion=True)
+    assert core.ed25519_weak_key(public)
+    assert cbackend.ed25519_verify(public, b"record", signature)
+    assert not pyref.ed25519_verify(public, b"record", signature)
+
+
+@pytest.mark.parametrize("encoded", [
+    bytes(32), b"\x01" + bytes(31),  # small order: an order-4 point, the identity
+    bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    b"\xff" * 32])  # not a curve point
+def test_small_order_and_non_points_are_weak_keys(encoded: bytes) -> None:
+    assert core.ed25519_weak_key(encoded)
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_generated_keys_are_never_weak(seed: bytes) -> None:
+    assert not core.ed25519_weak_key(SigningKey.from_seed(seed).public)
 
 
 @given(st.binary(min_size=32, max_size=32), st.binary(max_size=300), st.data())
