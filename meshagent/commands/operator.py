@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from meshagent import core
 from meshagent.commands.rejections import OperatorExpired, OperatorRevoked, UnknownOperator
 from meshagent.errors import ConfigError, DecodeError, MeshError
 from meshagent.identity import MeshRoot, MeshTrust, RevocationList, node_id_of
@@ -223,6 +224,8 @@ def authorise_operator(root: MeshRoot, public: bytes, name: str, scopes: Iterabl
     """Have the root sign an operator certificate for ``public``; ConfigError on bad input."""
     if len(public) != PUBLIC_KEY_BYTES:
         raise ConfigError(f"operator public key must be {PUBLIC_KEY_BYTES} bytes")
+    if core.ed25519_weak_key(public):  # see WeakNodeKey: agents could disagree on it
+        raise ConfigError("operator public key has a low-order component or small order")
     if not name or len(name) > _MAX_NAME:
         raise ConfigError(f"operator name must be 1..{_MAX_NAME} characters")
     if lifetime_s <= 0:

@@ -75,6 +75,10 @@ def test_authorise_refuses_bad_input():
         authorise_operator(root, OperatorKey.generate("a").public, "", ["*"], 3600)
     with pytest.raises(ConfigError):
         authorise_operator(root, OperatorKey.generate("a").public, "a", ["*"], 0)
+    with pytest.raises(ConfigError, match="low-order"):  # a point of order 8
+        authorise_operator(root, bytes.fromhex(
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+            "a", ["*"], 3600)
 
 
 def test_key_files_round_trip_and_private_key_is_owner_only(tmp_path):
