@@ -413,9 +413,10 @@ class SessionManager:
         """Dial the best-ranked candidates up to the outbound target; urgent ones (members
         routing cannot reach) first and past that target, within ``max_peers``."""
         now = time.monotonic()
+        if self._settling(now):
+            return  # nothing is dialled, nor ranked, until the view settles (_next_look)
         outbound = sum(1 for s in self.sessions.values() if s.initiator) + len(self._dialling)
         total = len(self.sessions) + len(self._dialling) + self._pending_inbound
-        settling = self._settling(now)
         offered = list(self._candidates())
         # A member routing cannot reach becomes urgent after a grace time: look again soon.
         self._dials_waiting = any(
@@ -424,8 +425,7 @@ class SessionManager:
         if len(self._affinities) > 2 * len(offered) + 64:
             self._affinities = {c.node_id: self._affinities[c.node_id] for c in offered
                                 if c.node_id in self._affinities}
-        ranked = sorted((c for c in offered if c.node_id != self.node_id
-                         and c.addresses and not settling),
+        ranked = sorted((c for c in offered if c.node_id != self.node_id and c.addresses),
                         key=lambda c: (not c.urgent, self._affinity(c.node_id)))
         for candidate in ranked:
             peer = candidate.node_id

@@ -817,6 +817,7 @@ def test_failure_that_every_helper_witnessed_is_suspected_within_the_grace(
         _newcomer_paused_after_learnt(loaded, 23, helpers_nack=True))
     assert suspected and min(suspected) < learnt + FAST.probe_grace_s(9)
     assert sum(n.counters["probes_failed_in_grace"] for n in nodes) == 0
+    assert sum(n.counters["probes_witnessed_in_grace"] for n in nodes) >= 1
 
 
 @pytest.mark.parametrize("seed", range(3))

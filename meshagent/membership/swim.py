@@ -1195,9 +1195,11 @@ class Membership:
         if inconclusive:
             self.counters["probes_inconclusive"] += 1
             return
-        if current is not None and started < current.grace_until and not witnessed:
-            self.counters["probes_failed_in_grace"] += 1
-            return
+        if current is not None and started < current.grace_until:
+            if not witnessed:
+                self.counters["probes_failed_in_grace"] += 1
+                return
+            self.counters["probes_witnessed_in_grace"] += 1
         if current is not None:
             self.counters["probes_failed"] += 1
             self.keys.peer_forgot_me(node_id)
