@@ -29,7 +29,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
 def _manager() -> SessionManager:
     return SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
                           candidates=list, on_up=print, on_down=print, on_frames=print,
-                          settle=0.25, settle_max=2.0)
+                          settle=0.25, settle_max=2.0, spread_per_change=0.0)
 
 
 def test_dials_wait_until_the_view_has_been_quiet(clock: _Clock) -> None:
@@ -65,7 +65,8 @@ async def test_a_burst_of_news_is_looked_at_per_settle_not_per_change(clock: _Cl
 
     manager = SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
                              candidates=candidates, on_up=print, on_down=print,
-                             on_frames=print, settle=0.25, settle_max=2.0)
+                             on_frames=print, settle=0.25, settle_max=2.0,
+                             spread_per_change=0.0)
     task = asyncio.create_task(manager._maintain())
     for _ in range(30):  # thirty changes within 30 ms
         manager.view_changed()
@@ -93,7 +94,8 @@ async def test_urgent_dials_also_wait_while_the_view_settles(clock: _Clock) -> N
 
     manager = SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
                              candidates=lambda: [urgent], on_up=print, on_down=print,
-                             on_frames=print, settle=0.25, settle_max=2.0)
+                             on_frames=print, settle=0.25, settle_max=2.0,
+                             spread_per_change=0.0)
     manager._dial = dial  # type: ignore[method-assign]
     manager.view_changed()
     manager._dial_wanted()
@@ -103,6 +105,34 @@ async def test_urgent_dials_also_wait_while_the_view_settles(clock: _Clock) -> N
     manager._dial_wanted()
     await asyncio.sleep(0)
     assert dialled == [urgent.node_id]
+
+
+@pytest.mark.parametrize(("changes", "spread"), [(50, 1.0), (1, 0.02), (500, 2.0)])
+def test_first_dials_after_a_burst_are_spread_by_its_size(
+        clock: _Clock, monkeypatch: pytest.MonkeyPatch, changes: int, spread: float) -> None:
+    """Members of a mass join settle together; dialling together they saturated the
+    CPUs. Each waits a random part (here half) of 0.04 s per change the burst brought,
+    at most 4 s; one member joining brings a change or two."""
+    monkeypatch.setattr(sessions.random, "random", lambda: 0.5)
+    manager = SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
+                             candidates=list, on_up=print, on_down=print, on_frames=print,
+                             settle=0.25, settle_max=100.0)
+    for _ in range(changes):
+        manager.view_changed()
+        assert manager._settling(clock.now)
+        clock.now += 0.001
+    clock.now += 0.25  # quiet for a settle interval
+    assert manager._settling(clock.now)
+    clock.now += spread - 0.01
+    assert manager._settling(clock.now)
+    clock.now += 0.02
+    assert not manager._settling(clock.now)
+    manager.view_changed()  # the next burst is measured on its own: one change
+    assert manager._settling(clock.now)
+    clock.now += 0.26
+    assert manager._settling(clock.now)
+    clock.now += 0.03
+    assert not manager._settling(clock.now)
 
 
 def test_a_peer_reporting_a_different_view_keeps_the_view_settling(clock: _Clock) -> None:
