@@ -155,6 +155,18 @@ async def measure_failure(mesh: Mesh, victim: AgentProcess, action: str,
     return [view[node]["since"] - t0 for view in views]
 
 
+async def measure_sigstop(mesh: Mesh, sleeper: AgentProcess, when: str, key: str,
+                          result: dict[str, Any]) -> None:
+    """SIGSTOP ``sleeper`` until every other agent sees it unreachable (``result[key]``),
+    then resume it and wait for its refutation."""
+    stopped = await measure_failure(mesh, sleeper, "stop")
+    sleeper.resume()
+    result[key] = round(max(stopped), 3)
+    say(f"N={len(mesh.agents)}: SIGSTOP {when} seen unreachable by every agent after "
+        f"{max(stopped):.2f}s (target 6s)")
+    await wait_for(lambda: _alive_again(mesh, sleeper), 60, "the resumed agent to refute")
+
+
 async def measure_short_pause(mesh: Mesh, victim: AgentProcess, pause_s: float = 2.0,
                               settle_s: float = 8.0) -> int:
     """Agents that marked ``victim`` unreachable during a ``pause_s`` SIGSTOP (target 0)."""
@@ -243,14 +255,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if size == idle_size:
                     # Silent right after the join: every member is still in its newcomer
                     # grace (Profile.probe_grace_s), which must not delay the detection.
-                    early = mesh.agents[-4]
-                    stopped = await measure_failure(mesh, early, "stop")
-                    early.resume()
-                    result[f"sigstop_after_join_n{size}_max_s"] = round(max(stopped), 3)
-                    say(f"N={size}: SIGSTOP right after the join seen unreachable by every "
-                        f"agent after {max(stopped):.2f}s (target 6s)")
-                    await wait_for(lambda m=mesh, s=early: _alive_again(m, s), 60,
-                                   "the resumed agent to refute")
+                    await measure_sigstop(mesh, mesh.agents[-4], "right after the join",
+                                          f"sigstop_after_join_n{size}_max_s", result)
                     idle = await measure_idle(mesh, idle_seconds, args.idle_settle_seconds)
                     for key, value in idle.items():
                         result[f"idle_n{size}_{key}"] = round(value, 3)
@@ -273,14 +279,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     line += f" (serf's published {low}-{high}s, ratio {ratio:.2f} to its best)"
                 say(line)
                 if size == idle_size:
-                    sleeper = mesh.agents[-2]
-                    stopped = await measure_failure(mesh, sleeper, "stop")
-                    sleeper.resume()
-                    result[f"sigstop_n{size}_max_s"] = round(max(stopped), 3)
-                    say(f"N={size}: SIGSTOP seen unreachable by every agent after "
-                        f"{max(stopped):.2f}s (target 6s)")
-                    await wait_for(lambda m=mesh, s=sleeper: _alive_again(m, s), 60,
-                                   "the resumed agent to refute")
+                    await measure_sigstop(mesh, mesh.agents[-2], "once settled",
+                                          f"sigstop_n{size}_max_s", result)
                     flagged = await measure_short_pause(mesh, mesh.agents[-3])
                     result[f"pause2s_n{size}_marked_failed"] = flagged
                     say(f"N={size}: a 2s SIGSTOP marked failed by {flagged} agents (target 0)")
