@@ -433,6 +433,10 @@ class SessionManager:
         (a back-off, an unrouted member turning urgent) soon; otherwise only keepalives
         are due, and the first change of a burst, ended dials and ended sessions wake it."""
         if self._burst_since is not None:
+            if self._settled_at is not None:  # dials wait out the spread, then go at once
+                remaining = self._settled_at + self._spread - time.monotonic()
+                if remaining > 0:
+                    return min(_TICK_S, self.settle, remaining)
             return min(_TICK_S, self.settle)
         if self._dials_waiting:
             return _TICK_S

@@ -125,6 +125,7 @@ def test_first_dials_after_a_burst_are_spread_by_its_size(
     assert manager._settling(clock.now)
     clock.now += spread - 0.01
     assert manager._settling(clock.now)
+    assert manager._next_look() == pytest.approx(0.01)  # looks again when the wait ends
     clock.now += 0.02
     assert not manager._settling(clock.now)
     manager.view_changed()  # the next burst is measured on its own: one change
