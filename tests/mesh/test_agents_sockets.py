@@ -86,9 +86,12 @@ async def test_message_is_relayed_between_agents_without_a_session(
     a, b, c = agents
     _without(a, c)
     _without(c, a)
-    await wait_until(lambda: (r := a.router.route_to(c.node_id)) is not None
-                     and r.next_hop == b.node_id and c.node_id not in a.sessions.sessions,
-                     15, "a relayed route a -> b -> c")
+    # Routes form one direction at a time (each end waits for the other's fresh seqno),
+    # and the ping below needs the way back too.
+    await wait_until(lambda: all(
+        (r := x.router.route_to(y.node_id)) is not None and r.next_hop == b.node_id
+        and y.node_id not in x.sessions.sessions for x, y in ((a, c), (c, a))),
+        15, "relayed routes a -> b -> c and back")
     received: list[Message] = []
     c.router.on_message(APP, received.append)
     a.router.send(c.node_id, APP, b"through b")
