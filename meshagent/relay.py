@@ -114,7 +114,12 @@ class RelaySettings:
     retry_min_s: float = 0.5
     retry_max_s: float = 5.0
     tick_s: float = 0.1
-    no_route_grace_s: float = 3.0
+    # A target membership holds alive may have no route for a while: after a burst of
+    # membership news (its own rejoin) sessions wait for the view to settle, at most
+    # sessions.settle_max (6 s) plus the dial spread (at most 4 s). A nack makes the
+    # service keep the command until the target is back, which a live target never
+    # becomes again, so the grace must outlast that wait.
+    no_route_grace_s: float = 12.0
 
 
 def _check_id(value: Any, size: int = ID_BYTES) -> bytes:

@@ -4,6 +4,7 @@ back, exactly once across a leader's death and re-deliveries, refusals, unreacha
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from meshagent import codec
+from meshagent import codec, sessions
 from meshagent.commands import (
     BUILTIN_ACTIONS,
     ActionContext,
@@ -42,6 +43,7 @@ from meshagent.relay import (
     _Ticker,
 )
 from meshagent.routing import Router
+from meshagent.sessions import SessionManager
 from meshagent.uplink import DeliveredCommand
 from tests.mesh.meshkit import run_virtual, wait_until
 
@@ -346,6 +348,15 @@ async def test_target_without_a_route_is_nacked_after_the_grace(line: Mesh) -> N
     await line["a"].leader.deliver(delivered(line.command("c", echo="x"), line["c"]))
     await wait_until(lambda: sink.nacks, 5, "a nack")
     assert sink.nacks[0][2] == "no route to target"
+
+
+def test_the_default_no_route_grace_outlasts_the_sessions_wait_after_a_burst() -> None:
+    """A nack makes the service keep the command until the target is back, which a live
+    target never becomes again. After its own rejoin a target's sessions wait for the
+    view to settle (at most ``settle_max``) and then for the dial spread, so a command
+    for a target that just returned must not be nacked for want of a route meanwhile."""
+    settle_max = inspect.signature(SessionManager).parameters["settle_max"].default
+    assert RelaySettings().no_route_grace_s > settle_max + sessions._SPREAD_MAX_S
 
 
 def _tampered(command: SignedCommand) -> SignedCommand:
