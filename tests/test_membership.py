@@ -53,16 +53,24 @@ def test_mesh_converges_through_one_seed() -> None:
     assert run_virtual(scenario()) < 2.0
 
 
+async def _join_with_the_seed_down(kit: MeshKit, network: MemoryNetwork,
+                                   ) -> tuple[Membership, Membership]:
+    """A seed and a joiner, both started; the joiner's join fails while the seed is paused
+    (too busy to answer in time), and the seed stays paused. Returns (seed, joiner)."""
+    seed = kit.node(network.transport(("10.0.0.1", 7946)))
+    joiner = kit.node(network.transport(("10.0.0.2", 7946)))
+    await seed.start()
+    await joiner.start()
+    network.pause(seed.transport.local_address)
+    assert await joiner.join([seed.transport.local_address]) == 0
+    return seed, joiner
+
+
 def test_join_that_reached_nobody_is_retried_while_alone() -> None:
     async def scenario() -> float:
         kit = MeshKit()
         network = MemoryNetwork(seed=3)
-        seed = kit.node(network.transport(("10.0.0.1", 7946)))
-        joiner = kit.node(network.transport(("10.0.0.2", 7946)))
-        await seed.start()
-        await joiner.start()
-        network.pause(seed.transport.local_address)  # too busy to answer in time
-        assert await joiner.join([seed.transport.local_address]) == 0
+        seed, joiner = await _join_with_the_seed_down(kit, network)
         assert joiner.seeds == [seed.transport.local_address]
         network.resume(seed.transport.local_address)
         resumed = asyncio.get_running_loop().time()
@@ -84,12 +92,7 @@ def test_join_that_reached_nobody_is_retried_soon_not_a_reconnect_interval_later
     async def scenario() -> float:
         kit = MeshKit(profile=profile)
         network = MemoryNetwork(seed=4)
-        seed = kit.node(network.transport(("10.0.0.1", 7946)))
-        joiner = kit.node(network.transport(("10.0.0.2", 7946)))
-        await seed.start()
-        await joiner.start()
-        network.pause(seed.transport.local_address)
-        assert await joiner.join([seed.transport.local_address]) == 0
+        seed, joiner = await _join_with_the_seed_down(kit, network)
         network.resume(seed.transport.local_address)
         resumed = asyncio.get_running_loop().time()
         await wait_until(lambda: converged([seed, joiner]), 10, "the retried join")
@@ -110,12 +113,7 @@ def test_soon_retries_of_a_failed_join_hand_over_to_the_maintenance_loop() -> No
     async def scenario() -> int:
         kit = MeshKit(profile=profile)
         network = MemoryNetwork(seed=5)
-        seed = kit.node(network.transport(("10.0.0.1", 7946)))
-        joiner = kit.node(network.transport(("10.0.0.2", 7946)))
-        await seed.start()
-        await joiner.start()
-        network.pause(seed.transport.local_address)
-        assert await joiner.join([seed.transport.local_address]) == 0
+        seed, joiner = await _join_with_the_seed_down(kit, network)
         await _idle(10 * profile.reconnect_interval_s)
         retried = joiner.counters["joins_retried"]
         network.resume(seed.transport.local_address)
