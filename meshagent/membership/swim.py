@@ -1184,7 +1184,7 @@ class Membership:
             await self._probe(node_id, second=True)
 
     def _probe_failed(self, node_id: bytes, current: MemberEntry | None, started: float,
-                      penalty: int, inconclusive: bool, witnessed: bool = False) -> None:
+                      penalty: int, inconclusive: bool, witnessed: bool) -> None:
         """Score a failed probe against our health, then suspect the target unless the
         probe proves nothing (our timers fired late) or the target is in its grace.
 
