@@ -49,8 +49,12 @@ def _alive(agent: Agent) -> int:
 
 
 async def test_agents_converge_with_sessions_and_direct_routes(agents: list[Agent]) -> None:
-    await wait_until(lambda: all(_alive(a) == 3 and len(a.router.routes()) == 2
-                                 for a in agents), 15, "convergence with routes")
+    # Sessions form one at a time (their first dials are spread), so two routes can
+    # exist while one is still relayed: wait for both sessions and their direct routes.
+    await wait_until(lambda: all(
+        _alive(a) == 3 and len(a.sessions.sessions) == 2 and len(a.router.routes()) == 2
+        and all(r.next_hop == r.node_id for r in a.router.routes()) for a in agents), 15,
+        "convergence with sessions and direct routes")
     nodes = await call(agents[0].control_socket, "nodes")
     assert [n["self"] for n in nodes] == [True, False, False]
     assert {n["route"]["kind"] for n in nodes[1:]} == {"direct"}
