@@ -71,7 +71,10 @@ enum mesh_wire_sizes {
      * and signed documents carry them, X25519 (RFC 7748) keys and shared secrets. */
     MESH_ED25519_PUBLIC_BYTES = 32,
     MESH_ED25519_SIGNATURE_BYTES = 64,
-    MESH_X25519_BYTES = 32
+    MESH_X25519_BYTES = 32,
+
+    /* HKDF-SHA256 (kdf.h): RFC 5869 caps the output at 255 hash blocks. */
+    MESH_HKDF_MAX_OUTPUT_BYTES = 8160
 };
 
 /* Message limits (WireGuard's REKEY_AFTER_MESSAGES / REJECT_AFTER_MESSAGES): a session

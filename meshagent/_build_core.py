@@ -160,6 +160,13 @@ int mesh_x25519_derive(const mesh_x25519_key *key, const uint8_t *peer_public,
                        uint8_t *shared);
 """
 
+# --- kdf.h ------------------------------------------------------------------------
+CDEF["kdf"] = """
+int mesh_hkdf_sha256(const uint8_t *secret, size_t secret_len, const uint8_t *salt,
+                     size_t salt_len, const uint8_t *info, size_t info_len, uint8_t *out,
+                     size_t out_len);
+"""
+
 SOURCES = sorted(str(path.relative_to(ROOT)) for path in CSRC.glob("*.c"))
 HEADERS = sorted(path.name for path in CSRC.glob("*.h") if path.name != "wire.h")
 

@@ -2,10 +2,11 @@
 
 This is the state machinery of the specification, sections 5.1-5.3, with the functions of
 section 12: DH = X25519 (RFC 7748), cipher = AES-256-GCM with the nonce 4 zero bytes then
-the 8-byte big-endian counter, hash = SHA-256, and HKDF built from HMAC-SHA256 exactly as
-section 4.3 defines it. The primitives come from ``identity.X25519Key`` and
-``meshagent.core.aes_gcm_seal``/``aes_gcm_open`` (OpenSSL in the C core, pycryptodome in
-the pure-Python twin) and hashlib; what is here is the protocol bookkeeping, checked
+the 8-byte big-endian counter, hash = SHA-256, and the HKDF of section 4.3 (RFC 5869's
+HKDF-SHA256 with the chaining key as salt and no info). The primitives come from
+``identity.X25519Key`` and ``meshagent.core`` (``aes_gcm_seal``/``aes_gcm_open``,
+``hkdf_sha256``: OpenSSL in the C core, pycryptodome in the pure-Python twin) and
+hashlib; what is here is the protocol bookkeeping, checked
 against the cacophony test vectors (tests/data/noise_xx_25519_aesgcm_sha256.json).
 
 Callers: ``meshagent.handshake`` (the mesh's certificate exchange on top), tests.
@@ -16,7 +17,6 @@ its transcript hash no longer matches the peer's.
 from __future__ import annotations
 
 import hashlib
-import hmac
 
 from meshagent import core
 from meshagent.errors import DecodeError, MeshError
@@ -57,11 +57,10 @@ class NoiseMessageError(NoiseError, DecodeError):
 
 
 def _hkdf(chaining_key: bytes, input_key_material: bytes) -> tuple[bytes, bytes]:
-    """HKDF of section 4.3 with two outputs (HMAC-SHA256)."""
-    temp_key = hmac.digest(chaining_key, input_key_material, "sha256")
-    output1 = hmac.digest(temp_key, b"\x01", "sha256")
-    output2 = hmac.digest(temp_key, output1 + b"\x02", "sha256")
-    return output1, output2
+    """HKDF of section 4.3 with two outputs: its temp_key is RFC 5869's extract with the
+    chaining key as salt, its outputs the first two blocks of the expand with no info."""
+    output = core.hkdf_sha256(input_key_material, 2 * HASH_BYTES, salt=chaining_key)
+    return output[:HASH_BYTES], output[HASH_BYTES:]
 
 
 def _nonce(nonce: int) -> bytes:

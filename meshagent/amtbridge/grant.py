@@ -17,8 +17,8 @@ AMT it describes. A fresh random salt per grant gives a fresh key, so the random
 never reused under one key. ``epoch`` only grows (rotation): a recipient keeps the grant
 of the highest epoch per owner, so a replayed old grant changes nothing.
 
-Nothing here is home-made cryptography: X25519 is the identity's (pycryptodome), HKDF is
-pycryptodome's, AES-GCM is ``meshagent.core``'s (OpenSSL or its Python twin).
+Nothing here is home-made cryptography: X25519 is the identity's, HKDF and AES-GCM are
+``meshagent.core``'s (OpenSSL, or its pycryptodome twin).
 """
 
 from __future__ import annotations
@@ -27,12 +27,9 @@ import os
 import struct
 from dataclasses import dataclass
 
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF
-
 from meshagent import codec
 from meshagent.amtbridge.errors import GrantError
-from meshagent.core import CoreError, aes_gcm_open, aes_gcm_seal
+from meshagent.core import CoreError, aes_gcm_open, aes_gcm_seal, hkdf_sha256
 from meshagent.errors import DecodeError
 from meshagent.identity import MembershipCertificate, NodeIdentity
 from meshagent.identity.errors import KeyAgreementError
@@ -95,9 +92,7 @@ def _context(sender: bytes, recipient: bytes, epoch: int) -> bytes:
 
 
 def _key(shared: bytes, salt: bytes, context: bytes) -> bytes:
-    key = HKDF(shared, 32, salt, SHA256, context=context)
-    assert isinstance(key, bytes)
-    return key
+    return hkdf_sha256(shared, 32, salt, context)
 
 
 def seal_grant(owner: NodeIdentity, recipient: MembershipCertificate, grant: AmtGrant) -> bytes:

@@ -1,7 +1,8 @@
 """``meshagent selftest``: known-answer tests and round trips of the core, where it runs.
 
-Runs ``meshagent.core.selftest`` (NIST AES-GCM vectors shipped as package data, frames,
-tunnel, replay window and route table on the C core and on the pure-Python twin), then a
+Runs ``meshagent.core.selftest`` (NIST AES-GCM vectors shipped as package data, RFC
+vectors for Ed25519, X25519 and HKDF, frames, tunnel, replay window and route table on the
+C core and on the pure-Python twin), then a
 stream round trip on each event loop ``meshagent run`` can take here (asyncio's, and
 uvloop where it is installed), and prints one line per check. Exit status 0 when every
 check passed, 1 otherwise. In a frozen executable this proves the bundled C core,

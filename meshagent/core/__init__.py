@@ -15,7 +15,8 @@ associated data, replay window, rekey limits, batch and stream calls. Raw
 low-order component, which a mesh never certifies; pycryptodome under both backends, as
 OpenSSL has no such check) and ``X25519Private`` (RFC 7748 key
 agreement; ``WeakPublicKey`` for a small-order peer key); signing stays in
-``meshagent.signing`` (pycryptodome). ``openssl_build()`` names the OpenSSL libcrypto the
+``meshagent.signing`` (pycryptodome). ``hkdf_sha256``: RFC 5869 key derivation (pair,
+stream and handshake keys). ``openssl_build()`` names the OpenSSL libcrypto the
 C core was compiled against and runs on (``OpenSSLBuild``). Sizes come from
 ``csrc/wire.h`` (``NODE_ID_BYTES``, ``KEY_BYTES``, ...). Errors: ``CoreError`` and its
 subclasses in ``meshagent.core.errors``.
@@ -76,6 +77,7 @@ Tunnel = _backend.Tunnel
 aes_gcm_open = _backend.aes_gcm_open
 aes_gcm_seal = _backend.aes_gcm_seal
 ed25519_verify = _backend.ed25519_verify
+hkdf_sha256 = _backend.hkdf_sha256
 X25519Private = _backend.X25519Private
 decode_frames = _backend.decode_frames
 encode_frames = _backend.encode_frames
@@ -89,6 +91,7 @@ __all__ = [
     "InvalidArgument", "RekeyRequired", "ReplayError", "ReplayWindow", "RouteTableFull",
     "Tunnel", "TunnelClosed", "WeakPublicKey", "X25519Private", "aes_gcm_open",
     "aes_gcm_seal", "decode_frames", "ed25519_verify", "ed25519_weak_key", "encode_frames",
+    "hkdf_sha256",
     "METRIC_INFINITY", "NO_NEXT_HOP", "Route", "RouteTable", "seq_newer",
     "OpenSSLBuild", "openssl_build",
 ]

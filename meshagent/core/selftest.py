@@ -4,8 +4,9 @@ Meant for the place the agent actually runs (a frozen executable, a wheel on a n
 platform): it proves that the C core loaded is the one built for this version and runs on
 a libcrypto it may run on (and names that OpenSSL: its speed is the core's), that its
 AES-GCM gives NIST's answers (``data/gcm_kat.json``, shipped as package data, a subset of
-the NIST CAVP vectors in ``tests/data/nist_gcm``), and that frames, the tunnel, the replay
-window and the route table work and agree with the pure-Python twin.
+the NIST CAVP vectors in ``tests/data/nist_gcm``), that its Ed25519, X25519 and HKDF give
+the RFCs' answers (RFC 8032 7.1 TEST 2, RFC 7748 6.1, RFC 5869 A.1), and that frames, the
+tunnel, the replay window and the route table work and agree with the pure-Python twin.
 
 ``run_selftest()`` returns one ``CheckResult`` per check and never raises for a failing
 check: an unexpected exception is a failed check with the exception as its detail.
@@ -117,6 +118,30 @@ def _check_gcm(backend: ModuleType) -> str:
     return f"{len(vectors)} NIST vectors ({failing} forged tags refused)"
 
 
+# RFC 8032 7.1 TEST 2 (key, message, signature); RFC 7748 6.1 (Alice's private key, Bob's
+# public key, their secret); RFC 5869 A.1 (secret, salt, info, output).
+_ED25519 = ("3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", "72",
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e"
+            "458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00")
+_X25519 = ("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+           "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f",
+           "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
+_HKDF = ("0b" * 22, "000102030405060708090a0b0c", "f0f1f2f3f4f5f6f7f8f9",
+         "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+
+
+def _check_keys(backend: ModuleType) -> str:
+    public, message, signature = (bytes.fromhex(h) for h in _ED25519)
+    _expect(backend.ed25519_verify(public, message, signature), "RFC 8032 signature refused")
+    forged = signature[:-1] + bytes([signature[-1] ^ 1])
+    _expect(not backend.ed25519_verify(public, message, forged), "altered signature accepted")
+    private, peer, secret = (bytes.fromhex(h) for h in _X25519)
+    _expect(backend.X25519Private(private).exchange(peer) == secret, "wrong X25519 secret")
+    ikm, salt, info, output = (bytes.fromhex(h) for h in _HKDF)
+    _expect(backend.hkdf_sha256(ikm, len(output), salt, info) == output, "wrong HKDF output")
+    return "RFC 8032, 7748 and 5869 answers; an altered signature refused"
+
+
 def _sample_frames() -> list[Frame]:
     return [Frame(type=1 + n % 7, flags=n % 3, src=bytes([n]) * 16, dst=bytes([255 - n]) * 16,
                   hop_limit=n % 16, channel=n * 1000, seq=n << 40,
@@ -215,6 +240,8 @@ def _checks() -> Iterator[tuple[str, Callable[[], str]]]:
     yield "libcrypto", _check_libcrypto
     for name, backend in BACKENDS.items():
         yield f"aes-gcm known answers ({name})", lambda b=backend: _check_gcm(b)
+        yield f"signature, agreement, hkdf known answers ({name})", \
+            lambda b=backend: _check_keys(b)
         yield f"frames round trip ({name})", lambda b=backend: _check_frames(b)
         yield f"tunnel round trip ({name})", lambda b=backend: _check_tunnel(b)
         yield f"replay window ({name})", lambda b=backend: _check_replay(b)

@@ -37,8 +37,8 @@ Streams (full-state exchange, TCP pings, liveness watches)
     Fresh nonces from both sides make a recorded stream useless to replay; only the
     holder of the certificate's X25519 key can derive the keys.
 
-AES-GCM and the replay window come from ``meshagent.core``; X25519 from the node's
-identity; HKDF from pycryptodome.
+AES-GCM, HKDF and the replay window come from ``meshagent.core``; X25519 from the node's
+identity.
 """
 
 from __future__ import annotations
@@ -51,9 +51,6 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from Crypto.Hash import SHA256
-from Crypto.Protocol.KDF import HKDF
 
 from meshagent import codec, core
 from meshagent.errors import DecodeError, MeshError
@@ -171,8 +168,8 @@ class PeerKeys:
         if peer.keys is None:
             mine, theirs = self.node_id, peer.cert.node_id
             low, high = sorted((mine, theirs))
-            keys = HKDF(self._secret(peer), 64, self.mesh_id, SHA256,
-                        context=b"meshagent/datagram" + low + high)
+            keys = core.hkdf_sha256(self._secret(peer), 64, self.mesh_id,
+                                    b"meshagent/datagram" + low + high)
             low_to_high, high_to_low = keys[:32], keys[32:]
             peer.keys = (low_to_high, high_to_low) if mine == low else (high_to_low,
                                                                          low_to_high)
@@ -310,7 +307,7 @@ class PeerKeys:
                 responder_id: bytes, opener_nonce: bytes, responder_nonce: bytes, *,
                 opener: bool) -> SealedStream:
         info = b"meshagent/stream" + opener_id + responder_id + opener_nonce + responder_nonce
-        keys = HKDF(self._secret(peer), 64, self.mesh_id, SHA256, context=info)
+        keys = core.hkdf_sha256(self._secret(peer), 64, self.mesh_id, info)
         opener_key, responder_key = keys[:32], keys[32:]
         send, recv = (opener_key, responder_key) if opener else (responder_key, opener_key)
         return SealedStream(stream, peer.cert, send, recv)
