@@ -247,7 +247,8 @@ class Membership:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._urgent = asyncio.Event()
         self._gossip_due = asyncio.Event()  # something queued or being fetched
-        self._resync = asyncio.Event()
+        self._resync = asyncio.Event()  # wakes the sync loop
+        self._exchange_now = False  # ... to exchange at once, not to plan again
         self._view_changed = True
         self._fast_syncs_left = profile.fast_sync_rounds
         self._rejoining = False  # a join reached nobody: retrying soon while alone
@@ -1255,12 +1256,17 @@ class Membership:
                         break
             await asyncio.sleep(spacing)
 
-    def _converge_quickly(self) -> None:
+    def _converge_quickly(self, exchange_now: bool = False) -> None:
         """After a join or a healed partition: announce ourselves, and do a few fast
-        full-state exchanges."""
+        full-state exchanges. The sync loop, asleep for a push-pull interval, is woken
+        to plan them (the first one fast-sync interval later, or at once when
+        ``exchange_now``): waiting out that sleep left a joiner with what the seed knew
+        when it answered, and the rest to gossip and repairs."""
         self._announce(self._members[self.node_id].record)
         self._view_changed = True
         self._fast_syncs_left = self.profile.fast_sync_rounds
+        self._exchange_now = self._exchange_now or exchange_now
+        self._resync.set()
 
     async def _sync_loop(self) -> None:
         """Full-state exchange: a few fast rounds while the view changes after a join or
@@ -1269,8 +1275,11 @@ class Membership:
             fast = self._view_changed and self._fast_syncs_left > 0
             delay = (self.profile.fast_sync_interval_s if fast
                      else self.profile.push_pull_scaled_s(self._alive_count()))
-            await self._wait(self._resync, delay * (0.5 + self.random.random()))
+            woken = await self._wait(self._resync, delay * (0.5 + self.random.random()))
             self._resync.clear()
+            if woken and not self._exchange_now:
+                continue  # a join or heal: plan the fast rounds
+            self._exchange_now = False
             if fast:
                 self._fast_syncs_left -= 1
             self._view_changed = False
@@ -1296,8 +1305,7 @@ class Membership:
                 elif entry.state == MemberState.LEFT and age > self.profile.reap_left_s:
                     self._drop_member(node_id, "reaped")
             if unreachable and await self.streams.sync_with(self.random.choice(unreachable)):
-                self._converge_quickly()
-                self._resync.set()
+                self._converge_quickly(exchange_now=True)
             if self._alive_count() <= 1 and self.seeds:
                 await self._join_once(self.seeds)
 
