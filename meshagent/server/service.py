@@ -15,7 +15,10 @@ Delivery (exactly once, with the agents' help):
   ``queued`` and is delivered again: the previous leader may have lost it. Agents run an
   id at most once (``SeenCommands``), and the first result stored wins, so a re-delivery
   can never run a command twice nor overwrite its result.
-* A leader's ``nack`` (target unreachable from the mesh) re-queues just that command.
+* A leader's ``nack`` (target unreachable from the mesh) re-queues just that command. It
+  goes out again when an inventory update shows the node back, or, while the leader
+  still reports the node deliverable (alive but not routable yet: its sessions are
+  forming), after ``nack_retry_min_s``, doubling per nack up to ``nack_retry_max_s``.
 * Expired commands never leave the queue (``expire_due`` runs every second).
 
 Root-signed documents (``trustdocs``: revocation list, allowlist), per mesh: adopted from
@@ -72,6 +75,13 @@ __all__ = ["ConsoleSigner", "LeaderSession", "MeshConfig", "MeshService", "NoMat
 log = get_logger(__name__)
 
 EXPIRY_INTERVAL_S = 1.0
+# A nacked command is offered again after this long (doubling per nack of the same node,
+# up to the maximum) if no inventory update shows its node back first: a leader nacks a
+# target it found no route to within its grace (relay.RelaySettings.no_route_grace_s,
+# 12 s), which an alive member may still be in while its sessions form. Without the
+# retry such a command waited for the node's next change of state, however long.
+NACK_RETRY_MIN_S = 15.0
+NACK_RETRY_MAX_S = 300.0
 DISPATCH_BATCH = 500
 
 
@@ -134,9 +144,19 @@ class ConsoleSigner:
 
 
 @dataclass
+class _NackRetry:
+    """When a nacked node's commands are next offered (None: offered, no nack since),
+    and the wait that took, which the next nack doubles."""
+
+    due: float | None
+    wait: float
+
+
+@dataclass
 class _Attached:
     session: LeaderSession
     states: dict[bytes, str]
+    retries: dict[bytes, _NackRetry] = field(default_factory=dict)
 
 
 class MeshService:
@@ -155,6 +175,8 @@ class MeshService:
         self._attached: dict[bytes, _Attached] = {}
         self._mesh_locks: dict[bytes, asyncio.Lock] = {}
         self._expiry_task: asyncio.Task[None] | None = None
+        self.nack_retry_min_s = NACK_RETRY_MIN_S
+        self.nack_retry_max_s = NACK_RETRY_MAX_S
 
     @property
     def revocations(self) -> dict[bytes, RevocationList]:
@@ -196,6 +218,7 @@ class MeshService:
         while True:
             try:
                 await self.expire_due()
+                await self.retry_nacked()
             except MeshError as exc:  # database down: try again next tick
                 log.warn_limited("expiry_failed", error=str(exc))
             await asyncio.sleep(EXPIRY_INTERVAL_S)
@@ -328,8 +351,11 @@ class MeshService:
                                                      updates, full))
         if full:
             attached.states = {n: "unreported" for n in attached.states}
+            attached.retries.clear()  # everything deliverable is offered below
         back = [u.node_id for u in updates if u.state in DELIVERABLE_STATES
                 and attached.states.get(u.node_id) not in DELIVERABLE_STATES]
+        for node_id in back:
+            attached.retries.pop(node_id, None)
         for update in updates:
             attached.states[update.node_id] = update.state
         self.events.publish("nodes")
@@ -419,13 +445,38 @@ class MeshService:
                                   keys: Sequence[tuple[bytes, bytes]], reason: str) -> None:
         attached = self._current(session)
         count = await self.db.requeue(session.mesh_id, keys)
+        now = self.clock()
         for command_id, node_id in keys:
             attached.states[node_id] = "unreachable"
+            retry = attached.retries.get(node_id)
+            if retry is None or retry.due is None:  # a pending retry covers this nack too
+                wait = self.nack_retry_min_s if retry is None else min(
+                    self.nack_retry_max_s, 2 * retry.wait)
+                attached.retries[node_id] = _NackRetry(now + wait, wait)
             await self.db.audit(f"leader:{session.node_id.hex()}", "command_requeued",
                                 command_id, {"node": node_id.hex(), "reason": reason},
                                 self.clock())
         if count:
             self.events.publish("commands", "audit")
+
+    async def retry_nacked(self) -> int:
+        """Offer again the nacked commands whose retry is due (see ``NACK_RETRY_MIN_S``);
+        ``take_deliverable`` sends them only if the node is still deliverable as the
+        leader last reported it. Returns how many were sent."""
+        now, sent = self.clock(), 0
+        for mesh_id, attached in list(self._attached.items()):
+            due = [node_id for node_id, retry in attached.retries.items()
+                   if retry.due is not None and retry.due <= now]
+            if not due:
+                continue
+            for node_id in due:
+                attached.retries[node_id].due = None
+            count = await self.dispatch(mesh_id, due)
+            if count:
+                log.event("nacked_commands_retried", mesh=mesh_id.hex(), nodes=len(due),
+                          commands=count)
+            sent += count
+        return sent
 
     # --- results --------------------------------------------------------------------
 

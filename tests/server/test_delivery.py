@@ -154,6 +154,51 @@ async def test_nack_keeps_the_command_queued_until_the_target_is_back(harness: H
     assert again.command_id == delivered.command_id
 
 
+async def test_nacked_command_is_offered_again_while_its_target_stays_alive(
+        harness: Harness) -> None:
+    """The leader nacks a target it found no route to, but keeps reporting it alive (its
+    sessions are still forming): no inventory update will show it back, so the command
+    is offered again after the retry wait, and the wait doubles with each nack."""
+    leader = await _leader_knowing_all_nodes(harness, term=1)
+    harness.service.nack_retry_min_s = 0.2
+    target = harness.mesh.nodes[3]
+    command_id = await _submit(harness, Target.node(target.node_id))
+    delivered = await asyncio.wait_for(leader.delivered.get(), 10)
+    assert leader.uplink is not None
+    await leader.uplink.nack(delivered.command_id, target.node_id, "no route")
+    again = await asyncio.wait_for(leader.delivered.get(), 10)
+    assert again.command_id == delivered.command_id
+    assert await _states(harness, command_id) == ["sent"]
+    await leader.uplink.nack(again.command_id, target.node_id, "no route")
+    await wait_for(lambda: _has_state(harness, command_id, "queued"))
+    attached = harness.service._attached[harness.mesh.root.trust.mesh_id]
+    assert attached.retries[target.node_id].wait == 0.4
+    third = await asyncio.wait_for(leader.delivered.get(), 10)
+    assert third.command_id == delivered.command_id
+    audit = await harness.service.db.audit_log(command_id=delivered.command_id)
+    assert [a.event for a in audit].count("command_requeued") == 2
+
+
+async def test_nacked_command_waits_while_its_target_is_reported_unreachable(
+        harness: Harness) -> None:
+    leader = await _leader_knowing_all_nodes(harness, term=1)
+    harness.service.nack_retry_min_s = 0.1
+    target = harness.mesh.nodes[2]
+    await _submit(harness, Target.node(target.node_id))
+    delivered = await asyncio.wait_for(leader.delivered.get(), 10)
+    assert leader.uplink is not None
+    await _report_state(harness, leader, target.node_id, "unreachable", 9.0)
+    await leader.uplink.nack(delivered.command_id, target.node_id, "no route")
+    attached = harness.service._attached[harness.mesh.root.trust.mesh_id]
+    await wait_for(lambda: target.node_id in attached.retries
+                   and attached.retries[target.node_id].due is None, what="the retry")
+    assert leader.delivered.empty()  # offered, but the node is not deliverable
+    await _report_state(harness, leader, target.node_id, "alive", 10.0)
+    again = await asyncio.wait_for(leader.delivered.get(), 10)
+    assert again.command_id == delivered.command_id
+    assert target.node_id not in attached.retries
+
+
 async def test_tag_selector_queues_one_entry_per_matching_node(harness: Harness) -> None:
     await _leader_knowing_all_nodes(harness, term=1)
     command_id = await _submit(harness, Target.tagged({"index": "2"}))
