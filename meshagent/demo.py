@@ -47,6 +47,7 @@ from meshagent.identity import MeshRoot, NodeCredentials, NodeIdentity
 
 __all__ = [
     "LocalMesh", "LocalNode", "AgentProcess", "DemoContext", "DemoStep", "DEMO_STEPS",
+    "agent_command",
     "create_mesh", "agent_toml", "query", "wait_for", "run_demo", "stop_demo", "loopback_addresses",
     "create_demo_mesh", "start_agents", "show_convergence", "kill_one", "show_detection",
     "restart_one", "show_rejoin", "leave_running", "DemoError",
@@ -177,6 +178,14 @@ async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float,
         await asyncio.sleep(interval)
 
 
+def agent_command() -> list[str]:
+    """How to start this program's ``meshagent`` CLI in a child process: the frozen
+    executable itself (it has no ``-m``), else this interpreter on the CLI module."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "meshagent.cli.main"]
+
+
 class AgentProcess:
     """One ``meshagent run`` child process for a ``LocalNode``."""
 
@@ -196,8 +205,8 @@ class AgentProcess:
         return self.process is not None and self.process.poll() is None
 
     def start(self) -> None:
-        command = [*self.command_prefix, sys.executable, "-m", "meshagent.cli.main",
-                   "run", "--config", str(self.node.config_path)]
+        command = [*self.command_prefix, *agent_command(), "run", "--config",
+                   str(self.node.config_path)]
         with open(self.node.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
                 command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from meshagent.demo import (
     DemoContext,
     DemoError,
     DemoStep,
+    agent_command,
     create_demo_mesh,
     leave_running,
     query,
@@ -75,7 +75,7 @@ async def start_web_service(ctx: DemoContext) -> None:
     ctx.extras["lab"] = lab
     with open(lab.service_dir / "service.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "meshagent.cli.main", "server", "run", "--dir",
+            [*agent_command(), "server", "run", "--dir",
              str(lab.service_dir), "--listen", f"127.0.0.1:{SERVICE_PORT}"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)

@@ -4,12 +4,13 @@ control sockets: what ``meshctl`` and the demo see."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from meshagent.demo import AgentProcess, create_mesh, query, wait_for
+from meshagent.demo import AgentProcess, agent_command, create_mesh, query, wait_for
 from meshagent.eventloop import uvloop_factory
 from tests.mesh.meshkit import free_loopback_subnet
 
@@ -95,3 +96,13 @@ async def test_paused_agent_is_marked_unreachable_and_recovers_when_resumed(
     finally:
         sleeper.resume()
     await wait_for(lambda: _converged(processes), 20, "the resumed agent to refute")
+
+
+def test_agent_processes_start_the_frozen_executable_itself(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen executable has no ``-m``: its demo and test meshes start agents and the
+    web service with the executable itself (CI runs the frozen demo end to end)."""
+    assert agent_command() == [sys.executable, "-m", "meshagent.cli.main"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", "/opt/meshagent/meshagent")
+    assert agent_command() == ["/opt/meshagent/meshagent"]
