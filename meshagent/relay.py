@@ -29,7 +29,8 @@ Exactly once, with the web service's bookkeeping (``server/service.py``):
 * The leader re-sends a command with back-off until the target answers (``WORKING`` or
   ``RESULT``). A target that membership declares gone, or that has no route for
   ``no_route_grace_s``, is reported with ``nack``: the service keeps the command queued
-  and hands it to the leader again when the node is back (unless it expired first).
+  and hands it to the leader again when the node is back, or after a doubling wait while
+  the leader still reports it alive (unless it expired first).
 * A new leader gets every unanswered command again from the service; a node restarted
   mid-command reports it ``interrupted`` (``CommandExecutor.recover_interrupted``).
 
