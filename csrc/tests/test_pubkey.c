@@ -8,17 +8,6 @@
 #include "check.h"
 #include "pubkey.h"
 
-static size_t from_hex(const char *hex, uint8_t *out, size_t cap) {
-    size_t n = strlen(hex) / 2;
-    if (n > cap) return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned int byte;
-        if (sscanf(hex + 2 * i, "%2x", &byte) != 1) return 0;
-        out[i] = (uint8_t)byte;
-    }
-    return n;
-}
-
 struct ed25519_vector { const char *public_key, *message, *signature; };
 
 /* RFC 8032, section 7.1: TEST 1 (empty message), TEST 2, TEST 3. */

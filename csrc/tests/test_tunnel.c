@@ -10,25 +10,15 @@
 #include "check.h"
 #include "tunnel.h"
 
-static size_t unhex(const char *hex, uint8_t *out) {
-    size_t n = strlen(hex) / 2;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v = 0;
-        sscanf(hex + 2 * i, "%2x", &v);
-        out[i] = (uint8_t)v;
-    }
-    return n;
-}
-
 /* NIST CAVS 14.0 gcmEncryptExtIV256, Keylen 256, IVlen 96, PTlen 128, AADlen 128. */
 static void test_raw_gcm_matches_nist_vector(void) {
     uint8_t key[32], iv[12], pt[16], aad[16], ct[16], tag[16], out[32], back[16];
-    unhex("92e11dcdaa866f5ce790fd24501f92509aacf4cb8b1339d50c9c1240935dd08b", key);
-    unhex("ac93a1a6145299bde902f21a", iv);
-    unhex("2d71bcfa914e4ac045b2aa60955fad24", pt);
-    unhex("1e0889016f67601c8ebea4943bc23ad6", aad);
-    unhex("8995ae2e6df3dbf96fac7b7137bae67f", ct);
-    unhex("eca5aa77d51d4a0a14d9c51e1da474ab", tag);
+    CHECK(from_hex("92e11dcdaa866f5ce790fd24501f92509aacf4cb8b1339d50c9c1240935dd08b", key, sizeof key) == sizeof key);
+    CHECK(from_hex("ac93a1a6145299bde902f21a", iv, sizeof iv) == sizeof iv);
+    CHECK(from_hex("2d71bcfa914e4ac045b2aa60955fad24", pt, sizeof pt) == sizeof pt);
+    CHECK(from_hex("1e0889016f67601c8ebea4943bc23ad6", aad, sizeof aad) == sizeof aad);
+    CHECK(from_hex("8995ae2e6df3dbf96fac7b7137bae67f", ct, sizeof ct) == sizeof ct);
+    CHECK(from_hex("eca5aa77d51d4a0a14d9c51e1da474ab", tag, sizeof tag) == sizeof tag);
     CHECK(mesh_aes_gcm_seal(key, 32, iv, 12, aad, 16, pt, 16, 16, out, sizeof(out)) == MESH_OK);
     CHECK(memcmp(out, ct, 16) == 0 && memcmp(out + 16, tag, 16) == 0);
     CHECK(mesh_aes_gcm_open(key, 32, iv, 12, aad, 16, out, 32, 16, back, sizeof(back)) ==
