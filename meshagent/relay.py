@@ -118,8 +118,9 @@ class RelaySettings:
     # A target membership holds alive may have no route for a while: after a burst of
     # membership news (its own rejoin) sessions wait for the view to settle, at most
     # sessions.settle_max (6 s) plus the dial spread (at most 4 s). A nack makes the
-    # service keep the command until the target is back, which a live target never
-    # becomes again, so the grace must outlast that wait.
+    # service hold the command until the target is back or, for a target still alive,
+    # for its nack retry wait (15 s at first, server/service.py), so the grace outlasts
+    # the sessions' wait rather than add that retry wait to every such delivery.
     no_route_grace_s: float = 12.0
 
 

@@ -351,10 +351,11 @@ async def test_target_without_a_route_is_nacked_after_the_grace(line: Mesh) -> N
 
 
 def test_the_default_no_route_grace_outlasts_the_sessions_wait_after_a_burst() -> None:
-    """A nack makes the service keep the command until the target is back, which a live
-    target never becomes again. After its own rejoin a target's sessions wait for the
-    view to settle (at most ``settle_max``) and then for the dial spread, so a command
-    for a target that just returned must not be nacked for want of a route meanwhile."""
+    """A nack makes the service hold the command until the target is back, or for its
+    retry wait while the target stays alive. After its own rejoin a target's sessions
+    wait for the view to settle (at most ``settle_max``) and then for the dial spread,
+    so a command for a target that just returned must not be nacked for want of a route
+    meanwhile."""
     settle_max = inspect.signature(SessionManager).parameters["settle_max"].default
     assert RelaySettings().no_route_grace_s > settle_max + sessions._SPREAD_MAX_S
 
