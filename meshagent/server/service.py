@@ -471,7 +471,14 @@ class MeshService:
                 continue
             for node_id in due:
                 attached.retries[node_id].due = None
-            count = await self.dispatch(mesh_id, due)
+            try:
+                count = await self.dispatch(mesh_id, due)
+            except MeshError:  # database down: offer them at the next tick instead
+                for node_id in due:
+                    retry = attached.retries.get(node_id)
+                    if retry is not None and retry.due is None:
+                        retry.due = now
+                raise
             if count:
                 log.event("nacked_commands_retried", mesh=mesh_id.hex(), nodes=len(due),
                           commands=count)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from meshagent.commands import Target
-from meshagent.server.db import CommandState, NodeFilter
+from meshagent.server.db import CommandState, DatabaseUnavailable, NodeFilter
 from meshagent.server.testkit import SimulatedLeader
 from meshagent.uplink import NodeReport
 from tests.polling import wait_for
@@ -177,6 +179,31 @@ async def test_nacked_command_is_offered_again_while_its_target_stays_alive(
     assert third.command_id == delivered.command_id
     audit = await harness.service.db.audit_log(command_id=delivered.command_id)
     assert [a.event for a in audit].count("command_requeued") == 2
+
+
+async def test_nack_retry_that_met_a_database_outage_is_kept_for_the_next_tick(
+        harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    leader = await _leader_knowing_all_nodes(harness, term=1)
+    service = harness.service
+    service.nack_retry_min_s = 0.0
+    target = harness.mesh.nodes[1]
+    await _submit(harness, Target.node(target.node_id))
+    delivered = await asyncio.wait_for(leader.delivered.get(), 10)
+    attached = service._attached[harness.mesh.root.trust.mesh_id]
+
+    async def unavailable(*args: object, **kwargs: object) -> None:
+        raise DatabaseUnavailable("database down")
+
+    with monkeypatch.context() as patch:  # no tick may offer it before the outage ends
+        patch.setattr(service.db, "take_deliverable", unavailable)
+        assert leader.uplink is not None
+        await leader.uplink.nack(delivered.command_id, target.node_id, "no route")
+        await wait_for(lambda: target.node_id in attached.retries, what="the nack")
+        with pytest.raises(DatabaseUnavailable):
+            await service.retry_nacked()
+        assert attached.retries[target.node_id].due is not None
+    again = await asyncio.wait_for(leader.delivered.get(), 10)
+    assert again.command_id == delivered.command_id
 
 
 async def test_nacked_command_waits_while_its_target_is_reported_unreachable(
