@@ -233,6 +233,31 @@ def test_sealing_rejects_replay_tamper_misdirection_and_strangers(mesh: tuple) -
     assert _reason(b, b"\x01" * 20) == "malformed"
 
 
+def _counter(datagram: bytes) -> int:
+    return int.from_bytes(datagram[2 + 16 + 16 + 8:2 + 16 + 16 + 8 + 4], "big")
+
+
+def test_renewal_of_a_peer_keeps_the_nonce_counter_and_the_replay_window(mesh: tuple) -> None:
+    """A renewal keeps the peer's keys, so the pair key stays the same: restarting our
+    counter for it would seal two datagrams under one AES-GCM nonce, and a fresh replay
+    window would take its earlier datagrams again."""
+    root, nodes = mesh
+    a, b = _keys(mesh, 0), _keys(mesh, 1)
+    a.learn(nodes[1][1])
+    b.learn(nodes[0][1])
+    before = a.seal(b.node_id, b"one")
+    assert b.open(before) == (a.node_id, b"one")
+    earlier = b.seal(a.node_id, b"earlier")
+    assert a.open(earlier) == (b.node_id, b"earlier")
+    identity = nodes[1][0]
+    a.learn(root.issue_certificate(identity.sign_public, identity.dh_public, ["member"],
+                                   "node1", lifetime_s=7200))
+    after = a.seal(b.node_id, b"two")
+    assert _counter(after) == _counter(before) + 1
+    assert b.open(after) == (a.node_id, b"two")
+    assert _reason(a, earlier) == "replay"
+
+
 def test_older_epoch_of_a_live_peer_is_refused(mesh: tuple) -> None:
     root, nodes = mesh
     b = _keys(mesh, 1)

@@ -131,10 +131,25 @@ class PeerKeys:
     # -- peers ------------------------------------------------------------------------
 
     def learn(self, cert: MembershipCertificate) -> None:
-        """Remember a verified certificate (a new serial replaces the old keys)."""
+        """Remember a verified certificate (a new serial replaces the old one). A renewal
+        for the same keys keeps the pair keys and the replay window: the peer's datagrams
+        sealed before it renewed must not become fresh again."""
         peer = self._peers.get(cert.node_id)
-        if peer is None or peer.cert.serial != cert.serial:
-            self._peers[cert.node_id] = _Peer(cert, _digest(cert.to_wire()))
+        if peer is not None and peer.cert.serial == cert.serial:
+            return
+        renewed = _Peer(cert, _digest(cert.to_wire()))
+        if peer is not None and peer.cert.dh_public == cert.dh_public:
+            renewed.secret, renewed.keys = peer.secret, peer.keys
+            renewed.send_counter, renewed.knows_me = peer.send_counter, peer.knows_me
+            renewed.recv_epoch, renewed.window = peer.recv_epoch, peer.window
+        self._peers[cert.node_id] = renewed
+
+    def use_certificate(self, certificate: MembershipCertificate) -> None:
+        """Present ``certificate`` from now on (a renewal of ours): attached to the next
+        datagram to every peer, and in every stream hello."""
+        self.certificate_wire = certificate.to_wire()
+        for peer in self._peers.values():
+            peer.knows_me = False
 
     def forget(self, node_id: bytes) -> None:
         self._peers.pop(node_id, None)
