@@ -44,6 +44,7 @@ import psutil
 
 from meshagent import __version__, handshake
 from meshagent.amtbridge.configured import bridge_from_config
+from meshagent.certwatch import CertificateWatch
 from meshagent.commands import TagStore
 from meshagent.config import AgentConfig
 from meshagent.control import ControlServer
@@ -124,6 +125,10 @@ class Agent:
             documents=self.documents, redeemed=_load_redeemed(config.node.state_dir),
             record_fields={"hostname": config.node.display_name, "os": _os_name(),
                            "agent_version": __version__, "tags": dict(config.node.tags)})
+        self.certificate_watch = CertificateWatch(
+            config.node.state_dir, self.membership, self.credentials, self._certificate_renewed,
+            check_s=config.node.certificate_check_s,
+            warn_s=config.node.certificate_warn_days * 86400)
         self.discovery = Discovery(
             self.membership, group=config.discovery.multicast_group,
             port=config.discovery.multicast_port,
@@ -147,7 +152,7 @@ class Agent:
         self.control = ControlServer(config.control_socket, {
             "status": self._status, "nodes": self._nodes, "routes": self._routes,
             "sessions": self._sessions, "ping": self._ping, "join": self._join,
-            "member_states": self._member_states})
+            "member_states": self._member_states, "certificate": self._certificate})
         # Election, the command relay and, with [server] configured, the leader's uplink.
         self.tags = TagStore(config.node.tags,
                              on_change=lambda tags: self.membership.update_record(tags=tags))
@@ -186,6 +191,7 @@ class Agent:
         try:
             await self.sessions.start()
             await self.membership.start()
+            await self.certificate_watch.start()
             await self.router.start()
             await self.amt.start()
             await self.leadership.start()
@@ -212,6 +218,7 @@ class Agent:
         await self.leadership.stop()
         await self.amt.stop()
         await self.router.stop()
+        await self.certificate_watch.stop()
         await self.sessions.stop()
         if leave:
             await self.membership.leave()
@@ -289,6 +296,11 @@ class Agent:
             self.sessions.close_peer(member.node_id, "peer left")
         self.sessions.view_changed()
 
+    def _certificate_renewed(self, credentials: NodeCredentials) -> None:
+        """Membership took the renewal already; new handshakes present it from now on
+        (sessions up now keep theirs until their next handshake)."""
+        self.credentials = credentials
+
     def _revocations_adopted(self, kind: str, revocations: TrustDocument) -> None:
         """Cut every session whose peer certificate the new list revokes, members or not
         (new handshakes check ``membership.revocations``)."""
@@ -317,7 +329,15 @@ class Agent:
             "transport": dict(self.transport.counters),
             "udp_receive_buffer": self.transport.receive_buffer,
             "session_stats": dataclasses.asdict(self.sessions.stats),
+            "certificate": self.certificate_watch.status(),
         }
+
+    def _certificate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """This node's certificate; with ``check`` true, node.cert is looked at first
+        (a renewal written there is adopted now, not at the next periodic look)."""
+        if params.get("check"):
+            self.certificate_watch.check()
+        return self.certificate_watch.status()
 
     def _nodes(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every member as ``meshctl nodes`` shows it; params ``state`` (list of names)
@@ -354,6 +374,7 @@ class Agent:
             "tags": dict(record.tags), "power": record.power_source, "load": record.load,
             "amt": record.amt_present, "self": member.is_self,
             "route": self._route_view(member.node_id, member.is_self),
+            "certificate": {"serial": record.cert.serial, "expires": record.cert.expires},
         }
 
     def _route_view(self, node_id: bytes, is_self: bool) -> dict[str, Any] | None:

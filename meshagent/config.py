@@ -65,6 +65,12 @@ class NodeConfig:
     tags: dict[str, str] = _key("Free-form labels gossiped with this node's record, e.g. "
                                 "{ site = \"lab\" }; `meshctl nodes --tag site=lab` filters "
                                 "on them.", factory=dict)
+    certificate_check_s: float = _key("Seconds between looks at node.cert for a renewed "
+                                      "certificate, adopted without a restart.", 60.0,
+                                      minimum=1.0)
+    certificate_warn_days: float = _key("Log certificate_expires_soon (once a day) when this "
+                                        "node's certificate has fewer days left; 0 = never.",
+                                        30.0, minimum=0.0)
 
     @property
     def display_name(self) -> str:

@@ -194,11 +194,13 @@ class LeaderRole:
 
     async def _start_leading(self, term: int) -> None:
         credentials = self.credentials
+        # Membership holds our current certificate (a renewal replaces it while we run).
+        certificate = self.membership.certificate
         relay = LeaderRelay(self.channel, _UplinkSink(self), self._reachable, self._signer_of,
                             self.relay_settings)
         api = _uplink()
         uplink = api.Uplink(self.target.url, self.target.pin, credentials.identity,
-                            credentials.certificate, term,
+                            certificate, term,
                             api.ResultSpool(self.target.spool_dir),
                             relay.deliver, self._full_inventory,
                             documents=self.membership.documents,

@@ -134,14 +134,16 @@ class NodeRecord:
         return record
 
     def updated(self, identity: NodeIdentity, *, incarnation: int | None = None,
-                leaving: bool | None = None, **fields: Any) -> NodeRecord:
-        """A copy with ``fields`` changed, re-signed at a higher incarnation."""
+                leaving: bool | None = None, certificate: MembershipCertificate | None = None,
+                **fields: Any) -> NodeRecord:
+        """A copy with ``fields`` changed (and ``certificate``, a renewal), re-signed at a
+        higher incarnation."""
         unknown = set(fields) - set(self.FIELDS)
         if unknown:
             raise MalformedRecord(f"unknown record fields {sorted(unknown)}")
         values = {name: getattr(self, name) for name in self.FIELDS} | fields
         return NodeRecord.sign(
-            identity, self.cert,
+            identity, certificate or self.cert,
             incarnation=self.incarnation + 1 if incarnation is None else incarnation,
             leaving=self.leaving if leaving is None else leaving, **values)
 

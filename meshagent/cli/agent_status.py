@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from meshagent.cli.control_client import add_socket_arguments, call_agent
+from meshagent.cli.times import utc_time
 
 HELP = "show the running agent's identity, mesh view, sessions and routes"
 
@@ -14,9 +15,14 @@ HELP = "show the running agent's identity, mesh view, sessions and routes"
 def configure(parser: argparse.ArgumentParser) -> None:
     add_socket_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
+    parser.add_argument("--check-certificate", action="store_true",
+                        help="have the agent look at node.cert first (a renewal written "
+                             "there is adopted now, not at its next periodic look)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.check_certificate:
+        call_agent(args, "certificate", {"check": True})
     status = call_agent(args, "status")
     if args.json:
         print(json.dumps(status, indent=2, sort_keys=True))
@@ -41,4 +47,18 @@ def format_status(status: dict[str, Any]) -> str:
             status.get("documents", {}).get("versions", {}).items()))
                         or "no revocation list, no allowlist"),
     ]
+    certificate = status.get("certificate")
+    if certificate:
+        lines.append(_certificate_line(certificate))
     return "\n".join(lines)
+
+
+def _certificate_line(certificate: dict[str, Any]) -> str:
+    left = certificate["expires_in_s"]
+    when = (f"expires {utc_time(certificate['expires'])} (in {left / 86400:.1f} days)"
+            if left > 0 else f"EXPIRED {utc_time(certificate['expires'])}: the mesh refuses "
+                             "this node until a renewed node.cert is adopted")
+    line = f"cert      serial {certificate['serial']}, {when}"
+    if certificate.get("last_refusal"):
+        line += f"; renewal refused: {certificate['last_refusal']}"
+    return line

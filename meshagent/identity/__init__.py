@@ -27,6 +27,7 @@ from meshagent.identity.enrollment import (
     REVOCATIONS_FILE,
     TRUST_FILE,
     NodeCredentials,
+    load_certificate,
     redeem_join_token,
 )
 from meshagent.identity.errors import (
@@ -65,7 +66,7 @@ __all__ = [
     "REVOCATIONS_FILE", "REDEEMED_FILE",
     "node_id_of", "MeshTrust", "MeshRoot", "NodeIdentity", "X25519Key",
     "MembershipCertificate", "RevocationList", "JoinToken", "RedeemedTokens",
-    "NodeCredentials", "redeem_join_token",
+    "NodeCredentials", "load_certificate", "redeem_join_token",
     "CertificateError", "MalformedCertificate", "UntrustedCertificate", "WrongMesh",
     "CertificateExpired", "CertificateNotYetValid", "CertificateRevoked", "JoinTokenError",
     "MalformedJoinToken", "UntrustedJoinToken", "JoinTokenExpired", "JoinTokenReused",

@@ -19,8 +19,8 @@ from meshagent.identity.jointoken import JoinToken
 from meshagent.identity.keys import MeshTrust, NodeIdentity
 from meshagent.log import get_logger
 
-__all__ = ["NodeCredentials", "redeem_join_token", "IDENTITY_FILE", "CERTIFICATE_FILE",
-           "TRUST_FILE", "REVOCATIONS_FILE", "REDEEMED_FILE"]
+__all__ = ["NodeCredentials", "load_certificate", "redeem_join_token", "IDENTITY_FILE",
+           "CERTIFICATE_FILE", "TRUST_FILE", "REVOCATIONS_FILE", "REDEEMED_FILE"]
 
 log = get_logger(__name__)
 
@@ -59,12 +59,18 @@ class NodeCredentials:
         """Read a node directory; the certificate is parsed, not judged (it may have
         expired: the caller decides, usually by ``MembershipCertificate.verify``)."""
         path = Path(node_dir)
-        doc = read_document(path / CERTIFICATE_FILE, "membership-cert")
-        wire = doc.get("cert")
-        if not isinstance(wire, bytes):
-            raise IdentityFileError(f"{path / CERTIFICATE_FILE}: certificate missing")
-        return cls(NodeIdentity.load(path / IDENTITY_FILE),
-                   MembershipCertificate.from_wire(wire), MeshTrust.load(path / TRUST_FILE))
+        return cls(NodeIdentity.load(path / IDENTITY_FILE), load_certificate(path),
+                   MeshTrust.load(path / TRUST_FILE))
+
+
+def load_certificate(node_dir: str | os.PathLike[str]) -> MembershipCertificate:
+    """The node directory's certificate, parsed, not judged (a running agent reads a
+    renewal this way). Raises IdentityFileError, a CertificateError or OSError."""
+    path = Path(node_dir) / CERTIFICATE_FILE
+    wire = read_document(path, "membership-cert").get("cert")
+    if not isinstance(wire, bytes):
+        raise IdentityFileError(f"{path}: certificate missing")
+    return MembershipCertificate.from_wire(wire)
 
 
 def redeem_join_token(token: JoinToken | str, identity: NodeIdentity, hostname: str,

@@ -41,7 +41,9 @@ limited), which repairs what lost datagrams left out.
 
 Records: only records that verify (``RecordVerifier``: certificate against the mesh trust
 and revocation list, signature by the certificate's key) and carry a higher incarnation
-than the one held are accepted.
+than the one held are accepted. A member is dropped when its certificate expires, at that
+moment (``_check_expiry``), as when a revocation list names it; ``adopt_certificate`` takes
+a renewal of our own certificate while we run.
 
 Root-signed documents (revocation list, allowlist; see ``meshagent.trustdocs``) are held in
 ``documents``. A newly adopted one is announced by gossip (``Document``: kind, version); a
@@ -60,6 +62,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import math
 import random
 import time
 from collections import Counter
@@ -68,12 +71,14 @@ from typing import Any
 
 from meshagent.identity import (
     CertificateError,
+    CertificateRevoked,
     JoinTokenReused,
     MembershipCertificate,
     MeshTrust,
     NodeIdentity,
     RedeemedTokens,
     RevocationList,
+    UntrustedCertificate,
 )
 from meshagent.log import get_logger
 from meshagent.membership.broadcast import BroadcastQueue
@@ -252,6 +257,9 @@ class Membership:
         self._view_changed = True
         self._fast_syncs_left = profile.fast_sync_rounds
         self._rejoining = False  # a join reached nobody: retrying soon while alone
+        self._next_expiry = math.inf  # wall-clock time the next certificate held expires
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._own_expiry_logged = False
         self._running = False
         self._leaving = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -284,6 +292,7 @@ class Membership:
         self._index_record(None, record)
         self._live.add(self.node_id)
         self._running = True
+        self._watch_expiry(self.certificate.expires)
         for loop_body in (self._probe_loop, self._gossip_loop, self._sync_loop,
                           self._maintenance_loop):
             self._spawn(loop_body())
@@ -337,6 +346,8 @@ class Membership:
         if not self._running:
             return
         self._running = False
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
         while self._tasks:  # tasks may spawn tasks while they wind down
             tasks = list(self._tasks)
             for task in tasks:
@@ -438,6 +449,34 @@ class Membership:
         if revocations.signed is None or revocations.version <= self.revocations.version:
             return False
         return self.documents.offer(REVOCATIONS, revocations.to_wire())
+
+    def adopt_certificate(self, certificate: MembershipCertificate) -> None:
+        """Take a renewed certificate for this node without a restart.
+
+        It must be for this node's keys, of this mesh, valid now, not revoked and not of
+        a burnt join token: else a ``CertificateError`` (typed, logged by the caller) and
+        nothing changes. Then our record is signed again with it at the next incarnation
+        and announced, our next datagram to every peer and every stream hello carry it,
+        and a state exchange follows at once: peers that dropped us when the old one
+        expired take us back from it."""
+        if (certificate.sign_public != self.identity.sign_public
+                or certificate.dh_public != self.identity.dh_public):
+            raise UntrustedCertificate("certificate is for other keys than this node's")
+        MembershipCertificate.verify(certificate.to_wire(), self.trust)
+        if self.revocations.is_revoked(certificate):
+            raise CertificateRevoked(f"certificate serial {certificate.serial} is revoked")
+        self.redeemed.claim(certificate)
+        self.certificate = certificate
+        self.keys.use_certificate(certificate)
+        self._own_expiry_logged = False
+        self.counters["certificates_adopted"] += 1
+        if not self._running:
+            return  # start() signs the first record with it
+        me = self._replace_own_record(certificate=certificate)
+        self._announce(me.record)
+        self._notify(me, MemberState.ALIVE)
+        self._watch_expiry(certificate.expires)
+        self._converge_quickly(exchange_now=True)
 
     def offer_document(self, kind: str, wire: bytes, source: str) -> bool:
         """A root-signed document from a peer: adopted if newer (True). A refused one is
@@ -667,6 +706,7 @@ class Membership:
             else:
                 self._notify(entry, new_state)
         self._fetching.pop(record.node_id, None)
+        self._watch_expiry(record.cert.expires)
         if rebroadcast or record.node_id == from_owner_at:
             self._announce(record)
         else:
@@ -941,6 +981,50 @@ class Membership:
                 self._drop_member(node_id, "revoked")
         if self.revocations.is_revoked(self.certificate):
             log.error("own_certificate_revoked", node=self.node_id.hex())
+
+    def _watch_expiry(self, expires: float) -> None:
+        """A certificate held (a member's, or ours) expires at ``expires``: check then."""
+        if expires < self._next_expiry:
+            self._next_expiry = expires
+            self._arm_expiry_check()
+
+    def _arm_expiry_check(self) -> None:
+        """Time the next expiry check, once it is near: the maintenance loop calls this
+        every turn, so an expiry further away than two of its turns needs no timer yet.
+        The event loop's clock stops while a laptop sleeps; the wall clock certificates
+        expire by does not, and the next turn after a wake-up sees that."""
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        remaining = self._next_expiry - time.time()
+        if not self._running or remaining > 2 * self.profile.reconnect_interval_s:
+            return
+        assert self._loop is not None
+        # Expired means past ``expires`` (as RecordVerifier judges): just after it.
+        self._expiry_timer = self._loop.call_later(max(0.0, remaining) + 0.01,
+                                                   self._check_expiry)
+
+    def _check_expiry(self) -> None:
+        """Drop every member whose certificate has expired. Like a revoked member it
+        can no longer prove membership: its records, datagrams, streams and sessions are
+        refused as they come, and this ends what it already had. Ours expiring is logged
+        (the mesh drops us; ``adopt_certificate`` brings us back)."""
+        self._expiry_timer = None
+        now = time.time()
+        upcoming = math.inf
+        for node_id, entry in list(self._members.items()):
+            expires = entry.record.cert.expires
+            if now <= expires:
+                upcoming = min(upcoming, expires)
+            elif node_id == self.node_id:
+                if not self._own_expiry_logged:
+                    log.error("own_certificate_expired", node=node_id.hex(), expired=expires)
+                    self._own_expiry_logged = True
+            else:
+                log.warning("member_certificate_expired", node=node_id.hex(), expired=expires)
+                self._drop_member(node_id, "certificate_expired")
+        self._next_expiry = upcoming
+        self._arm_expiry_check()
 
     def _token_burnt(self, token_id: bytes) -> None:
         """A join token was presented by two nodes: drop every member holding it."""
@@ -1293,6 +1377,7 @@ class Membership:
         """Retry unreachable members (heals partitions) and forget long-gone ones."""
         while self._running:
             await asyncio.sleep(self.profile.reconnect_interval_s * (0.5 + self.random.random()))
+            self._arm_expiry_check()
             now = time.time()
             unreachable = []
             for node_id, entry in list(self._members.items()):

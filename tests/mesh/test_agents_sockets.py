@@ -12,9 +12,11 @@ import pytest
 
 from meshagent import agent as agent_module
 from meshagent.agent import Agent
+from meshagent.cli.main import main as meshagent_main
 from meshagent.config import load_config
 from meshagent.control import RemoteError, call
-from meshagent.demo import create_mesh
+from meshagent.demo import ROOT_FILE, create_mesh
+from meshagent.identity import MeshRoot, NodeCredentials
 from meshagent.membership import MemberState
 from meshagent.routing import FIRST_FREE_CHANNEL, Message
 from meshagent.sessions import PeerCandidate
@@ -71,6 +73,35 @@ async def test_nodes_filters_by_state_and_tag(agents: list[Agent]) -> None:
     assert await call(socket, "nodes", {"state": ["left"]}) == []
     with pytest.raises(RemoteError, match="unknown state"):
         await call(socket, "nodes", {"state": ["sleeping"]})
+
+
+async def test_renewed_node_cert_is_adopted_without_a_restart(
+        agents: list[Agent], capsys: pytest.CaptureFixture[str]) -> None:
+    """The operator renews a running agent's certificate (``meshagent mesh enroll`` again
+    for its node directory writes node.cert): the agent takes it at its next look (here
+    asked for at once over the control socket), and its peers from its record."""
+    await wait_until(lambda: all(_alive(a) == 3 for a in agents), 15, "convergence")
+    laptop = agents[2]
+    state_dir = laptop.config.node.state_dir
+    root = MeshRoot.load(state_dir.parent.parent / ROOT_FILE)
+    identity = laptop.credentials.identity
+    renewal = root.issue_certificate(identity.sign_public, identity.dh_public, ["node"],
+                                     "node3", lifetime_s=2 * 365 * 86400)
+    NodeCredentials(identity, renewal, root.trust).save(state_dir)
+    code = await asyncio.to_thread(meshagent_main, [
+        "status", "--check-certificate", "--socket", str(laptop.control_socket)])
+    assert code == 0
+    assert f"cert      serial {renewal.serial}, expires " in capsys.readouterr().out
+    status = await call(laptop.control_socket, "certificate")
+    assert (status["serial"], status["renewals"]) == (renewal.serial, 1)
+    assert laptop.credentials.certificate.serial == renewal.serial  # new handshakes
+    await wait_until(lambda: all(
+        a.membership.member(laptop.node_id).record.cert.serial == renewal.serial
+        for a in agents[:2]), 10, "the renewal seen by the peers")
+    nodes = await call(agents[0].control_socket, "nodes")
+    assert [n["certificate"] for n in nodes if n["node_id"] == laptop.node_id.hex()] == [
+        {"serial": renewal.serial, "expires": renewal.expires}]
+    assert all(_alive(a) == 3 for a in agents)
 
 
 def _without(agent: Agent, banned: Agent) -> None:

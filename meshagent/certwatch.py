@@ -1,0 +1,137 @@
+"""This node's certificate while the agent runs: a renewal is taken without a restart, and
+the certificate's end is announced ahead.
+
+    watch = CertificateWatch(state_dir, membership, on_renewed, check_s=60, warn_s=30 * 86400)
+    await watch.start() ... await watch.stop()
+    watch.check()      # one look now (the control method ``certificate`` with check=true)
+    watch.status()     # serial, expires, seconds left, renewals, the last refusal
+
+Renewal: the operator writes the new certificate into the node directory (``meshagent mesh
+enroll`` run again for this node keeps node.key and replaces node.cert). Every ``check_s``
+seconds the watch looks at node.cert's size, mtime and inode, and reads it only when they
+change. A certificate for this node's keys, of this mesh, valid now and not revoked is
+adopted (``Membership.adopt_certificate``: the record is signed again with it and peers
+take it from our next datagram or stream) and handed to ``on_renewed`` (new sessions
+present it). Anything else (unreadable, malformed, another node's, expired, revoked) is
+refused with the log line ``certificate_renewal_refused`` naming the error: the agent goes
+on with the certificate it has, and reads the file again when it changes.
+
+Expiry: from ``warn_s`` before the end, ``certificate_expires_soon`` is logged once a day
+with the days left; at the end membership logs ``own_certificate_expired``, and the mesh
+drops this node until a renewal is adopted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from meshagent.errors import MeshError
+from meshagent.identity import CERTIFICATE_FILE, NodeCredentials, load_certificate
+from meshagent.log import get_logger
+from meshagent.membership import Membership
+
+__all__ = ["CertificateWatch", "WARN_EVERY_S"]
+
+log = get_logger(__name__)
+
+WARN_EVERY_S = 86400.0  # certificate_expires_soon at most once a day
+
+
+class CertificateWatch:
+    """Adopts renewals of this node's certificate and warns before it expires."""
+
+    def __init__(self, state_dir: Path, membership: Membership,
+                 credentials: NodeCredentials,
+                 on_renewed: Callable[[NodeCredentials], None], *, check_s: float = 60.0,
+                 warn_s: float = 30 * 86400.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / CERTIFICATE_FILE
+        self.check_s = check_s
+        self.warn_s = warn_s
+        self.renewals = 0
+        self.last_refusal: str | None = None
+        self._membership = membership
+        self._credentials = credentials
+        self._on_renewed = on_renewed
+        self._clock = clock
+        self._stamp = self._file_stamp()  # the file as the agent started with it
+        self._warned_at = float("-inf")
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.check()
+        self._task = asyncio.create_task(self._run(), name="certificate-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.check_s)
+            self.check()
+
+    def check(self) -> bool:
+        """Look at node.cert now; True if a renewal was adopted."""
+        stamp = self._file_stamp()
+        adopted = False
+        if stamp != self._stamp:
+            self._stamp = stamp
+            adopted = self._take_renewal()
+        self._warn_if_ending()
+        return adopted
+
+    def status(self) -> dict[str, Any]:
+        certificate = self._membership.certificate
+        return {"serial": certificate.serial, "expires": certificate.expires,
+                "expires_in_s": certificate.expires - self._clock(),
+                "renewals": self.renewals, "last_refusal": self.last_refusal}
+
+    def _file_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def _take_renewal(self) -> bool:
+        current = self._membership.certificate
+        try:
+            certificate = load_certificate(self.state_dir)
+            if certificate.to_wire() == current.to_wire():
+                return False  # the same certificate written again
+            credentials = dataclasses.replace(self._credentials, certificate=certificate)
+            self._membership.adopt_certificate(certificate)
+        except (MeshError, OSError) as exc:
+            self.last_refusal = f"{type(exc).__name__}: {exc}"
+            log.warning("certificate_renewal_refused", path=str(self.path),
+                        error=type(exc).__name__, detail=str(exc))
+            return False
+        self._credentials = credentials
+        self.renewals += 1
+        self.last_refusal = None
+        self._warned_at = float("-inf")
+        log.event("certificate_renewed", serial=certificate.serial,
+                  expires=certificate.expires, previous_serial=current.serial)
+        self._on_renewed(credentials)
+        return True
+
+    def _warn_if_ending(self) -> None:
+        now = self._clock()
+        certificate = self._membership.certificate
+        left = certificate.expires - now
+        if 0 < left <= self.warn_s and now - self._warned_at >= WARN_EVERY_S:
+            self._warned_at = now
+            log.warning("certificate_expires_soon", serial=certificate.serial,
+                        expires=certificate.expires, days_left=round(left / 86400, 1))

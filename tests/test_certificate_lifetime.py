@@ -1,0 +1,248 @@
+"""A certificate's lifetime in a running mesh: a member whose certificate expires is dropped
+and stays out; a renewal is taken without a restart, by the member and by its peers; a bad
+renewal changes nothing. The expiry tests run in real time (certificates expire by the wall
+clock), on the in-memory network; the rest in virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+from meshagent.certwatch import WARN_EVERY_S, CertificateWatch
+from meshagent.identity import (
+    CertificateExpired,
+    CertificateRevoked,
+    MembershipCertificate,
+    MeshRoot,
+    NodeCredentials,
+    NodeIdentity,
+    UntrustedCertificate,
+    WrongMesh,
+)
+from meshagent.identity.files import write_document
+from meshagent.membership import Membership, MemberState
+from meshagent.transport import MemoryNetwork
+from tests.mesh.meshkit import (
+    FAST,
+    MeshKit,
+    converged,
+    memory_mesh,
+    run_virtual,
+    state_of,
+    wait_until,
+)
+
+
+def _certificate(root: MeshRoot, identity: NodeIdentity, lifetime_s: int = 7200,
+                 now: float | None = None) -> MembershipCertificate:
+    return root.issue_certificate(identity.sign_public, identity.dh_public, ["member"],
+                                  "laptop", lifetime_s=lifetime_s, now=now)
+
+
+def _short_lived(kit: MeshKit, network: MemoryNetwork, lifetime_s: int) -> Membership:
+    identity = NodeIdentity.generate()
+    node = Membership(identity, _certificate(kit.root, identity, lifetime_s), kit.root.trust,
+                      network.transport(("10.0.0.99", 7946)), profile=FAST,
+                      seeds=[("10.0.0.1", 7946)], verifier=kit.verifier)
+    kit.nodes.append(node)
+    return node
+
+
+def test_member_whose_certificate_expires_is_dropped_until_it_adopts_a_renewal(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=3)
+        peers = memory_mesh(kit, network, 4)
+        laptop = _short_lived(kit, network, lifetime_s=3)
+        for node in [*peers, laptop]:
+            await node.start()
+        await wait_until(lambda: converged([*peers, laptop]), 5, "convergence")
+        expires = laptop.certificate.expires
+
+        await wait_until(lambda: all(p.member(laptop.node_id) is None for p in peers),
+                         expires - time.time() + 2, "the expired member dropped")
+        assert time.time() > expires
+        assert all(p.counters["members_dropped_certificate_expired"] == 1 for p in peers)
+        # It keeps talking; what it sends now is refused (its certificate, attached again
+        # once its probes fail, no longer verifies), and it does not come back.
+        await wait_until(lambda: sum(p.counters["dropped_bad_certificate"] for p in peers) > 0,
+                         5, "the expired member's datagrams refused")
+        assert all(p.member(laptop.node_id) is None for p in peers)
+
+        renewal = _certificate(kit.root, laptop.identity)
+        before = laptop.record.incarnation
+        laptop.adopt_certificate(renewal)
+        assert laptop.record.cert.serial == renewal.serial
+        assert laptop.record.incarnation > before
+        await wait_until(lambda: all(state_of(p, laptop) == MemberState.ALIVE
+                                     and p.member(laptop.node_id).record.cert.serial
+                                     == renewal.serial for p in peers), 5,
+                         "the renewed member back everywhere")
+        await kit.stop_all()
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(scenario())
+    assert "member_certificate_expired" in caplog.text
+    assert "own_certificate_expired" in caplog.text
+
+
+def test_renewal_reaches_every_peer_without_disturbing_the_member() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=4)
+        nodes = memory_mesh(kit, network, 6)
+        for node in nodes:
+            await node.start()
+        await wait_until(lambda: converged(nodes), 10, "convergence")
+        laptop, peers = nodes[3], [n for i, n in enumerate(nodes) if i != 3]
+        seen: list[MemberState] = []
+        for peer in peers:
+            peer.on_change(lambda member, old, new: seen.append(new)
+                           if member.node_id == laptop.node_id else None)
+        renewal = _certificate(kit.root, laptop.identity, lifetime_s=2 * 365 * 86400)
+        laptop.adopt_certificate(renewal)
+        await wait_until(lambda: all(p.member(laptop.node_id).record.cert.serial
+                                     == renewal.serial for p in peers), 5, "the renewal")
+        # An observation window, not a wait: ten probe intervals of virtual time in which
+        # no peer may suspect it or drop it.
+        await asyncio.sleep(10 * FAST.probe_interval_s)
+        assert set(seen) == {MemberState.ALIVE}
+        assert converged(nodes)
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_unusable_certificate_is_refused_and_changes_nothing() -> None:
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=5)
+        nodes = memory_mesh(kit, network, 2)
+        for node in nodes:
+            await node.start()
+        await wait_until(lambda: converged(nodes), 5, "convergence")
+        laptop = nodes[1]
+        record, certificate = laptop.record, laptop.certificate
+        stranger = NodeIdentity.generate()
+        revoked = _certificate(kit.root, laptop.identity)
+        laptop.update_revocations(kit.root.revoke(serials=[revoked.serial]))
+        refusals = [
+            (_certificate(kit.root, stranger), UntrustedCertificate),
+            (_certificate(MeshRoot.create(), laptop.identity), WrongMesh),
+            (_certificate(kit.root, laptop.identity, lifetime_s=60,
+                          now=time.time() - 3600), CertificateExpired),
+            (revoked, CertificateRevoked),
+        ]
+        for bad, error in refusals:
+            with pytest.raises(error):
+                laptop.adopt_certificate(bad)
+            assert laptop.certificate is certificate
+            assert laptop.record.wire == record.wire
+        assert laptop.counters["certificates_adopted"] == 0
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+# ------------------------------------------------------------------ the agent's watch
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _write_certificate(node_dir: Path, certificate: MembershipCertificate) -> None:
+    write_document(node_dir / "node.cert", "membership-cert", {"cert": certificate.to_wire()},
+                   private=False)
+
+
+async def _watched(tmp_path: Path, lifetime_s: int = 7200, clock: _Clock | None = None,
+                   ) -> tuple[MeshKit, Membership, CertificateWatch, list[NodeCredentials]]:
+    kit, network = MeshKit(), MemoryNetwork(seed=6)
+    identity = NodeIdentity.generate()
+    credentials = NodeCredentials(identity, _certificate(kit.root, identity, lifetime_s),
+                                  kit.root.trust)
+    credentials.save(tmp_path)
+    node = Membership(identity, credentials.certificate, kit.root.trust,
+                      network.transport(("10.0.0.1", 7946)), profile=FAST)
+    kit.nodes.append(node)
+    await node.start()
+    renewed: list[NodeCredentials] = []
+    watch = CertificateWatch(tmp_path, node, credentials, renewed.append,
+                             warn_s=30 * 86400, clock=clock or time.time)
+    return kit, node, watch, renewed
+
+
+def test_watch_adopts_a_renewed_node_cert(tmp_path: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        kit, node, watch, renewed = await _watched(tmp_path)
+        assert not watch.check()  # nothing new
+        renewal = _certificate(kit.root, node.identity, lifetime_s=365 * 86400)
+        _write_certificate(tmp_path, renewal)
+        with caplog.at_level(logging.INFO):
+            assert watch.check()
+        assert node.certificate.serial == renewal.serial
+        assert node.record.cert.serial == renewal.serial
+        assert [c.certificate.serial for c in renewed] == [renewal.serial]
+        assert watch.status()["renewals"] == 1
+        assert "certificate_renewed" in caplog.text
+        assert not watch.check()  # read once
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize("bad", ["garbage", "another node's", "expired", "removed"])
+def test_watch_refuses_a_bad_node_cert_and_keeps_the_one_it_has(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, bad: str) -> None:
+    async def scenario() -> None:
+        kit, node, watch, renewed = await _watched(tmp_path)
+        before = node.record.wire
+        path = tmp_path / "node.cert"
+        if bad == "garbage":
+            path.write_bytes(b"\x00not a certificate")
+        elif bad == "another node's":
+            _write_certificate(tmp_path, _certificate(kit.root, NodeIdentity.generate()))
+        elif bad == "expired":
+            _write_certificate(tmp_path, _certificate(kit.root, node.identity, lifetime_s=60,
+                                                      now=time.time() - 3600))
+        else:
+            path.unlink()
+        with caplog.at_level(logging.WARNING):
+            assert not watch.check()
+        assert node.record.wire == before
+        assert renewed == []
+        assert watch.status()["last_refusal"]
+        assert "certificate_renewal_refused" in caplog.text
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_watch_warns_once_a_day_before_the_certificate_ends(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        clock = _Clock()
+        kit, node, watch, _ = await _watched(tmp_path, lifetime_s=40 * 86400, clock=clock)
+        with caplog.at_level(logging.WARNING):
+            watch.check()
+            assert "certificate_expires_soon" not in caplog.text  # 40 days left
+            clock.now += 11 * 86400
+            watch.check()
+            assert caplog.text.count("certificate_expires_soon") == 1
+            clock.now += WARN_EVERY_S / 2
+            watch.check()
+            assert caplog.text.count("certificate_expires_soon") == 1
+            clock.now += WARN_EVERY_S / 2
+            watch.check()
+            assert caplog.text.count("certificate_expires_soon") == 2
+        assert 0 < watch.status()["expires_in_s"] < 30 * 86400
+        await kit.stop_all()
+
+    run_virtual(scenario())
