@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,49 @@ async def test_renewed_node_cert_is_adopted_without_a_restart(
     assert [n["certificate"] for n in nodes if n["node_id"] == laptop.node_id.hex()] == [
         {"serial": renewal.serial, "expires": renewal.expires}]
     assert all(_alive(a) == 3 for a in agents)
+
+
+async def test_agent_whose_certificate_expires_loses_its_sessions_until_renewed(
+        tmp_path: Path) -> None:
+    count = 3
+    subnet = free_loopback_subnet("127.1", count, 17946)
+    mesh = create_mesh(tmp_path / "mesh", count, addresses=[
+        (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1)
+    root = MeshRoot.load(mesh.directory / ROOT_FILE)
+    state_dir = mesh.nodes[2].directory / "state"
+    credentials = NodeCredentials.load(state_dir)
+    identity = credentials.identity
+
+    def certificate(lifetime_s: int) -> None:
+        NodeCredentials(identity, root.issue_certificate(
+            identity.sign_public, identity.dh_public, ["node"], "node3",
+            lifetime_s=lifetime_s), root.trust).save(state_dir)
+
+    certificate(6)
+    agents: list[Agent] = []
+    try:
+        for node in mesh.nodes:
+            agents.append(Agent(load_config(node.config_path)))
+            await agents[-1].start()
+        laptop, peers = agents[2], agents[:2]
+        expires = laptop.membership.certificate.expires
+        await wait_until(lambda: all(laptop.node_id in a.sessions.sessions for a in peers),
+                         expires - time.time(), "sessions with the short-lived member")
+        await wait_until(lambda: all(a.membership.member(laptop.node_id) is None
+                                     and laptop.node_id not in a.sessions.sessions
+                                     for a in peers), expires - time.time() + 3,
+                         "the expired member dropped and its sessions closed")
+        assert time.time() > expires
+        assert laptop.certificate_watch.status()["expires_in_s"] < 0
+
+        certificate(3600)
+        assert laptop.certificate_watch.check()
+        await wait_until(lambda: all(
+            _alive(a) == count and laptop.node_id in a.sessions.sessions for a in peers), 15,
+            "the renewed member back, with sessions")
+    finally:
+        for agent in agents:
+            await agent.stop(leave=False)
 
 
 def _without(agent: Agent, banned: Agent) -> None:
