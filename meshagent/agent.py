@@ -374,7 +374,7 @@ class Agent:
             "tags": dict(record.tags), "power": record.power_source, "load": record.load,
             "amt": record.amt_present, "self": member.is_self,
             "route": self._route_view(member.node_id, member.is_self),
-            "certificate": {"serial": record.cert.serial, "expires": record.cert.expires},
+            "certificate": record.to_dict()["certificate"],
         }
 
     def _route_view(self, node_id: bytes, is_self: bool) -> dict[str, Any] | None:

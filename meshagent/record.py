@@ -211,7 +211,8 @@ class NodeRecord:
                 "hostname": self.hostname, "os": self.os, "addresses": list(self.addresses),
                 "agent_version": self.agent_version, "power_source": self.power_source,
                 "load": self.load, "amt_present": self.amt_present, "tags": dict(self.tags),
-                "leaving": self.leaving, "roles": list(self.cert.roles)}
+                "leaving": self.leaving, "roles": list(self.cert.roles),
+                "certificate": {"serial": self.cert.serial, "expires": self.cert.expires}}
 
 
 class _BoundedCache(dict[bytes, Any]):

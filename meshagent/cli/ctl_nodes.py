@@ -11,6 +11,7 @@ from typing import Any
 from meshagent.cli.api_client import add_server_options
 from meshagent.cli.control_client import add_socket_arguments, call_agent
 from meshagent.cli.server_nodes import nodes_from_server
+from meshagent.cli.times import parse_duration
 
 HELP = "list the mesh's nodes: state, address, version, last seen, route"
 
@@ -28,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "asleep, off); repeat or separate with commas")
     parser.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
                         help="only nodes whose record has this tag; repeat to require all")
+    parser.add_argument("--cert-expiring", type=parse_duration, metavar="DURATION",
+                        help="only nodes whose certificate ends within this time (30d, 12h) "
+                             "or has ended: the machines to renew")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,11 +48,23 @@ def run(args: argparse.Namespace) -> int:
             tags[key] = value
         params["tags"] = tags
     nodes = nodes_from_server(args, params) if args.server else call_agent(args, "nodes", params)
+    if args.cert_expiring is not None:
+        nodes = cert_expiring(nodes, args.cert_expiring)
     if args.json:
         print(json.dumps(nodes, indent=2, sort_keys=True))
     else:
         print(format_table(nodes))
     return 0
+
+
+def cert_expiring(nodes: list[dict[str, Any]], within_s: float,
+                  now: float | None = None) -> list[dict[str, Any]]:
+    """The nodes whose certificate ends within ``within_s`` (or has ended), soonest first.
+    A node whose record carries no certificate summary (reported by an older agent) is
+    left out."""
+    limit = (time.time() if now is None else now) + within_s
+    ending = [n for n in nodes if (n.get("certificate") or {}).get("expires", limit + 1) <= limit]
+    return sorted(ending, key=lambda n: n["certificate"]["expires"])
 
 
 def format_table(nodes: list[dict[str, Any]], now: float | None = None) -> str:

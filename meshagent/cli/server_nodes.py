@@ -42,4 +42,5 @@ def _agent_shape(row: dict[str, Any]) -> dict[str, Any]:
             "last_seen": row.get("last_seen"), "tags": record.get("tags") or {},
             "power": record.get("power_source"), "load": record.get("load"),
             "amt": record.get("amt_present"), "self": False,
-            "leader": row.get("via_leader"), "route": None}
+            "leader": row.get("via_leader"), "route": None,
+            "certificate": record.get("certificate")}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,3 +94,9 @@ async def test_nodes_from_the_service_inventory(lab: LeaderLab,
     assert {n["host"] for n in nodes} == {node.name for node in lab.mesh.nodes}
     code, out = await ctl(lab, capsys, "nodes", "--tag", "demo=yes")
     assert f"{COUNT} nodes" in out
+    # Whose certificate ends soon: the demo's certificates run for a year.
+    assert all(n["certificate"]["expires"] > time.time() + 300 * 86400 for n in nodes)
+    code, out = await ctl(lab, capsys, "nodes", "--json", "--cert-expiring", "400d")
+    assert code == 0 and len(json.loads(out)) == COUNT
+    code, out = await ctl(lab, capsys, "nodes", "--json", "--cert-expiring", "30d")
+    assert code == 0 and json.loads(out) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ async def test_console_shows_nodes_runs_a_command_and_updates_live(
             await expect(page.locator("#live")).to_have_text("live")
 
             target = harness.mesh.nodes[2].node_id.hex()
+            ends = time.strftime("%Y-%m-%d", time.gmtime(harness.mesh.nodes[2].cert.expires))
+            await expect(page.locator(f"#nodes tr[data-node='{target}']")).to_contain_text(ends)
             await page.check(f"#nodes tr[data-node='{target}'] input[type=checkbox]")
             await page.fill("#cmd-action", "ping")
             await page.click("#command-form button")

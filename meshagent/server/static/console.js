@@ -38,6 +38,19 @@ function fill(tableId, rows) {
 
 const short = (hex) => (hex ? hex.slice(0, 12) : "");
 const when = (seconds) => (seconds ? new Date(seconds * 1000).toLocaleTimeString() : "");
+const CERT_WARN_DAYS = 30;  // as the agents' node.certificate_warn_days default
+
+// The node's certificate end as a date; "warn" within CERT_WARN_DAYS, "error" once ended
+// (the mesh drops a node then). Older agents' records carry no certificate summary.
+function certificateCell(record) {
+  const cert = record.certificate;
+  if (!cert) return cell("");
+  const days = (cert.expires * 1000 - Date.now()) / 86400000;
+  const text = new Date(cert.expires * 1000).toISOString().slice(0, 10);
+  if (days <= 0) return cell(`${text} (ended)`, "error");
+  return cell(days <= CERT_WARN_DAYS ? `${text} (${Math.ceil(days)} d)` : text,
+    days <= CERT_WARN_DAYS ? "warn" : undefined);
+}
 const tags = (record) => Object.entries((record && record.tags) || {})
   .map(([k, v]) => `${k}=${v}`).join(" ");
 
@@ -88,7 +101,8 @@ async function loadNodes() {
     const pick = document.createElement("td");
     pick.append(box);
     tr.append(pick, cell(short(n.node)), cell(n.record.hostname), cell(n.state, `state-${n.state}`),
-      cell(n.record.os), cell(n.record.power_source), cell(tags(n.record)), cell(when(n.last_seen)));
+      cell(n.record.os), cell(n.record.power_source), cell(tags(n.record)), cell(when(n.last_seen)),
+      certificateCell(n.record));
     return tr;
   }));
 }
