@@ -10,6 +10,7 @@ import pytest
 
 from meshagent import codec
 from meshagent.identity import MeshRoot, NodeIdentity
+from meshagent.membership import sealing
 from meshagent.membership.broadcast import BroadcastQueue
 from meshagent.membership.messages import (
     Ack,
@@ -256,6 +257,31 @@ def test_renewal_of_a_peer_keeps_the_nonce_counter_and_the_replay_window(mesh: t
     assert _counter(after) == _counter(before) + 1
     assert b.open(after) == (a.node_id, b"two")
     assert _reason(a, earlier) == "replay"
+    # Forgotten (dropped from the view) and learnt again: the same.
+    a.forget(b.node_id)
+    assert _reason(a, b.seal(a.node_id, b"dropped")) == "unknown_sender"
+    a.learn(nodes[1][1])
+    again = a.seal(b.node_id, b"three")
+    assert _counter(again) == _counter(after) + 1
+    assert b.open(again) == (a.node_id, b"three")
+    assert _reason(a, earlier) == "replay"
+
+
+def test_forgetting_more_peers_than_are_kept_moves_the_epoch_on(
+        mesh: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sealing, "MAX_RETIRED", 1)
+    root, nodes = mesh
+    a, b = _keys(mesh, 0), _keys(mesh, 1)
+    a.learn(nodes[1][1])
+    a.learn(nodes[2][1])
+    first = a.seal(b.node_id, b"one")
+    epoch = a.epoch
+    a.forget(nodes[2][0].node_id)  # kept
+    assert a.epoch == epoch
+    a.forget(b.node_id)  # over the bound: nothing kept, a fresh nonce space
+    assert a.epoch > epoch
+    a.learn(nodes[1][1])
+    assert (a.epoch, _counter(a.seal(b.node_id, b"two"))) != (epoch, _counter(first))
 
 
 def test_older_epoch_of_a_live_peer_is_refused(mesh: tuple) -> None:

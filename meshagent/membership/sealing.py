@@ -69,6 +69,8 @@ _COUNTER_LIMIT = 1 << 32
 _CERT_LENGTH = struct.Struct(">H")
 DATAGRAM_OVERHEAD = _HEADER.size + core.TAG_BYTES
 MAX_CERT_BYTES = 4096
+# Forgotten peers whose nonce counter and replay window are kept, should they come back.
+MAX_RETIRED = 1024
 CERTIFICATE_CHECKS_PER_S = 500.0
 NONCE_PAD = b"\0\0\0\0"
 
@@ -122,6 +124,7 @@ class PeerKeys:
         self.epoch = epoch if epoch is not None else (
             (int(time.time() * 1000) << 16) | secrets.randbits(16))
         self._peers: dict[bytes, _Peer] = {}
+        self._retired: dict[bytes, _Peer] = {}  # forgotten, counters kept (``forget``)
         # Checking an unknown certificate costs a signature verification: bound how many
         # per second strangers (any source address) can make us do.
         self._certificate_checks = SourceRateLimiter(CERTIFICATE_CHECKS_PER_S,
@@ -131,18 +134,24 @@ class PeerKeys:
     # -- peers ------------------------------------------------------------------------
 
     def learn(self, cert: MembershipCertificate) -> None:
-        """Remember a verified certificate (a new serial replaces the old one). A renewal
-        for the same keys keeps the pair keys and the replay window: the peer's datagrams
-        sealed before it renewed must not become fresh again."""
+        """Remember a verified certificate (a new serial replaces the old one).
+
+        The pair key depends only on the two nodes' keys, so a peer that renewed its
+        certificate, or was forgotten and comes back, with the same keys keeps its nonce
+        counter and replay window: a counter restarted under our unchanged epoch would
+        seal two datagrams under one AES-GCM nonce, and a fresh window would take the
+        peer's earlier datagrams again."""
         peer = self._peers.get(cert.node_id)
         if peer is not None and peer.cert.serial == cert.serial:
             return
-        renewed = _Peer(cert, _digest(cert.to_wire()))
-        if peer is not None and peer.cert.dh_public == cert.dh_public:
-            renewed.secret, renewed.keys = peer.secret, peer.keys
-            renewed.send_counter, renewed.knows_me = peer.send_counter, peer.knows_me
-            renewed.recv_epoch, renewed.window = peer.recv_epoch, peer.window
-        self._peers[cert.node_id] = renewed
+        known = peer if peer is not None else self._retired.pop(cert.node_id, None)
+        fresh = _Peer(cert, _digest(cert.to_wire()))
+        if known is not None and known.cert.dh_public == cert.dh_public:
+            fresh.secret, fresh.keys = known.secret, known.keys
+            fresh.send_counter = known.send_counter
+            fresh.recv_epoch, fresh.window = known.recv_epoch, known.window
+            fresh.knows_me = known.knows_me and peer is not None  # a returner may not
+        self._peers[cert.node_id] = fresh
 
     def use_certificate(self, certificate: MembershipCertificate) -> None:
         """Present ``certificate`` from now on (a renewal of ours): attached to the next
@@ -152,7 +161,18 @@ class PeerKeys:
             peer.knows_me = False
 
     def forget(self, node_id: bytes) -> None:
-        self._peers.pop(node_id, None)
+        """Stop accepting ``node_id``'s datagrams (it left the view: revoked, expired,
+        reaped). Its counters are kept for ``learn``, up to ``MAX_RETIRED`` peers; past
+        that, every kept one is let go and our epoch moves on, a fresh nonce space for
+        every peer (replays of a let-go peer's old datagrams are then refused only by
+        membership's incarnations)."""
+        peer = self._peers.pop(node_id, None)
+        if peer is None:
+            return
+        if len(self._retired) >= MAX_RETIRED:
+            self._retired.clear()
+            self._next_epoch()
+        self._retired[node_id] = peer
 
     def _new_window(self) -> core.ReplayWindow:
         """The replay window of a peer's new epoch: the C core's (a simulation of
