@@ -25,6 +25,7 @@ from meshagent.identity import (
 )
 from meshagent.identity.files import write_document
 from meshagent.membership import Membership, MemberState
+from meshagent.profiles import Profile
 from meshagent.transport import MemoryNetwork
 from tests.mesh.meshkit import (
     FAST,
@@ -43,11 +44,12 @@ def _certificate(root: MeshRoot, identity: NodeIdentity, lifetime_s: int = 7200,
                                   "laptop", lifetime_s=lifetime_s, now=now)
 
 
-def _short_lived(kit: MeshKit, network: MemoryNetwork, lifetime_s: int) -> Membership:
+def _short_lived(kit: MeshKit, network: MemoryNetwork, lifetime_s: int,
+                 profile: Profile = FAST, seeds: bool = True) -> Membership:
     identity = NodeIdentity.generate()
     node = Membership(identity, _certificate(kit.root, identity, lifetime_s), kit.root.trust,
-                      network.transport(("10.0.0.99", 7946)), profile=FAST,
-                      seeds=[("10.0.0.1", 7946)], verifier=kit.verifier)
+                      network.transport(("10.0.0.99", 7946)), profile=profile,
+                      seeds=[("10.0.0.1", 7946)] if seeds else [], verifier=kit.verifier)
     kit.nodes.append(node)
     return node
 
@@ -88,6 +90,31 @@ def test_member_whose_certificate_expires_is_dropped_until_it_adopts_a_renewal(
         asyncio.run(scenario())
     assert "member_certificate_expired" in caplog.text
     assert "own_certificate_expired" in caplog.text
+
+
+def test_member_renewed_after_a_long_expiry_takes_its_view_back_at_once() -> None:
+    """Expired long enough to hold every peer unreachable (nobody answered it), with no
+    seeds (found by multicast, say): the renewal exchanges state with one of them at once,
+    not a maintenance turn later (here 30 s)."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=7)
+        peers = memory_mesh(kit, network, 3)
+        for node in peers:
+            await node.start()
+        laptop = _short_lived(kit, network, lifetime_s=3, seeds=False,
+                              profile=FAST.with_changes(reconnect_interval_s=30.0))
+        await laptop.start()
+        await laptop.join([("10.0.0.1", 7946)])
+        await wait_until(lambda: converged([*peers, laptop]), 5, "convergence")
+        await wait_until(lambda: all(state_of(laptop, p) == MemberState.UNREACHABLE
+                                     for p in peers), 15,
+                         "the expired member holding every peer unreachable")
+        laptop.adopt_certificate(_certificate(kit.root, laptop.identity))
+        took = await wait_until(lambda: converged([*peers, laptop]), 5, "the mesh whole again")
+        assert took < 2.0
+        await kit.stop_all()
+
+    asyncio.run(scenario())
 
 
 def test_renewal_reaches_every_peer_without_disturbing_the_member() -> None:

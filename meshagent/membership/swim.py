@@ -476,7 +476,22 @@ class Membership:
         self._announce(me.record)
         self._notify(me, MemberState.ALIVE)
         self._watch_expiry(certificate.expires)
-        self._converge_quickly(exchange_now=True)
+        self._spawn(self._exchange_after_renewal())
+
+    async def _exchange_after_renewal(self) -> None:
+        """Exchange state now with a live member or, when our certificate had expired
+        long enough for us to hold every peer unreachable (nobody answered us), with one
+        of those: waiting for the maintenance loop's next turn left us out for up to a
+        reconnect interval after the renewal. The seeds when we know nobody."""
+        live = self._random_members(1)
+        unreachable = [node_id for node_id, entry in self._members.items()
+                       if entry.state == MemberState.UNREACHABLE]
+        target = live[0] if live else (self.random.choice(unreachable) if unreachable
+                                       else None)
+        if target is not None and await self.streams.sync_with(target):
+            self._converge_quickly()  # as after a join: a few fast rounds follow
+        elif self.seeds:
+            await self._join_once(self.seeds)
 
     def offer_document(self, kind: str, wire: bytes, source: str) -> bool:
         """A root-signed document from a peer: adopted if newer (True). A refused one is
