@@ -1,6 +1,6 @@
 """A certificate's end and its renewal in a running mesh of real agent processes.
 
-    python benchmarks/bench_certificates.py [--json] [--size 20] [--lifetime 30]
+    python benchmarks/bench_certificates.py [--json] [--quick] [--size 20] [--lifetime 30]
 
 N agents on 127.x addresses join (as in bench_membership.py); the last one's certificate
 was issued for ``--lifetime`` seconds before it started. Measured from each agent's own
@@ -13,7 +13,8 @@ transition log (control method ``member_states``), so polling speed does not ent
   until each other agent saw it alive again (max, median).
 
 Baseline in the same run: the kill -9 of another agent, seen failed by every agent (the
-crash fast path), and ``*_vs_kill9_ratio`` = ours / that.
+crash fast path), and ``*_vs_kill9_ratio`` = ours / that. ``--quick``: 10 agents, a
+15-second certificate.
 """
 
 from __future__ import annotations
@@ -104,10 +105,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
+    parser.add_argument("--quick", action="store_true", help="10 agents, 15 s certificate")
     parser.add_argument("--size", type=int, default=20, help="agents (default 20)")
     parser.add_argument("--lifetime", type=int, default=30,
                         help="seconds the short certificate runs from its issue (default 30)")
     args = parser.parse_args()
+    if args.quick:
+        args.size, args.lifetime = 10, 15
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(result, sort_keys=True))
