@@ -32,6 +32,7 @@ Upper layers (election, commands relay, deployment) use ``agent.router`` (``send
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import ipaddress
 import os
@@ -44,6 +45,7 @@ import psutil
 
 from meshagent import __version__, handshake
 from meshagent.amtbridge.configured import bridge_from_config
+from meshagent.certdelivery import CertificateDelivery
 from meshagent.certwatch import CertificateWatch
 from meshagent.commands import TagStore
 from meshagent.config import AgentConfig
@@ -139,6 +141,8 @@ class Agent:
         self.router = Router(self.node_id, max_hops=routing.max_hops,
                              update_interval=routing.update_interval_s,
                              hold_time=routing.hold_time_s, capacity=routing.capacity)
+        self.certificate_delivery = CertificateDelivery(self.membership, self.router,
+                                                        self.certificate_watch)
         s = config.sessions
         self._replay_guard = handshake.ReplayGuard()
         self.sessions = SessionManager(
@@ -152,7 +156,8 @@ class Agent:
         self.control = ControlServer(config.control_socket, {
             "status": self._status, "nodes": self._nodes, "routes": self._routes,
             "sessions": self._sessions, "ping": self._ping, "join": self._join,
-            "member_states": self._member_states, "certificate": self._certificate})
+            "member_states": self._member_states, "certificate": self._certificate,
+            "certificates": self._certificates, "certificates_push": self._certificates_push})
         # Election, the command relay and, with [server] configured, the leader's uplink.
         self.tags = TagStore(config.node.tags,
                              on_change=lambda tags: self.membership.update_record(tags=tags))
@@ -193,6 +198,7 @@ class Agent:
             await self.membership.start()
             await self.certificate_watch.start()
             await self.router.start()
+            self.certificate_delivery.start()
             await self.amt.start()
             await self.leadership.start()
             if self.discovery is not None:
@@ -338,6 +344,23 @@ class Agent:
         if params.get("check"):
             self.certificate_watch.check()
         return self.certificate_watch.status()
+
+    def _certificates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every member's certificate (``within_s``: only those ending within it), each
+        described with its wire form in base64, for ``meshctl certificates export``."""
+        within = params.get("within_s")
+        return [CertificateDelivery.describe(c) | {"wire": base64.b64encode(c.to_wire()).decode()}
+                for c in self.certificate_delivery.export(
+                    None if within is None else float(within))]
+
+    def _certificates_push(self, params: dict[str, Any]) -> dict[str, str]:
+        """Deliver renewed certificates (``certificates``: base64 wire forms) to their
+        nodes; ``{node id hex: outcome}``."""
+        wires = params.get("certificates")
+        if not isinstance(wires, list) or not all(isinstance(w, str) for w in wires):
+            raise TypeError("certificates must be a list of base64 strings")
+        return self.certificate_delivery.push(base64.b64decode(w, validate=True)
+                                              for w in wires)
 
     def _nodes(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every member as ``meshctl nodes`` shows it; params ``state`` (list of names)

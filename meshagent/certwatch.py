@@ -6,8 +6,11 @@ the certificate's end is announced ahead.
     watch.check()      # one look now (the control method ``certificate`` with check=true)
     watch.status()     # serial, expires, seconds left, renewals, the last refusal
 
-Renewal: the operator writes the new certificate into the node directory (``meshagent mesh
-enroll`` run again for this node keeps node.key and replaces node.cert). Every ``check_s``
+Renewal comes two ways. Over the mesh (``meshctl certificates push``, see
+``meshagent.certdelivery``): ``offer`` adopts a certificate for this node that ends later
+than the one held and writes it to node.cert. Or the operator writes it into the node
+directory (``meshagent mesh enroll`` run again for this node keeps node.key and replaces
+node.cert). Every ``check_s``
 seconds the watch looks at node.cert's size, mtime and inode, and reads it only when they
 change. A certificate for this node's keys, of this mesh, valid now and not revoked is
 adopted (``Membership.adopt_certificate``: the record is signed again with it and peers
@@ -33,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from meshagent.errors import MeshError
-from meshagent.identity import CERTIFICATE_FILE, NodeCredentials, load_certificate
+from meshagent.identity import (
+    CERTIFICATE_FILE,
+    CertificateError,
+    MembershipCertificate,
+    NodeCredentials,
+    load_certificate,
+    save_certificate,
+)
 from meshagent.log import get_logger
 from meshagent.membership import Membership
 
@@ -105,17 +115,41 @@ class CertificateWatch:
             return None
         return (info.st_mtime_ns, info.st_size, info.st_ino)
 
+    def offer(self, wire: bytes, source: str) -> bool:
+        """A renewal delivered over the mesh (``meshctl certificates push``): adopted if it
+        is for this node and ends later than the one held, then written to node.cert, so a
+        restart keeps it. Anything else is refused (logged, nothing changes)."""
+        def later(certificate: MembershipCertificate) -> None:
+            if certificate.expires <= self._membership.certificate.expires:
+                raise CertificateError(f"certificate serial {certificate.serial} does not "
+                                       "end later than the one held")
+        if not self._adopt(lambda: MembershipCertificate.from_wire(wire), source, later):
+            return False
+        try:
+            save_certificate(self.path, wire)
+        except OSError as exc:
+            log.warning("certificate_not_saved", path=str(self.path), detail=str(exc))
+        self._stamp = self._file_stamp()
+        return True
+
     def _take_renewal(self) -> bool:
+        return self._adopt(lambda: load_certificate(self.path), str(self.path))
+
+    def _adopt(self, read: Callable[[], MembershipCertificate], source: str,
+               check: Callable[[MembershipCertificate], None] = lambda certificate: None,
+               ) -> bool:
+        """Read a certificate and adopt it; a refusal is logged with ``source``."""
         current = self._membership.certificate
         try:
-            certificate = load_certificate(self.state_dir)
+            certificate = read()
             if certificate.to_wire() == current.to_wire():
-                return False  # the same certificate written again
+                return False  # the one held, written or sent again
+            check(certificate)
             credentials = dataclasses.replace(self._credentials, certificate=certificate)
             self._membership.adopt_certificate(certificate)
         except (MeshError, OSError) as exc:
             self.last_refusal = f"{type(exc).__name__}: {exc}"
-            log.warning("certificate_renewal_refused", path=str(self.path),
+            log.warning("certificate_renewal_refused", source=source,
                         error=type(exc).__name__, detail=str(exc))
             return False
         self._credentials = credentials
@@ -123,7 +157,7 @@ class CertificateWatch:
         self.last_refusal = None
         self._warned_at = float("-inf")
         log.event("certificate_renewed", serial=certificate.serial,
-                  expires=certificate.expires, previous_serial=current.serial)
+                  expires=certificate.expires, previous_serial=current.serial, source=source)
         self._on_renewed(credentials)
         return True
 

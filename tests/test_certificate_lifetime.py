@@ -22,8 +22,8 @@ from meshagent.identity import (
     NodeIdentity,
     UntrustedCertificate,
     WrongMesh,
+    save_certificate,
 )
-from meshagent.identity.files import write_document
 from meshagent.membership import Membership, MemberState
 from meshagent.profiles import Profile
 from meshagent.transport import MemoryNetwork
@@ -184,8 +184,7 @@ class _Clock:
 
 
 def _write_certificate(node_dir: Path, certificate: MembershipCertificate) -> None:
-    write_document(node_dir / "node.cert", "membership-cert", {"cert": certificate.to_wire()},
-                   private=False)
+    save_certificate(node_dir / "node.cert", certificate.to_wire())
 
 
 async def _watched(tmp_path: Path, lifetime_s: int = 7200, clock: _Clock | None = None,

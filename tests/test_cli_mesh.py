@@ -117,3 +117,38 @@ def test_bad_invocations_exit_with_an_error_message(args, capsys, tmp_path):
 def test_bad_duration_is_refused_by_the_parser(mesh_dir, capsys, ttl):
     with pytest.raises(SystemExit):
         main(["mesh", "token", "--dir", str(mesh_dir), "--ttl", ttl])
+
+
+def test_renew_reissues_for_the_same_keys_expired_included_and_refuses_forgeries(
+        mesh_dir, tmp_path, capsys):
+    from meshagent.identity import MeshRoot, NodeIdentity, load_certificate, save_certificate
+    root = MeshRoot.load(mesh_dir / "root.key")
+    identity = NodeIdentity.generate()
+    expired = root.issue_certificate(identity.sign_public, identity.dh_public,
+                                     ["agent", "relay"], "laptop-7", lifetime_s=60,
+                                     now=1_700_000_000)
+    save_certificate(tmp_path / "old.cert", expired.to_wire())
+    code, out, _ = mesh(capsys, "renew", "--dir", str(mesh_dir), "--out",
+                        str(tmp_path / "new"), "--lifetime", "30d", str(tmp_path / "old.cert"))
+    assert code == 0 and "1 certificate(s) renewed" in out
+    renewed = load_certificate(tmp_path / "new" / f"{identity.node_id.hex()}.cert")
+    checked = MembershipCertificate.verify(renewed.to_wire(), root.trust)
+    assert (checked.sign_public, checked.dh_public, checked.roles, checked.hostname) == (
+        identity.sign_public, identity.dh_public, ("agent", "relay"), "laptop-7")
+    assert checked.serial != expired.serial
+    assert 29 * 86400 < checked.expires - checked.not_before <= 30 * 86400
+
+    # Another mesh's certificate, and a revoked one, are not renewed; nothing is written.
+    forged = MeshRoot.create().issue_certificate(identity.sign_public, identity.dh_public,
+                                                 ["agent"], "laptop-7")
+    save_certificate(tmp_path / "forged.cert", forged.to_wire())
+    code, _, err = mesh(capsys, "renew", "--dir", str(mesh_dir), "--out",
+                        str(tmp_path / "none"), str(tmp_path / "forged.cert"))
+    assert code == 1 and "not renewed: WrongMesh" in err
+    assert not (tmp_path / "none").exists()
+    assert mesh(capsys, "revoke", "--dir", str(mesh_dir), "--serial",
+                str(renewed.serial))[0] == 0
+    code, _, err = mesh(capsys, "renew", "--dir", str(mesh_dir), "--out",
+                        str(tmp_path / "none"),
+                        str(tmp_path / "new" / f"{identity.node_id.hex()}.cert"))
+    assert code == 1 and "CertificateRevoked" in err

@@ -5,6 +5,7 @@
     meshagent mesh token  --dir DIR --roles agent --ttl 1h        (prints the token)
     meshagent mesh redeem TOKEN|- --node-dir NDIR [--hostname H] [--trust FILE]
     meshagent mesh revoke --dir DIR (--serial N | --node NODE_ID_HEX)... [--copy-to NDIR]
+    meshagent mesh renew  --dir DIR --out OUTDIR [--lifetime 365d] CERTFILE...
     meshagent mesh show   [--dir DIR] [--node-dir NDIR] [--json]
 
 DIR (the mesh directory) holds the root key (root.key, 0600), the trust file every agent
@@ -37,7 +38,9 @@ from meshagent.identity import (
     NodeCredentials,
     NodeIdentity,
     RevocationList,
+    load_certificate,
     redeem_join_token,
+    save_certificate,
 )
 
 HELP = "create a mesh, enroll nodes, issue and redeem join tokens, revoke certificates"
@@ -111,6 +114,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         metavar="NODE_DIR", help="also write the list into this node "
                         "directory, from where its agent gossips it; repeatable")
     revoke.set_defaults(action_run=_revoke)
+
+    renew = actions.add_parser("renew", help="re-issue certificates for the same nodes "
+                               "(files from `meshctl certificates export`)")
+    renew.add_argument("--dir", required=True, type=Path, help="mesh directory")
+    renew.add_argument("--out", required=True, type=Path,
+                       help="directory for the renewed certificates (NODE_ID.cert each)")
+    renew.add_argument("--lifetime", type=parse_duration, default=DEFAULT_CERT_LIFETIME_S,
+                       help="lifetime of the renewed certificates (default: 365d)")
+    renew.add_argument("certificates", nargs="+", type=Path, metavar="CERTFILE",
+                       help="certificate files to renew (expired ones too)")
+    renew.set_defaults(action_run=_renew)
 
     show = actions.add_parser("show", help="describe a mesh directory and/or node directory")
     show.add_argument("--dir", type=Path, help="mesh directory")
@@ -188,6 +202,33 @@ def _revoke(args: argparse.Namespace) -> int:
         revocations.save(node_dir / REVOCATIONS_FILE)
     print(f"revocation list version {revocations.version}: {len(revocations.serials)} "
           f"serials, {len(revocations.node_ids)} nodes; written to {path}")
+    return 0
+
+
+def _renew(args: argparse.Namespace) -> int:
+    """Each certificate again for the same keys, roles and name, valid from now. Only
+    certificates this root signed (or a join token it signed) are renewed, expired ones
+    included; revoked ones are not. Token-made ones come back root-signed."""
+    root = MeshRoot.load(args.dir / ROOT_FILE)
+    path = args.dir / REVOCATIONS_FILE
+    revocations = RevocationList.load(path, root.trust) if path.exists() else None
+    old = [load_certificate(file) for file in args.certificates]
+    for file, certificate in zip(args.certificates, old):
+        try:  # as of its start: everything but its end is checked
+            MembershipCertificate.verify(certificate.to_wire(), root.trust,
+                                         now=certificate.not_before, revocations=revocations)
+        except CertificateError as exc:
+            raise ConfigError(f"{file}: not renewed: {type(exc).__name__}: {exc}") from None
+    args.out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for certificate in old:
+        renewed = root.issue_certificate(certificate.sign_public, certificate.dh_public,
+                                         certificate.roles, certificate.hostname,
+                                         int(args.lifetime))
+        save_certificate(args.out / f"{renewed.node_id.hex()}.cert", renewed.to_wire())
+        print(f"node {renewed.node_id.hex()} ({renewed.hostname}): serial {renewed.serial}, "
+              f"expires {utc_time(renewed.expires)} (was {utc_time(certificate.expires)})")
+    print(f"{len(old)} certificate(s) renewed into {args.out}; deliver them with "
+          "`meshctl certificates push`")
     return 0
 
 

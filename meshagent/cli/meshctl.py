@@ -15,6 +15,7 @@ VERBS = [
     "meshagent.cli.ctl_allowlist",
     "meshagent.cli.ctl_revocations",
     "meshagent.cli.ctl_nodes",
+    "meshagent.cli.ctl_certificates",
     "meshagent.cli.ctl_run",
     "meshagent.cli.ctl_results",
     "meshagent.cli.ctl_leader",

@@ -29,6 +29,7 @@ from meshagent.identity.enrollment import (
     NodeCredentials,
     load_certificate,
     redeem_join_token,
+    save_certificate,
 )
 from meshagent.identity.errors import (
     CertificateError,
@@ -66,7 +67,7 @@ __all__ = [
     "REVOCATIONS_FILE", "REDEEMED_FILE",
     "node_id_of", "MeshTrust", "MeshRoot", "NodeIdentity", "X25519Key",
     "MembershipCertificate", "RevocationList", "JoinToken", "RedeemedTokens",
-    "NodeCredentials", "load_certificate", "redeem_join_token",
+    "NodeCredentials", "load_certificate", "save_certificate", "redeem_join_token",
     "CertificateError", "MalformedCertificate", "UntrustedCertificate", "WrongMesh",
     "CertificateExpired", "CertificateNotYetValid", "CertificateRevoked", "JoinTokenError",
     "MalformedJoinToken", "UntrustedJoinToken", "JoinTokenExpired", "JoinTokenReused",

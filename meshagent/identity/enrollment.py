@@ -19,8 +19,9 @@ from meshagent.identity.jointoken import JoinToken
 from meshagent.identity.keys import MeshTrust, NodeIdentity
 from meshagent.log import get_logger
 
-__all__ = ["NodeCredentials", "load_certificate", "redeem_join_token", "IDENTITY_FILE",
-           "CERTIFICATE_FILE", "TRUST_FILE", "REVOCATIONS_FILE", "REDEEMED_FILE"]
+__all__ = ["NodeCredentials", "load_certificate", "save_certificate", "redeem_join_token",
+           "IDENTITY_FILE", "CERTIFICATE_FILE", "TRUST_FILE", "REVOCATIONS_FILE",
+           "REDEEMED_FILE"]
 
 log = get_logger(__name__)
 
@@ -50,8 +51,7 @@ class NodeCredentials:
         path = Path(node_dir)
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.identity.save(path / IDENTITY_FILE)
-        write_document(path / CERTIFICATE_FILE, "membership-cert",
-                       {"cert": self.certificate.to_wire()}, private=False)
+        save_certificate(path / CERTIFICATE_FILE, self.certificate.to_wire())
         self.trust.save(path / TRUST_FILE)
 
     @classmethod
@@ -59,18 +59,22 @@ class NodeCredentials:
         """Read a node directory; the certificate is parsed, not judged (it may have
         expired: the caller decides, usually by ``MembershipCertificate.verify``)."""
         path = Path(node_dir)
-        return cls(NodeIdentity.load(path / IDENTITY_FILE), load_certificate(path),
-                   MeshTrust.load(path / TRUST_FILE))
+        return cls(NodeIdentity.load(path / IDENTITY_FILE),
+                   load_certificate(path / CERTIFICATE_FILE), MeshTrust.load(path / TRUST_FILE))
 
 
-def load_certificate(node_dir: str | os.PathLike[str]) -> MembershipCertificate:
-    """The node directory's certificate, parsed, not judged (a running agent reads a
-    renewal this way). Raises IdentityFileError, a CertificateError or OSError."""
-    path = Path(node_dir) / CERTIFICATE_FILE
+def load_certificate(path: str | os.PathLike[str]) -> MembershipCertificate:
+    """A certificate file (a node's node.cert, or one exported or renewed), parsed, not
+    judged. Raises IdentityFileError, a CertificateError or OSError."""
     wire = read_document(path, "membership-cert").get("cert")
     if not isinstance(wire, bytes):
         raise IdentityFileError(f"{path}: certificate missing")
     return MembershipCertificate.from_wire(wire)
+
+
+def save_certificate(path: str | os.PathLike[str], wire: bytes) -> None:
+    """Write a certificate file (public; atomically, so a reader never sees half)."""
+    write_document(path, "membership-cert", {"cert": wire}, private=False)
 
 
 def redeem_join_token(token: JoinToken | str, identity: NodeIdentity, hostname: str,

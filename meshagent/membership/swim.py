@@ -71,7 +71,6 @@ from typing import Any
 
 from meshagent.identity import (
     CertificateError,
-    CertificateRevoked,
     JoinTokenReused,
     MembershipCertificate,
     MeshTrust,
@@ -462,9 +461,8 @@ class Membership:
         if (certificate.sign_public != self.identity.sign_public
                 or certificate.dh_public != self.identity.dh_public):
             raise UntrustedCertificate("certificate is for other keys than this node's")
-        MembershipCertificate.verify(certificate.to_wire(), self.trust)
-        if self.revocations.is_revoked(certificate):
-            raise CertificateRevoked(f"certificate serial {certificate.serial} is revoked")
+        MembershipCertificate.verify(certificate.to_wire(), self.trust,
+                                     revocations=self.revocations)
         self.redeemed.claim(certificate)
         self.certificate = certificate
         self.keys.use_certificate(certificate)

@@ -14,10 +14,11 @@ import pytest
 from meshagent import agent as agent_module
 from meshagent.agent import Agent
 from meshagent.cli.main import main as meshagent_main
+from meshagent.cli.meshctl import main as meshctl_main
 from meshagent.config import load_config
 from meshagent.control import RemoteError, call
 from meshagent.demo import ROOT_FILE, create_mesh
-from meshagent.identity import MeshRoot, NodeCredentials
+from meshagent.identity import MeshRoot, NodeCredentials, NodeIdentity, load_certificate
 from meshagent.membership import MemberState
 from meshagent.routing import FIRST_FREE_CHANNEL, Message
 from meshagent.sessions import PeerCandidate
@@ -146,6 +147,64 @@ async def test_agent_whose_certificate_expires_loses_its_sessions_until_renewed(
     finally:
         for agent in agents:
             await agent.stop(leave=False)
+
+
+async def test_fleet_renewal_exported_renewed_offline_and_pushed_over_the_mesh(
+        agents: list[Agent], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    await wait_until(lambda: all(_alive(a) == 3 and len(a.router.routes()) == 2
+                                 for a in agents), 15, "convergence with routes")
+    console = str(agents[0].control_socket)
+    mesh_dir = tmp_path / "offline"
+    mesh_dir.mkdir()
+    MeshRoot.load(tmp_path / "mesh" / ROOT_FILE).save(mesh_dir / "root.key")
+    before = {a.node_id: a.membership.certificate for a in agents}
+
+    assert await asyncio.to_thread(meshctl_main, [
+        "certificates", "export", "--out", str(tmp_path / "expiring"), "--socket", console,
+        "--cert-expiring", "400d"]) == 0
+    exported = sorted((tmp_path / "expiring").iterdir())
+    assert [p.stem for p in exported] == sorted(a.node_id.hex() for a in agents)
+    assert await asyncio.to_thread(meshagent_main, [
+        "mesh", "renew", "--dir", str(mesh_dir), "--out", str(tmp_path / "renewed"),
+        "--lifetime", "730d", *map(str, exported)]) == 0
+    renewed = {p.stem: load_certificate(p) for p in (tmp_path / "renewed").iterdir()}
+    capsys.readouterr()
+    assert await asyncio.to_thread(meshctl_main, [
+        "certificates", "push", "--socket", console,
+        *map(str, sorted((tmp_path / "renewed").iterdir()))]) == 0
+    out = capsys.readouterr().out
+    assert "3 of 3 delivered" in out and "adopted" in out and out.count("sent") == 2
+
+    def taken(agent: Agent) -> bool:
+        serial = renewed[agent.node_id.hex()].serial
+        on_disk = load_certificate(agent.config.node.state_dir / "node.cert").serial
+        return agent.membership.certificate.serial == serial == on_disk and all(
+            a.membership.member(agent.node_id).record.cert.serial == serial for a in agents)
+    await wait_until(lambda: all(taken(a) for a in agents), 10, "every node renewed")
+    for agent in agents:
+        certificate = agent.membership.certificate
+        assert certificate.expires > before[agent.node_id].expires + 300 * 86400
+        assert (certificate.sign_public, certificate.roles) == (
+            before[agent.node_id].sign_public, before[agent.node_id].roles)
+
+    # An older certificate (the one replaced) is refused by its node, which keeps its own.
+    old = before[agents[1].node_id]
+    outcome = agents[0].certificate_delivery.push([old.to_wire()])
+    assert outcome == {agents[1].node_id.hex(): "sent"}
+    await wait_until(lambda: agents[1].certificate_watch.last_refusal is not None, 10,
+                     "the stale certificate refused")
+    assert "does not end later" in agents[1].certificate_watch.last_refusal
+    assert agents[1].membership.certificate.serial == renewed[agents[1].node_id.hex()].serial
+    # Not this mesh's, and a member nobody knows, are refused before anything is sent.
+    stranger = NodeIdentity.generate()
+    other_root = MeshRoot.create()
+    foreign = other_root.issue_certificate(stranger.sign_public, stranger.dh_public,
+                                           ["node"], "x")
+    unknown = MeshRoot.load(mesh_dir / "root.key").issue_certificate(
+        stranger.sign_public, stranger.dh_public, ["node"], "x")
+    outcome = agents[0].certificate_delivery.push([foreign.to_wire(), unknown.to_wire()])
+    assert outcome["#0"].startswith("refused: WrongMesh")
+    assert outcome[stranger.node_id.hex()] == "unknown node"
 
 
 def _without(agent: Agent, banned: Agent) -> None:
