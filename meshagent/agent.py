@@ -157,7 +157,8 @@ class Agent:
             "status": self._status, "nodes": self._nodes, "routes": self._routes,
             "sessions": self._sessions, "ping": self._ping, "join": self._join,
             "member_states": self._member_states, "certificate": self._certificate,
-            "certificates": self._certificates, "certificates_push": self._certificates_push})
+            "certificates": self._certificates, "certificates_push": self._certificates_push,
+            "certificates_pending": lambda params: self.certificate_delivery.pending_view()})
         # Election, the command relay and, with [server] configured, the leader's uplink.
         self.tags = TagStore(config.node.tags,
                              on_change=lambda tags: self.membership.update_record(tags=tags))
@@ -223,6 +224,7 @@ class Agent:
             await self.discovery.stop()
         await self.leadership.stop()
         await self.amt.stop()
+        await self.certificate_delivery.stop()
         await self.router.stop()
         await self.certificate_watch.stop()
         await self.sessions.stop()

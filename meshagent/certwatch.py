@@ -27,7 +27,6 @@ drops this node until a renewal is adopted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from meshagent.errors import MeshError
+from meshagent.eventloop import cancel_and_wait
 from meshagent.identity import (
     CERTIFICATE_FILE,
     CertificateError,
@@ -81,11 +81,8 @@ class CertificateWatch:
         self._task = asyncio.create_task(self._run(), name="certificate-watch")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

@@ -19,6 +19,7 @@ going away (sessions, handshakes, the control socket) goes through
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import sys
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from meshagent.errors import ConfigError
 
 __all__ = ["EVENT_LOOPS", "loop_factory", "loop_name", "uvloop_factory",
-           "write_unless_closing"]
+           "write_unless_closing", "cancel_and_wait"]
 
 EVENT_LOOPS = ("asyncio", "uvloop")
 
@@ -68,3 +69,13 @@ def write_unless_closing(writer: asyncio.StreamWriter, data: bytes) -> bool:
         return False
     writer.write(data)
     return True
+
+
+async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
+    """Stop a component's background task and wait until it has ended (its cancellation
+    is not an error for the caller). ``None``: nothing was started."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

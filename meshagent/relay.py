@@ -64,6 +64,7 @@ from meshagent.commands import (
 from meshagent.commands.seen import SeenState
 from meshagent.core import MAX_FRAME_PAYLOAD
 from meshagent.errors import DecodeError, MeshError
+from meshagent.eventloop import cancel_and_wait
 from meshagent.log import get_logger
 from meshagent.routing import FIRST_FREE_CHANNEL, Message, RoutingError
 from meshagent.signing import Signed
@@ -314,11 +315,8 @@ class _Ticker:
         self._work.set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

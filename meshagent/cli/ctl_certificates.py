@@ -2,6 +2,7 @@
 
     meshctl certificates export [--cert-expiring 30d] --out DIR   # NODE_ID.cert per member
     meshctl certificates push CERTFILE...                          # to their nodes
+    meshctl certificates pending                                   # not taken yet
 
 Between the two, on the offline machine with the root key: ``meshagent mesh renew --dir
 MESH --out RENEWED DIR/*.cert``. Both talk to the local agent's control socket; the
@@ -37,6 +38,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_socket_arguments(push)
     push.add_argument("certificates", nargs="+", type=Path, metavar="CERTFILE")
     push.set_defaults(action_run=_push)
+    pending = actions.add_parser("pending", help="pushed certificates their nodes have not "
+                                 "taken yet (the agent sends them when each is reachable)")
+    add_socket_arguments(pending)
+    pending.set_defaults(action_run=_pending)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,13 +61,24 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    """Exit status 1 when some certificate did not go out (the reasons are printed)."""
+    """Exit status 1 when some certificate was refused (the reasons are printed)."""
     wires = [load_certificate(path).to_wire() for path in args.certificates]
     outcomes = call_agent(args, "certificates_push", {
         "certificates": [base64.b64encode(wire).decode() for wire in wires]})
     for node, outcome in outcomes.items():
         print(f"{node[:12]:<12}  {outcome}")
-    delivered = sum(1 for outcome in outcomes.values() if outcome in DELIVERED)
-    print(f"{delivered} of {len(outcomes)} delivered; `meshctl nodes --json` shows each "
-          "node's certificate once it has taken it")
-    return 0 if delivered == len(outcomes) else 1
+    sent = sum(1 for outcome in outcomes.values() if outcome in DELIVERED)
+    waiting = sum(1 for outcome in outcomes.values() if outcome.startswith("pending"))
+    refused = len(outcomes) - sent - waiting
+    print(f"{sent} sent, {waiting} pending (sent when each node is reachable), {refused} "
+          "refused; `meshctl certificates pending` lists those not taken yet")
+    return 0 if refused == 0 else 1
+
+
+def _pending(args: argparse.Namespace) -> int:
+    pending = call_agent(args, "certificates_pending")
+    for item in pending:
+        print(f"{item['node_id'][:12]}  {item['hostname']:<20}  serial {item['serial']}  "
+              f"expires {utc_time(item['expires'])}")
+    print(f"{len(pending)} pending")
+    return 0

@@ -13,6 +13,7 @@ import pytest
 
 from meshagent import agent as agent_module
 from meshagent.agent import Agent
+from meshagent.certdelivery import CERTIFICATE_CHANNEL
 from meshagent.cli.main import main as meshagent_main
 from meshagent.cli.meshctl import main as meshctl_main
 from meshagent.config import load_config
@@ -173,7 +174,8 @@ async def test_fleet_renewal_exported_renewed_offline_and_pushed_over_the_mesh(
         "certificates", "push", "--socket", console,
         *map(str, sorted((tmp_path / "renewed").iterdir()))]) == 0
     out = capsys.readouterr().out
-    assert "3 of 3 delivered" in out and "adopted" in out and out.count("sent") == 2
+    assert "3 sent, 0 pending (sent when each node is reachable), 0 refused" in out
+    assert "adopted" in out
 
     def taken(agent: Agent) -> bool:
         serial = renewed[agent.node_id.hex()].serial
@@ -181,21 +183,25 @@ async def test_fleet_renewal_exported_renewed_offline_and_pushed_over_the_mesh(
         return agent.membership.certificate.serial == serial == on_disk and all(
             a.membership.member(agent.node_id).record.cert.serial == serial for a in agents)
     await wait_until(lambda: all(taken(a) for a in agents), 10, "every node renewed")
+    await wait_until(lambda: not agents[0].certificate_delivery.pending, 10,
+                     "every delivery confirmed by the node's record")
     for agent in agents:
         certificate = agent.membership.certificate
         assert certificate.expires > before[agent.node_id].expires + 300 * 86400
         assert (certificate.sign_public, certificate.roles) == (
             before[agent.node_id].sign_public, before[agent.node_id].roles)
 
-    # An older certificate (the one replaced) is refused by its node, which keeps its own.
+    # An older certificate (the one replaced) is not sent; sent anyway, its node refuses
+    # it and keeps its own.
     old = before[agents[1].node_id]
     outcome = agents[0].certificate_delivery.push([old.to_wire()])
-    assert outcome == {agents[1].node_id.hex(): "sent"}
+    assert outcome[agents[1].node_id.hex()].startswith("refused: the node holds")
+    agents[0].router.send(agents[1].node_id, CERTIFICATE_CHANNEL, old.to_wire())
     await wait_until(lambda: agents[1].certificate_watch.last_refusal is not None, 10,
                      "the stale certificate refused")
     assert "does not end later" in agents[1].certificate_watch.last_refusal
     assert agents[1].membership.certificate.serial == renewed[agents[1].node_id.hex()].serial
-    # Not this mesh's, and a member nobody knows, are refused before anything is sent.
+    # Not this mesh's is refused; a node nobody knows yet is kept for when it joins.
     stranger = NodeIdentity.generate()
     other_root = MeshRoot.create()
     foreign = other_root.issue_certificate(stranger.sign_public, stranger.dh_public,
@@ -204,7 +210,38 @@ async def test_fleet_renewal_exported_renewed_offline_and_pushed_over_the_mesh(
         stranger.sign_public, stranger.dh_public, ["node"], "x")
     outcome = agents[0].certificate_delivery.push([foreign.to_wire(), unknown.to_wire()])
     assert outcome["#0"].startswith("refused: WrongMesh")
-    assert outcome[stranger.node_id.hex()] == "unknown node"
+    assert outcome[stranger.node_id.hex()].startswith("pending: unknown node")
+    assert list(agents[0].certificate_delivery.pending) == [stranger.node_id]
+
+
+async def test_pushed_certificate_waits_for_its_node_to_come_back(
+        agents: list[Agent], tmp_path: Path) -> None:
+    """Pushed while its node is away (here: stopped), a renewal is held by the agent it
+    was pushed to and delivered when the node is back, confirmed by the node's record."""
+    await wait_until(lambda: all(_alive(a) == 3 and len(a.router.routes()) == 2
+                                 for a in agents), 15, "convergence with routes")
+    laptop = agents[2]
+    identity = laptop.credentials.identity
+    await laptop.stop(leave=False)
+    await wait_until(lambda: all(a.router.route_to(identity.node_id) is None
+                                 and a.membership.member(identity.node_id).state
+                                 != MemberState.ALIVE for a in agents[:2]), 15,
+                     "the laptop gone")
+    root = MeshRoot.load(tmp_path / "mesh" / ROOT_FILE)
+    renewal = root.issue_certificate(identity.sign_public, identity.dh_public, ["node"],
+                                     "node3", lifetime_s=2 * 365 * 86400)
+    outcome = agents[0].certificate_delivery.push([renewal.to_wire()])
+    assert outcome[identity.node_id.hex()].startswith("pending: no route")
+    back = Agent(load_config(laptop.config.node.state_dir.parent / "agent.toml"))
+    await back.start()
+    try:
+        await wait_until(lambda: not agents[0].certificate_delivery.pending, 20,
+                         "the renewal delivered once the laptop is back")
+        assert back.membership.certificate.serial == renewal.serial
+        assert load_certificate(back.config.node.state_dir / "node.cert").serial == \
+            renewal.serial
+    finally:
+        await back.stop(leave=False)
 
 
 def _without(agent: Agent, banned: Agent) -> None:
