@@ -6,8 +6,9 @@ control socket, composed and started and stopped together.
     ...
     await agent.stop()           # leave the mesh (signed goodbye), close sessions, socket
 
-Start order and why: credentials are read first (a node without a valid key and
-certificate refuses to start); then membership starts the shared transport (UDP + TCP on
+Start order and why: credentials are read first (a node without its key and a
+certificate of this mesh refuses to start; one whose certificate has ended starts and
+waits for a renewal); then membership starts the shared transport (UDP + TCP on
 ``network.port``) with the session handler already registered, so no inbound session is
 refused in between; sessions begin dialling the members membership reports; routing
 attaches to each session; discovery beacons go out last, once there is something to join.
@@ -457,8 +458,13 @@ def _load_credentials(state_dir: Path) -> NodeCredentials:
                           f"{state_dir}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"node.state_dir: cannot read {state_dir}: {exc.strerror}") from None
+    # Judged as of its start: one that has ended (a laptop shelved past it) still starts
+    # the agent, which waits for a renewed node.cert (CertificateWatch) while the mesh
+    # refuses it; membership logs own_certificate_expired. Anything else is refused.
+    certificate = credentials.certificate
     try:
-        MembershipCertificate.verify(credentials.certificate.to_wire(), credentials.trust)
+        MembershipCertificate.verify(certificate.to_wire(), credentials.trust,
+                                     now=certificate.not_before)
     except MeshError as exc:
         raise ConfigError(f"node.state_dir: this node's certificate is not valid: "
                           f"{type(exc).__name__}: {exc}") from None

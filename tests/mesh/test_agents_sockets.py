@@ -19,7 +19,14 @@ from meshagent.cli.meshctl import main as meshctl_main
 from meshagent.config import load_config
 from meshagent.control import RemoteError, call
 from meshagent.demo import ROOT_FILE, create_mesh
-from meshagent.identity import MeshRoot, NodeCredentials, NodeIdentity, load_certificate
+from meshagent.errors import ConfigError
+from meshagent.identity import (
+    MeshRoot,
+    NodeCredentials,
+    NodeIdentity,
+    load_certificate,
+    save_certificate,
+)
 from meshagent.membership import MemberState
 from meshagent.routing import FIRST_FREE_CHANNEL, Message
 from meshagent.sessions import PeerCandidate
@@ -145,6 +152,47 @@ async def test_agent_whose_certificate_expires_loses_its_sessions_until_renewed(
         await wait_until(lambda: all(
             _alive(a) == count and laptop.node_id in a.sessions.sessions for a in peers), 15,
             "the renewed member back, with sessions")
+    finally:
+        for agent in agents:
+            await agent.stop(leave=False)
+
+
+async def test_agent_started_with_an_ended_certificate_waits_for_its_renewal(
+        tmp_path: Path) -> None:
+    """A laptop shelved past its certificate's end: the agent starts (the control socket
+    answers, the status says why), the mesh refuses it, and a renewed node.cert brings it
+    in without a restart. A certificate of another mesh still stops the agent."""
+    count = 3
+    subnet = free_loopback_subnet("127.1", count, 17946)
+    mesh = create_mesh(tmp_path / "mesh", count, addresses=[
+        (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1)
+    root = MeshRoot.load(mesh.directory / ROOT_FILE)
+    state_dir = mesh.nodes[2].directory / "state"
+    identity = NodeCredentials.load(state_dir).identity
+
+    def write(issuer: MeshRoot, **terms: Any) -> None:
+        save_certificate(state_dir / "node.cert", issuer.issue_certificate(
+            identity.sign_public, identity.dh_public, ["node"], "node3", **terms).to_wire())
+
+    write(MeshRoot.create())
+    with pytest.raises(ConfigError, match="WrongMesh"):
+        Agent(load_config(mesh.nodes[2].config_path))
+    write(root, lifetime_s=3600, now=time.time() - 7200)
+    agents: list[Agent] = []
+    try:
+        for node in mesh.nodes:
+            agents.append(Agent(load_config(node.config_path)))
+            await agents[-1].start()
+        laptop, peers = agents[2], agents[:2]
+        status = await call(laptop.control_socket, "status")
+        assert status["certificate"]["expires_in_s"] < 0
+        await wait_until(lambda: all(_alive(a) == 2 for a in peers), 15, "the others' mesh")
+        assert all(a.membership.member(laptop.node_id) is None for a in peers)
+
+        write(root, lifetime_s=3600)
+        assert laptop.certificate_watch.check()
+        await wait_until(lambda: all(_alive(a) == count for a in agents), 15,
+                         "the renewed laptop in every view")
     finally:
         for agent in agents:
             await agent.stop(leave=False)
