@@ -10,7 +10,14 @@ transition log (control method ``member_states``), so polling speed does not ent
   (max, median);
 - renewal: a new certificate is written to the node's node.cert and the node told to look
   (``meshagent status --check-certificate`` does the same); seconds from that request
-  until each other agent saw it alive again (max, median).
+  until each other agent saw it alive again (max, median);
+- fleet renewal: every member's certificate exported from one agent, renewed with the
+  root key and pushed back to that agent (``meshctl certificates export`` / ``meshagent
+  mesh renew`` / ``meshctl certificates push``, here through the control socket);
+  seconds from the push until that agent holds none pending, i.e. its view has every
+  node's record signed with the renewed certificate (polled every 0.1 s). A node that
+  agent has no route to yet (the one renewed just before is still forming sessions) is
+  held and sent when a route appears, as in a fleet.
 
 Baseline in the same run: the kill -9 of another agent, seen failed by every agent (the
 crash fast path), and ``*_vs_kill9_ratio`` = ours / that. ``--quick``: 10 agents, a
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import statistics
 import sys
@@ -32,7 +40,7 @@ from typing import Any
 from bench_membership import Mesh, measure_failure, measure_join, say
 
 from meshagent.demo import ROOT_FILE, query, wait_for
-from meshagent.identity import MeshRoot, NodeCredentials
+from meshagent.identity import MembershipCertificate, MeshRoot, NodeCredentials
 
 
 def _issue(mesh: Mesh, name: str, lifetime_s: int) -> None:
@@ -57,6 +65,26 @@ async def _seen(mesh: Mesh, others: list[Any], node: str, state: str, since: flo
         return all(first(view) is not None for view in await mesh.all_states(others, node))
     await wait_for(everyone, timeout, f"every agent to see the node {state}", interval=0.5)
     return [first(view) - since for view in await mesh.all_states(others, node)]
+
+
+async def _fleet_renewal(mesh: Mesh, console: Any) -> float:
+    root = MeshRoot.load(mesh.mesh.directory / ROOT_FILE)
+    exported = await query(console.node.socket, "certificates")
+    renewed = []
+    for item in exported:
+        old = MembershipCertificate.from_wire(base64.b64decode(item["wire"]))
+        renewed.append(root.issue_certificate(old.sign_public, old.dh_public, old.roles,
+                                              old.hostname, 2 * 365 * 86400).to_wire())
+    pushed = time.time()
+    outcomes = await query(console.node.socket, "certificates_push", {
+        "certificates": [base64.b64encode(wire).decode() for wire in renewed]})
+    if any(o.startswith("refused") for o in outcomes.values()):
+        raise SystemExit(f"a push was refused: {outcomes}")
+
+    async def delivered() -> bool:
+        return not await query(console.node.socket, "certificates_pending")
+    await wait_for(delivered, 60, "every pushed certificate taken", interval=0.1)
+    return time.time() - pushed
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,6 +118,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result["renewal_seen_median_s"] = round(statistics.median(back), 3)
             say(f"renewal: every agent saw the node alive again {max(back):.3f}s after it "
                 f"was told to look (median {statistics.median(back):.3f}s)")
+
+            fleet = await _fleet_renewal(mesh, mesh.agents[0])
+            result["fleet_renewal_s"] = round(fleet, 3)
+            say(f"fleet renewal: all {args.size} nodes took their pushed certificate "
+                f"{fleet:.3f}s after the push")
 
             killed = await measure_failure(mesh, crashed, "kill")
             result["kill9_max_s"] = round(max(killed), 3)
