@@ -15,7 +15,8 @@ only if it is for its own keys and ends later than the one it holds
 Delivery is confirmed by that record, not by an ack: each pushed certificate stays
 ``pending`` until the node's record carries it (or one ending later). A pending one is
 sent again whenever a route to its node appears (a laptop back from sleep or from another
-network) and every ``RESEND_S`` while it has one, and is given up when it ends.
+network) and every ``RESEND_S`` while it has one, and is given up when it ends or is
+revoked.
 Pending certificates live in the memory of the agent they were pushed to (``meshctl
 certificates pending`` lists them); a node whose certificate has already ended is out
 of the mesh, so no push reaches it: it needs its node.cert copied in.
@@ -136,18 +137,25 @@ class CertificateDelivery:
             self._send(node, certificate)
 
     async def _resend_loop(self) -> None:
-        """Lost messages and refusals (a node that then held something newer is
-        confirmed by its record): send again now and then; give up on ended ones."""
         while True:
             await asyncio.sleep(RESEND_S)
-            now = time.time()
-            for node, certificate in list(self.pending.items()):
-                if now > certificate.expires:
-                    del self.pending[node]
-                    log.warning("certificate_not_delivered", node=node.hex(),
-                                serial=certificate.serial, detail="it ended first")
-                elif self._router.route_to(node) is not None:
-                    self._send(node, certificate)
+            self.resend()
+
+    def resend(self) -> None:
+        """Lost messages and refusals (a node that then held something newer is
+        confirmed by its record): send again what has a route; give up on certificates
+        that ended or that a newer revocation list names."""
+        now = time.time()
+        for node, certificate in list(self.pending.items()):
+            if now > certificate.expires or self._membership.revocations.is_revoked(
+                    certificate):
+                del self.pending[node]
+                log.warning("certificate_not_delivered", node=node.hex(),
+                            serial=certificate.serial,
+                            detail="it ended first" if now > certificate.expires
+                            else "it was revoked")
+            elif self._router.route_to(node) is not None:
+                self._send(node, certificate)
 
     def _checked(self, wire: bytes) -> MembershipCertificate:
         """Refuse here what every receiver would refuse: not this mesh's, not valid now,

@@ -67,6 +67,7 @@ class CertificateWatch:
         self.check_s = check_s
         self.warn_s = warn_s
         self.renewals = 0
+        self.refusals = 0
         self.last_refusal: str | None = None
         self._membership = membership
         self._credentials = credentials
@@ -103,7 +104,8 @@ class CertificateWatch:
         certificate = self._membership.certificate
         return {"serial": certificate.serial, "expires": certificate.expires,
                 "expires_in_s": certificate.expires - self._clock(),
-                "renewals": self.renewals, "last_refusal": self.last_refusal}
+                "renewals": self.renewals, "refusals": self.refusals,
+                "last_refusal": self.last_refusal}
 
     def _file_stamp(self) -> tuple[int, int, int] | None:
         try:
@@ -115,7 +117,9 @@ class CertificateWatch:
     def offer(self, wire: bytes, source: str) -> bool:
         """A renewal delivered over the mesh (``meshctl certificates push``): adopted if it
         is for this node and ends later than the one held, then written to node.cert, so a
-        restart keeps it. Anything else is refused (logged, nothing changes)."""
+        restart keeps it. Anything else is refused (counted, logged, nothing changes): it must
+        name this node's keys before a signature is checked, so a stranger's certificate
+        costs a parse."""
         def later(certificate: MembershipCertificate) -> None:
             if certificate.expires <= self._membership.certificate.expires:
                 raise CertificateError(f"certificate serial {certificate.serial} does not "
@@ -145,9 +149,12 @@ class CertificateWatch:
             credentials = dataclasses.replace(self._credentials, certificate=certificate)
             self._membership.adopt_certificate(certificate)
         except (MeshError, OSError) as exc:
+            # Any member can send us certificates: the log line is rate limited per
+            # source, the count is not.
+            self.refusals += 1
             self.last_refusal = f"{type(exc).__name__}: {exc}"
-            log.warning("certificate_renewal_refused", source=source,
-                        error=type(exc).__name__, detail=str(exc))
+            log.warn_limited("certificate_renewal_refused", key=source, source=source,
+                             error=type(exc).__name__, detail=str(exc))
             return False
         self._credentials = credentials
         self.renewals += 1

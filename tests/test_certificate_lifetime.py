@@ -251,6 +251,33 @@ def test_watch_refuses_a_bad_node_cert_and_keeps_the_one_it_has(
     run_virtual(scenario())
 
 
+def test_certificates_offered_by_peers_are_refused_counted_and_logged_once_per_peer(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Any member can send an agent certificates (``meshctl certificates push``): garbage,
+    another node's, a stale one of its own, a hundred times over. Each is refused and
+    counted, the log has one line per sender, and the certificate held is unchanged."""
+    async def scenario() -> None:
+        kit, node, watch, renewed = await _watched(tmp_path)
+        before = node.record.wire
+        held = node.certificate
+        stale = _certificate(kit.root, node.identity, lifetime_s=60)
+        offers = [b"\x00garbage", _certificate(kit.root, NodeIdentity.generate()).to_wire(),
+                  stale.to_wire()]
+        with caplog.at_level(logging.WARNING):
+            for _ in range(100):
+                for wire in offers:
+                    assert not watch.offer(wire, "peer:flooder")
+            assert "does not end later" in watch.last_refusal
+            assert not watch.offer(b"\x00garbage", "peer:another")
+        assert watch.status()["refusals"] == 301
+        assert caplog.text.count("certificate_renewal_refused") == 2
+        assert node.record.wire == before and node.certificate is held and renewed == []
+        assert watch.last_refusal.startswith("MalformedCertificate")
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
 def test_watch_warns_once_a_day_before_the_certificate_ends(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:

@@ -138,7 +138,12 @@ def test_renew_reissues_for_the_same_keys_expired_included_and_refuses_forgeries
     assert checked.serial != expired.serial
     assert 29 * 86400 < checked.expires - checked.not_before <= 30 * 86400
 
-    # Another mesh's certificate, and a revoked one, are not renewed; nothing is written.
+    # A file that is no certificate, another mesh's certificate, and a revoked one are not
+    # renewed; nothing is written.
+    (tmp_path / "junk.cert").write_bytes(b"not a certificate")
+    code, _, err = mesh(capsys, "renew", "--dir", str(mesh_dir), "--out",
+                        str(tmp_path / "none"), str(tmp_path / "junk.cert"))
+    assert code == 1 and "IdentityFileError" in err
     forged = MeshRoot.create().issue_certificate(identity.sign_public, identity.dh_public,
                                                  ["agent"], "laptop-7")
     save_certificate(tmp_path / "forged.cert", forged.to_wire())

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from meshagent.cli.main import main as meshagent_main
 from meshagent.cli.meshctl import main as meshctl_main
 from meshagent.config import load_config
 from meshagent.control import RemoteError, call
-from meshagent.demo import ROOT_FILE, create_mesh
+from meshagent.demo import ROOT_FILE, LocalMesh, create_mesh
 from meshagent.errors import ConfigError
 from meshagent.identity import (
     MeshRoot,
@@ -33,12 +35,15 @@ from meshagent.sessions import PeerCandidate
 from tests.mesh.meshkit import free_loopback_subnet, wait_until
 
 APP = FIRST_FREE_CHANNEL + 7
-@pytest.fixture
-async def agents(tmp_path: Path, request: pytest.FixtureRequest):
-    count, extra = getattr(request, "param", (3, ""))
+def _local_mesh(tmp_path: Path, count: int, extra: str = "") -> LocalMesh:
     subnet = free_loopback_subnet("127.1", count, 17946)
-    mesh = create_mesh(tmp_path / "mesh", count, addresses=[
+    return create_mesh(tmp_path / "mesh", count, addresses=[
         (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1, extra_config=extra)
+
+
+@contextlib.asynccontextmanager
+async def _running(mesh: LocalMesh) -> AsyncIterator[list[Agent]]:
+    """Every agent of ``mesh`` started in this process, stopped silently afterwards."""
     started: list[Agent] = []
     try:
         for node in mesh.nodes:
@@ -49,6 +54,27 @@ async def agents(tmp_path: Path, request: pytest.FixtureRequest):
     finally:
         for agent in started:
             await agent.stop(leave=False)
+
+
+@pytest.fixture
+async def agents(tmp_path: Path, request: pytest.FixtureRequest):
+    count, extra = getattr(request, "param", (3, ""))
+    async with _running(_local_mesh(tmp_path, count, extra)) as started:
+        yield started
+
+
+def _laptop_certificate(mesh: LocalMesh) -> Callable[..., None]:
+    """Writes a certificate into the last node's node.cert: ``write(lifetime_s=..., now=...,
+    issuer=root)`` (issuer: the mesh's root unless another is given)."""
+    root = MeshRoot.load(mesh.directory / ROOT_FILE)
+    state_dir = mesh.nodes[-1].directory / "state"
+    identity = NodeCredentials.load(state_dir).identity
+
+    def write(issuer: MeshRoot = root, **terms: Any) -> None:
+        save_certificate(state_dir / "node.cert", issuer.issue_certificate(
+            identity.sign_public, identity.dh_public, ["node"], mesh.nodes[-1].name,
+            **terms).to_wire())
+    return write
 
 
 @pytest.fixture
@@ -117,25 +143,10 @@ async def test_renewed_node_cert_is_adopted_without_a_restart(
 async def test_agent_whose_certificate_expires_loses_its_sessions_until_renewed(
         tmp_path: Path) -> None:
     count = 3
-    subnet = free_loopback_subnet("127.1", count, 17946)
-    mesh = create_mesh(tmp_path / "mesh", count, addresses=[
-        (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1)
-    root = MeshRoot.load(mesh.directory / ROOT_FILE)
-    state_dir = mesh.nodes[2].directory / "state"
-    credentials = NodeCredentials.load(state_dir)
-    identity = credentials.identity
-
-    def certificate(lifetime_s: int) -> None:
-        NodeCredentials(identity, root.issue_certificate(
-            identity.sign_public, identity.dh_public, ["node"], "node3",
-            lifetime_s=lifetime_s), root.trust).save(state_dir)
-
-    certificate(6)
-    agents: list[Agent] = []
-    try:
-        for node in mesh.nodes:
-            agents.append(Agent(load_config(node.config_path)))
-            await agents[-1].start()
+    mesh = _local_mesh(tmp_path, count)
+    certificate = _laptop_certificate(mesh)
+    certificate(lifetime_s=6)
+    async with _running(mesh) as agents:
         laptop, peers = agents[2], agents[:2]
         expires = laptop.membership.certificate.expires
         await wait_until(lambda: all(laptop.node_id in a.sessions.sessions for a in peers),
@@ -147,14 +158,11 @@ async def test_agent_whose_certificate_expires_loses_its_sessions_until_renewed(
         assert time.time() > expires
         assert laptop.certificate_watch.status()["expires_in_s"] < 0
 
-        certificate(3600)
+        certificate(lifetime_s=3600)
         assert laptop.certificate_watch.check()
         await wait_until(lambda: all(
             _alive(a) == count and laptop.node_id in a.sessions.sessions for a in peers), 15,
             "the renewed member back, with sessions")
-    finally:
-        for agent in agents:
-            await agent.stop(leave=False)
 
 
 async def test_agent_started_with_an_ended_certificate_waits_for_its_renewal(
@@ -163,39 +171,23 @@ async def test_agent_started_with_an_ended_certificate_waits_for_its_renewal(
     answers, the status says why), the mesh refuses it, and a renewed node.cert brings it
     in without a restart. A certificate of another mesh still stops the agent."""
     count = 3
-    subnet = free_loopback_subnet("127.1", count, 17946)
-    mesh = create_mesh(tmp_path / "mesh", count, addresses=[
-        (f"{subnet}.{i + 1}", 17946) for i in range(count)], seeds=1)
-    root = MeshRoot.load(mesh.directory / ROOT_FILE)
-    state_dir = mesh.nodes[2].directory / "state"
-    identity = NodeCredentials.load(state_dir).identity
-
-    def write(issuer: MeshRoot, **terms: Any) -> None:
-        save_certificate(state_dir / "node.cert", issuer.issue_certificate(
-            identity.sign_public, identity.dh_public, ["node"], "node3", **terms).to_wire())
-
-    write(MeshRoot.create())
+    mesh = _local_mesh(tmp_path, count)
+    write = _laptop_certificate(mesh)
+    write(issuer=MeshRoot.create())
     with pytest.raises(ConfigError, match="WrongMesh"):
         Agent(load_config(mesh.nodes[2].config_path))
-    write(root, lifetime_s=3600, now=time.time() - 7200)
-    agents: list[Agent] = []
-    try:
-        for node in mesh.nodes:
-            agents.append(Agent(load_config(node.config_path)))
-            await agents[-1].start()
+    write(lifetime_s=3600, now=time.time() - 7200)
+    async with _running(mesh) as agents:
         laptop, peers = agents[2], agents[:2]
         status = await call(laptop.control_socket, "status")
         assert status["certificate"]["expires_in_s"] < 0
         await wait_until(lambda: all(_alive(a) == 2 for a in peers), 15, "the others' mesh")
         assert all(a.membership.member(laptop.node_id) is None for a in peers)
 
-        write(root, lifetime_s=3600)
+        write(lifetime_s=3600)
         assert laptop.certificate_watch.check()
         await wait_until(lambda: all(_alive(a) == count for a in agents), 15,
                          "the renewed laptop in every view")
-    finally:
-        for agent in agents:
-            await agent.stop(leave=False)
 
 
 async def test_fleet_renewal_exported_renewed_offline_and_pushed_over_the_mesh(
@@ -260,6 +252,11 @@ async def test_fleet_renewal_exported_renewed_offline_and_pushed_over_the_mesh(
     assert outcome["#0"].startswith("refused: WrongMesh")
     assert outcome[stranger.node_id.hex()].startswith("pending: unknown node")
     assert list(agents[0].certificate_delivery.pending) == [stranger.node_id]
+    # Held until it ends, or until the mesh revokes it.
+    agents[0].membership.update_revocations(
+        MeshRoot.load(mesh_dir / "root.key").revoke(serials=[unknown.serial]))
+    agents[0].certificate_delivery.resend()
+    assert agents[0].certificate_delivery.pending == {}
 
 
 async def test_pushed_certificate_waits_for_its_node_to_come_back(
