@@ -142,8 +142,9 @@ class Agent:
         self.router = Router(self.node_id, max_hops=routing.max_hops,
                              update_interval=routing.update_interval_s,
                              hold_time=routing.hold_time_s, capacity=routing.capacity)
-        self.certificate_delivery = CertificateDelivery(self.membership, self.router,
-                                                        self.certificate_watch)
+        self.certificate_delivery = CertificateDelivery(
+            self.membership, self.router, self.certificate_watch, config.node.state_dir,
+            seeds=config.seed_addresses())
         s = config.sessions
         self._replay_guard = handshake.ReplayGuard()
         self.sessions = SessionManager(

@@ -66,7 +66,9 @@ class NodeConfig:
                                 "{ site = \"lab\" }; `meshctl nodes --tag site=lab` filters "
                                 "on them.", factory=dict)
     certificate_check_s: float = _key("Seconds between looks at node.cert for a renewed "
-                                      "certificate, adopted without a restart.", 60.0,
+                                      "certificate, adopted without a restart; while this "
+                                      "node's certificate has ended, also between asks to "
+                                      "members for a renewal pushed for it.", 60.0,
                                       minimum=1.0)
     certificate_warn_days: float = _key("Log certificate_expires_soon (once a day) when this "
                                         "node's certificate has fewer days left; 0 = never.",

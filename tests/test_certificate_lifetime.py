@@ -173,6 +173,56 @@ def test_unusable_certificate_is_refused_and_changes_nothing() -> None:
     run_virtual(scenario())
 
 
+def test_member_whose_certificate_ended_may_ask_for_its_renewal_and_nothing_else() -> None:
+    """A stream presenting a certificate that has ended (this mesh's, not revoked) is
+    served one thing: the node's renewal, where a member holds one. Its state exchange is
+    refused and counted, and teaches the member nothing; a revoked one gets nothing."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=8)
+        peers = memory_mesh(kit, network, 2)
+        for node in peers:
+            await node.start()
+        await wait_until(lambda: converged(peers), 5, "convergence")
+        identity = NodeIdentity.generate()
+        ended = _certificate(kit.root, identity, lifetime_s=600, now=time.time() - 3600)
+        laptop = Membership(identity, ended, kit.root.trust,
+                            network.transport(("10.0.0.99", 7946)), profile=FAST,
+                            verifier=kit.verifier)
+        kit.nodes.append(laptop)
+        await laptop.start()
+        seed = ("10.0.0.1", 7946)
+        renewal = _certificate(kit.root, identity)
+        held: dict[bytes, MembershipCertificate] = {}
+        asked: list[MembershipCertificate] = []
+
+        def renewal_for(certificate: MembershipCertificate) -> bytes | None:
+            asked.append(certificate)
+            found = held.get(certificate.node_id)
+            return found.to_wire() if found is not None else None
+        peers[0].renewal_for = renewal_for
+
+        assert await laptop.streams.ask_renewal(seed) is None  # nothing held yet
+        held[identity.node_id] = renewal
+        assert await laptop.streams.ask_renewal(seed) == renewal.to_wire()
+        assert [c.serial for c in asked] == [ended.serial, ended.serial]
+        assert peers[0].counters["renewals_handed"] == 1
+        assert peers[0].counters["renewals_not_held"] == 1
+
+        assert not await laptop.streams.sync(seed)
+        assert peers[0].counters["dropped_bad_certificate"] == 1
+        assert peers[0].member(identity.node_id) is None
+        assert laptop.member(peers[0].node_id) is None  # it learnt nothing either
+        assert not peers[0].keys.knows(identity.node_id)  # nor its datagrams' key
+
+        peers[0].update_revocations(kit.root.revoke(serials=[ended.serial]))
+        assert await laptop.streams.ask_renewal(seed) is None
+        assert peers[0].counters["dropped_revoked"] == 1
+        assert len(asked) == 2
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
 # ------------------------------------------------------------------ the agent's watch
 
 class _Clock:

@@ -78,7 +78,9 @@ def _push(args: argparse.Namespace) -> int:
 def _pending(args: argparse.Namespace) -> int:
     pending = call_agent(args, "certificates_pending")
     for item in pending:
+        origin = item.get("origin", "push")
         print(f"{item['node_id'][:12]}  {item['hostname']:<20}  serial {item['serial']}  "
-              f"expires {utc_time(item['expires'])}")
+              f"expires {utc_time(item['expires'])}  "
+              f"{'pushed here' if origin == 'push' else 'held for ' + origin[5:17]}")
     print(f"{len(pending)} pending")
     return 0

@@ -35,7 +35,9 @@ Streams (full-state exchange, TCP pings, liveness watches)
                        info = "meshagent/stream" | opener | responder | nonce_o | nonce_r)
     then length-prefixed AES-256-GCM messages, nonce = per-direction message counter.
     Fresh nonces from both sides make a recorded stream useless to replay; only the
-    holder of the certificate's X25519 key can derive the keys.
+    holder of the certificate's X25519 key can derive the keys. A responder may take a
+    certificate that has ended (``accept_stream(ended_ok=True)``): the stream is marked,
+    the certificate is not learnt, and the only thing served on it is the node's renewal.
 
 AES-GCM, HKDF and the replay window come from ``meshagent.core``; X25519 from the node's
 identity.
@@ -106,6 +108,7 @@ class _Peer:
     knows_me: bool = False
     recv_epoch: int = -1
     window: core.ReplayWindow | None = field(default=None, repr=False)
+    ended: bool = False  # a certificate past its end, for one stream (never learnt)
 
 
 class PeerKeys:
@@ -309,8 +312,12 @@ class PeerKeys:
         return self._sealed(stream, peer, self.node_id, peer.cert.node_id, nonce, peer_nonce,
                             opener=True)
 
-    async def accept_stream(self, stream: MessageStream, timeout: float) -> SealedStream:
-        peer, peer_nonce = self._read_hello(await stream.recv(timeout))
+    async def accept_stream(self, stream: MessageStream, timeout: float, *,
+                            ended_ok: bool = False) -> SealedStream:
+        """Responder side. With ``ended_ok`` a certificate that was valid until it ended
+        (this mesh's, root-signed, not revoked) is accepted too, and the stream says so
+        (``SealedStream.ended``): the caller serves such a peer nothing but its renewal."""
+        peer, peer_nonce = self._read_hello(await stream.recv(timeout), ended_ok)
         nonce = os.urandom(16)
         await stream.send(self._hello(nonce))
         return self._sealed(stream, peer, peer.cert.node_id, self.node_id, peer_nonce, nonce,
@@ -320,7 +327,7 @@ class PeerKeys:
         return codec.pack({"v": VERSION, "node": self.node_id, "cert": self.certificate_wire,
                            "nonce": nonce})
 
-    def _read_hello(self, data: bytes) -> tuple[_Peer, bytes]:
+    def _read_hello(self, data: bytes, ended_ok: bool = False) -> tuple[_Peer, bytes]:
         try:
             hello = codec.unpack(data, MAX_CERT_BYTES + 256)
         except DecodeError as exc:
@@ -329,14 +336,38 @@ class PeerKeys:
                 hello.get("cert"), bytes) or not isinstance(hello.get("nonce"), bytes) or len(
                 hello["nonce"]) != 16:
             raise SealError("stream hello lacks version, certificate or nonce", "malformed")
+        ended = None
         try:
             cert = self.verifier.certificate(hello["cert"], self._revocations())
         except RecordRejected as exc:
-            raise SealError(f"stream hello certificate: {exc}", exc.reason) from exc
-        if cert.node_id == self.node_id or hello.get("node") != cert.node_id:
+            try:
+                ended = self._ended_certificate(hello["cert"]) if ended_ok else None
+            except RecordRejected as late:  # ended, and refused for more than that
+                raise SealError(f"stream hello certificate: {late}", late.reason) from late
+            if ended is None:
+                raise SealError(f"stream hello certificate: {exc}", exc.reason) from exc
+            cert = ended
+        if cert.node_id == self.node_id:
+            raise SealError("stream from this node itself", "self")
+        if hello.get("node") != cert.node_id:
             raise SealError("stream hello names the wrong node", "bad_certificate")
+        if ended is not None:
+            # Not learnt: its datagrams stay refused. One stream's worth of keys.
+            return _Peer(ended, _digest(hello["cert"]), ended=True), hello["nonce"]
         self.learn(cert)
         return self._peers[cert.node_id], hello["nonce"]
+
+    def _ended_certificate(self, wire: bytes) -> MembershipCertificate | None:
+        """``wire`` if it is a certificate of this mesh that was valid until it ended and
+        is not revoked; None if it has not ended (or does not parse); RecordRejected if
+        it would be refused even before its end."""
+        try:
+            expires = MembershipCertificate.from_wire(wire).expires
+        except MeshError:
+            return None
+        if time.time() <= expires:
+            return None  # refused for another reason than its end
+        return self.verifier.certificate(wire, self._revocations(), now=expires)
 
     def _sealed(self, stream: MessageStream, peer: _Peer, opener_id: bytes,
                 responder_id: bytes, opener_nonce: bytes, responder_nonce: bytes, *,
@@ -345,17 +376,18 @@ class PeerKeys:
         keys = core.hkdf_sha256(self._secret(peer), 64, self.mesh_id, info)
         opener_key, responder_key = keys[:32], keys[32:]
         send, recv = (opener_key, responder_key) if opener else (responder_key, opener_key)
-        return SealedStream(stream, peer.cert, send, recv)
+        return SealedStream(stream, peer.cert, send, recv, ended=peer.ended)
 
 
 class SealedStream:
     """Messages sealed with per-direction keys and counters over a ``MessageStream``."""
 
     def __init__(self, stream: MessageStream, peer: MembershipCertificate, send_key: bytes,
-                 recv_key: bytes) -> None:
+                 recv_key: bytes, *, ended: bool = False) -> None:
         self.stream = stream
         self.peer = peer
         self.peer_id = peer.node_id
+        self.ended = ended  # the peer's certificate has ended (``accept_stream``)
         self._send_key = send_key
         self._recv_key = recv_key
         self._sent = 0

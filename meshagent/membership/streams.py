@@ -13,6 +13,11 @@ their certificate), then the opener sends one request, a msgpack map with ``op``
            that announced a document version we lack (``messages.Document``).
 ``ping``   answered by ``{"op": "ack"}``: the TCP leg of a probe. A refused connect is the
            proof of a crashed agent ("refused"); silence is just "timeout".
+``renewal`` answered by ``{"op": "renewal", "cert": certificate or nil}``: a node whose
+           certificate has ended asks members for the renewal an operator pushed
+           (``meshagent.certdelivery``). The only request served to a certificate that
+           has ended (this mesh's, not revoked); anything else on such a stream is
+           dropped as ``bad_certificate``.
 ``watch``  kept open by both sides, idle. A watch that ends without ``{"op": "bye"}``
            (sent on leave and when the ring of watched successors changes) means the
            other agent's process ended: its kernel closed the socket. The survivor calls
@@ -45,6 +50,7 @@ from meshagent.transport import (
     MessageStream,
     StreamRefused,
     TransportError,
+    format_address,
 )
 
 if TYPE_CHECKING:
@@ -155,6 +161,25 @@ class StreamService:
         finally:
             sealed.close()
 
+    async def ask_renewal(self, address: Address) -> bytes | None:
+        """Ask whatever member listens at ``address`` for a renewal of our certificate
+        (we may be out of the mesh: ours has ended); its wire bytes, or None."""
+        try:
+            sealed = await self._open(address, None)
+        except (TransportError, SealError) as exc:
+            log.debug("renewal_request_failed", peer=format_address(address), error=str(exc))
+            return None
+        try:
+            await sealed.send(codec.pack({"op": "renewal"}))
+            reply = codec.unpack(await sealed.recv(self.m.profile.stream_timeout_s))
+        except (TransportError, SealError, DecodeError) as exc:
+            log.debug("renewal_request_failed", peer=format_address(address), error=str(exc))
+            return None
+        finally:
+            sealed.close()
+        wire = reply.get("cert") if isinstance(reply, dict) else None
+        return wire if isinstance(wire, bytes) else None
+
     # ---------------------------------------------------------------- responder side
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
@@ -168,10 +193,17 @@ class StreamService:
         timeout = m.profile.stream_timeout_s
         stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE)
         try:
-            sealed = await m.keys.accept_stream(stream, timeout)
+            sealed = await m.keys.accept_stream(stream, timeout, ended_ok=True)
             request = codec.unpack(await sealed.recv(timeout), MAX_STREAM_MESSAGE)
             op = request.get("op") if isinstance(request, dict) else None
-            if op == "sync":
+            if op == "renewal":
+                wire = m.renewal_for(sealed.peer)
+                m.counters["renewals_handed" if wire else "renewals_not_held"] += 1
+                await sealed.send(codec.pack({"op": "renewal", "cert": wire}))
+            elif sealed.ended:
+                m._drop("bad_certificate", peer,
+                        f"stream op {op!r} with a certificate that has ended")
+            elif op == "sync":
                 await sealed.send(self._state())
                 self._merge_request(request, sealed.peer_id)
             elif op == "ping":
@@ -183,7 +215,10 @@ class StreamService:
             else:
                 m._drop("unknown_type", peer, f"stream op {op!r}")
         except SealError as exc:
-            m._drop(exc.reason, peer, str(exc))
+            if exc.reason == "self":
+                m.counters["streams_from_self"] += 1  # a seed list naming us: harmless
+            else:
+                m._drop(exc.reason, peer, str(exc))
         except DecodeError as exc:
             m._drop("malformed", peer, str(exc))
         except TransportError:

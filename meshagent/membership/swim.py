@@ -259,6 +259,10 @@ class Membership:
         self._next_expiry = math.inf  # wall-clock time the next certificate held expires
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._own_expiry_logged = False
+        # Who holds a renewal for a node whose certificate has ended (``streams``' renewal
+        # request): the certificate's wire bytes, or None. Set by whoever keeps them.
+        self.renewal_for: Callable[[MembershipCertificate], bytes | None] = \
+            lambda certificate: None
         self._running = False
         self._leaving = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -280,6 +284,8 @@ class Membership:
         self.transport.set_stream_handler(CHANNEL_MEMBERSHIP, self.streams.accept)
         await self.transport.start()
         endpoints = self._advertise or [format_address(self.transport.local_address)]
+        # The seed list every agent of a mesh shares names the seeds themselves too.
+        self.seeds = [address for address in self.seeds if not self._is_own(address)]
         fields = {"hostname": self.certificate.hostname} | self._record_fields
         record = NodeRecord.sign(self.identity, self.certificate,
                                  incarnation=initial_incarnation(), addresses=endpoints,
@@ -314,8 +320,12 @@ class Membership:
             self._spawn(self._rejoin_soon())
         return joined
 
+    def _is_own(self, address: Address) -> bool:
+        return address == self.transport.local_address or \
+            format_address(address) in self._advertise
+
     async def _join_once(self, addresses: Iterable[Address]) -> int:
-        addresses = list(addresses)
+        addresses = [address for address in addresses if not self._is_own(address)]
         results = await asyncio.gather(*(self.streams.sync(address) for address in addresses))
         joined = sum(1 for ok in results if ok)
         if joined:

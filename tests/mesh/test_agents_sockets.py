@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from meshagent import agent as agent_module
+from meshagent import codec
 from meshagent.agent import Agent
-from meshagent.certdelivery import CERTIFICATE_CHANNEL
+from meshagent.certdelivery import CERTIFICATE_CHANNEL, PENDING_FILE
 from meshagent.cli.main import main as meshagent_main
 from meshagent.cli.meshctl import main as meshctl_main
 from meshagent.config import load_config
@@ -259,10 +260,16 @@ async def test_fleet_renewal_exported_renewed_offline_and_pushed_over_the_mesh(
     assert agents[0].certificate_delivery.pending == {}
 
 
+def _again(agent: Agent) -> Agent:
+    """A new agent process for ``agent``'s node directory (same config and state)."""
+    return Agent(load_config(agent.config.node.state_dir.parent / "agent.toml"))
+
+
 async def test_pushed_certificate_waits_for_its_node_to_come_back(
         agents: list[Agent], tmp_path: Path) -> None:
     """Pushed while its node is away (here: stopped), a renewal is held by the agent it
-    was pushed to and delivered when the node is back, confirmed by the node's record."""
+    was pushed to, through a restart of that agent too, and delivered when the node is
+    back, confirmed by the node's record."""
     await wait_until(lambda: all(_alive(a) == 3 and len(a.router.routes()) == 2
                                  for a in agents), 15, "convergence with routes")
     laptop = agents[2]
@@ -276,17 +283,98 @@ async def test_pushed_certificate_waits_for_its_node_to_come_back(
     renewal = root.issue_certificate(identity.sign_public, identity.dh_public, ["node"],
                                      "node3", lifetime_s=2 * 365 * 86400)
     outcome = agents[0].certificate_delivery.push([renewal.to_wire()])
-    assert outcome[identity.node_id.hex()].startswith("pending: no route")
-    back = Agent(load_config(laptop.config.node.state_dir.parent / "agent.toml"))
+    assert outcome[identity.node_id.hex()] == \
+        "pending: no route (sent when there is one); held by 1 members"
+    await wait_until(lambda: identity.node_id in agents[1].certificate_delivery.pending, 10,
+                     "a copy held by the other member")
+    assert agents[1].certificate_delivery.pending_view()[0]["origin"] == \
+        f"peer:{agents[0].node_id.hex()}"
+    await agents[1].stop(leave=False)  # only the pusher can deliver it now
+    await agents[0].stop(leave=False)
+    pusher = _again(agents[0])
+    assert list(pusher.certificate_delivery.pending) == [identity.node_id]  # from its file
+    await pusher.start()
+    back = _again(laptop)
     await back.start()
     try:
-        await wait_until(lambda: not agents[0].certificate_delivery.pending, 20,
+        await wait_until(lambda: not pusher.certificate_delivery.pending, 20,
                          "the renewal delivered once the laptop is back")
         assert back.membership.certificate.serial == renewal.serial
         assert load_certificate(back.config.node.state_dir / "node.cert").serial == \
             renewal.serial
+        assert _again(agents[0]).certificate_delivery.pending == {}  # the file says so
     finally:
         await back.stop(leave=False)
+        await pusher.stop(leave=False)
+
+
+def test_pending_certificates_file_that_is_unreadable_is_set_aside(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A damaged certificates.pending costs the agent nothing but what it held, and is
+    kept for a look; entries that ended or were revoked since are dropped, each logged."""
+    mesh = _local_mesh(tmp_path, 1)
+    state_dir = mesh.nodes[0].directory / "state"
+    (state_dir / PENDING_FILE).write_bytes(b"\xc1 not msgpack")
+    agent = Agent(load_config(mesh.nodes[0].config_path))
+    assert agent.certificate_delivery.pending == {}
+    assert (state_dir / (PENDING_FILE + ".bad")).read_bytes() == b"\xc1 not msgpack"
+    assert "certificates_pending_unreadable" in caplog.text
+
+    root = MeshRoot.load(mesh.directory / ROOT_FILE)
+    kept, ended = NodeIdentity.generate(), NodeIdentity.generate()
+    entries = [[root.issue_certificate(kept.sign_public, kept.dh_public, ["node"], "kept")
+                .to_wire(), "push"],
+               [root.issue_certificate(ended.sign_public, ended.dh_public, ["node"], "old",
+                                       lifetime_s=60, now=time.time() - 3600).to_wire(),
+                "push"], ["not a pair"]]
+    (state_dir / PENDING_FILE).write_bytes(codec.pack(entries))
+    agent = Agent(load_config(mesh.nodes[0].config_path))
+    assert list(agent.certificate_delivery.pending) == [kept.node_id]
+    assert caplog.text.count("pending_certificate_dropped") == 2
+
+
+async def test_node_back_with_an_ended_certificate_gets_its_renewal_from_a_holder(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A laptop shelved past its certificate's end is out of the mesh, so no push reaches
+    it. The renewal pushed meanwhile is held by every live member; the laptop asks the
+    members it knew and takes it from one (here the pusher has gone since)."""
+    count = 3
+    mesh = _local_mesh(tmp_path, count)
+    _laptop_certificate(mesh)(lifetime_s=6)
+    config = mesh.nodes[-1].config_path
+    config.write_text(config.read_text().replace("[node]\n",
+                                                 "[node]\ncertificate_check_s = 1\n", 1))
+    async with _running(mesh) as agents:
+        laptop, pusher, holder = agents[2], agents[0], agents[1]
+        expires = laptop.membership.certificate.expires
+        await wait_until(lambda: all(_alive(a) == count for a in agents),
+                         expires - time.time(), "convergence")
+        await wait_until(lambda: all(a.membership.member(laptop.node_id) is None
+                                     for a in (pusher, holder)),
+                         expires - time.time() + 3, "the ended laptop dropped")
+        identity = laptop.credentials.identity
+        renewal = MeshRoot.load(mesh.directory / ROOT_FILE).issue_certificate(
+            identity.sign_public, identity.dh_public, ["node"], mesh.nodes[-1].name)
+        outcome = pusher.certificate_delivery.push([renewal.to_wire()])
+        assert outcome[laptop.node_id.hex()] == \
+            "pending: unknown node (sent when it joins); held by 1 members"
+        await wait_until(lambda: laptop.node_id in holder.certificate_delivery.pending, 10,
+                         "the renewal held by the other member")
+        capsys.readouterr()
+        assert await asyncio.to_thread(meshctl_main, [
+            "certificates", "pending", "--socket", str(holder.control_socket)]) == 0
+        assert f"held for {pusher.node_id.hex()[:12]}" in capsys.readouterr().out
+        await pusher.stop(leave=False)
+
+        await wait_until(lambda: laptop.membership.certificate.serial == renewal.serial, 15,
+                         "the laptop asked for its renewal and took it")
+        assert holder.certificate_delivery.handed_over == 1
+        assert load_certificate(laptop.config.node.state_dir / "node.cert").serial == \
+            renewal.serial
+        await wait_until(lambda: _alive(holder) == 2 and _alive(laptop) == 2, 15,
+                         "the laptop back in the mesh")
+        await wait_until(lambda: not holder.certificate_delivery.pending, 10,
+                         "the holder's copy confirmed by the laptop's record")
 
 
 def _without(agent: Agent, banned: Agent) -> None:
