@@ -274,10 +274,12 @@ class CertificateDelivery:
     # ------------------------------------------------------------------ our own, ended
 
     async def _seek_loop(self) -> None:
+        """Ask at once when the agent starts with an ended certificate (its seeds), then
+        every ``check_s`` while ours has ended."""
         while True:
-            await asyncio.sleep(self._watch.check_s)
             if self._membership.certificate.expires < time.time():
                 await self.seek()
+            await asyncio.sleep(self._watch.check_s)
 
     async def seek(self) -> bool:
         """Ask up to ``SEEK_FANOUT`` members (those we knew, in random order, then our
