@@ -19,6 +19,13 @@ transition log (control method ``member_states``), so polling speed does not ent
   agent has no route to yet (the one renewed just before is still forming sessions) is
   held and sent when a route appears, as in a fleet.
 
+- ended renewal: a second node's certificate ends at the same moment; once every agent
+  has dropped it, its renewal is pushed to the first agent (``certificates_push``), which
+  has it held by every live member; the node, out of the mesh, asks the members it knew
+  every ``node.certificate_check_s`` (set to ``ASK_S`` for that node here; 60 s by
+  default). Seconds from the push until every other agent saw it alive again (max,
+  median).
+
 Baseline in the same run: the kill -9 of another agent, seen failed by every agent (the
 crash fast path), and ``*_vs_kill9_ratio`` = ours / that. ``--quick``: 10 agents, a
 15-second certificate.
@@ -41,6 +48,22 @@ from bench_membership import Mesh, measure_failure, measure_join, say
 
 from meshagent.demo import ROOT_FILE, query, wait_for
 from meshagent.identity import MembershipCertificate, MeshRoot, NodeCredentials
+
+ASK_S = 1  # node.certificate_check_s of the node whose renewal is pushed once it ended
+
+
+def _asks_every(mesh: Mesh, name: str, seconds: int) -> None:
+    config = mesh.mesh.directory / name / "agent.toml"
+    config.write_text(config.read_text().replace(
+        "[node]\n", f"[node]\ncertificate_check_s = {seconds}\n", 1))
+
+
+def _renewal(mesh: Mesh, name: str) -> bytes:
+    """A year's certificate for node ``name``'s keys, not written anywhere."""
+    root = MeshRoot.load(mesh.mesh.directory / ROOT_FILE)
+    identity = NodeCredentials.load(mesh.mesh.directory / name / "state").identity
+    return root.issue_certificate(identity.sign_public, identity.dh_public, ["node"], name,
+                                  lifetime_s=365 * 86400).to_wire()
 
 
 def _issue(mesh: Mesh, name: str, lifetime_s: int) -> None:
@@ -91,8 +114,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"size": args.size, "lifetime_s": args.lifetime}
     with tempfile.TemporaryDirectory(prefix="bench-certificates-") as tmp:
         mesh = Mesh(Path(tmp), args.size, 240, "lan")
-        laptop, crashed = mesh.agents[-1], mesh.agents[-2]
+        laptop, crashed, shelved = mesh.agents[-1], mesh.agents[-2], mesh.agents[-3]
         _issue(mesh, laptop.node.name, args.lifetime)
+        _issue(mesh, shelved.node.name, args.lifetime)
+        _asks_every(mesh, shelved.node.name, ASK_S)
         try:
             await mesh.start()
             joined = await measure_join(mesh, 120)
@@ -103,8 +128,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if expires - time.time() < 2:
                 raise SystemExit("the certificate ended before the mesh had joined: "
                                  "raise --lifetime")
-            others = [a for a in mesh.agents if a is not laptop and a is not crashed]
+            others = [a for a in mesh.agents if a not in (laptop, crashed, shelved)]
             dropped = await _seen(mesh, others, node, "left", expires, args.lifetime + 30)
+            await _seen(mesh, others, mesh.ids[shelved.node.name], "left", expires, 30)
             result["expiry_dropped_max_s"] = round(max(dropped), 3)
             result["expiry_dropped_median_s"] = round(statistics.median(dropped), 3)
             say(f"expiry: every agent had dropped the node {max(dropped):.3f}s after its "
@@ -119,6 +145,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             say(f"renewal: every agent saw the node alive again {max(back):.3f}s after it "
                 f"was told to look (median {statistics.median(back):.3f}s)")
 
+            pushed = time.time()
+            outcome = await query(mesh.agents[0].node.socket, "certificates_push", {
+                "certificates": [base64.b64encode(_renewal(mesh, shelved.node.name)).decode()]})
+            say(f"ended renewal pushed: {next(iter(outcome.values()))}")
+            back = await _seen(mesh, others, mesh.ids[shelved.node.name], "alive", pushed, 60)
+            result["ended_renewal_max_s"] = round(max(back), 3)
+            result["ended_renewal_median_s"] = round(statistics.median(back), 3)
+            result["ended_renewal_ask_s"] = ASK_S
+            say(f"ended renewal: every agent saw the ended node alive again {max(back):.3f}s "
+                f"after the push (median {statistics.median(back):.3f}s; it asks every "
+                f"{ASK_S}s)")
+
             fleet = await _fleet_renewal(mesh, mesh.agents[0])
             result["fleet_renewal_s"] = round(fleet, 3)
             say(f"fleet renewal: all {args.size} nodes took their pushed certificate "
@@ -126,7 +164,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             killed = await measure_failure(mesh, crashed, "kill")
             result["kill9_max_s"] = round(max(killed), 3)
-            for key in ("expiry_dropped_max_s", "renewal_seen_max_s", "fleet_renewal_s"):
+            for key in ("expiry_dropped_max_s", "renewal_seen_max_s", "ended_renewal_max_s",
+                        "fleet_renewal_s"):
                 result[key.removesuffix("_max_s").removesuffix("_s") + "_vs_kill9_ratio"] = round(
                     result[key] / max(killed), 3)
             say(f"baseline: kill -9 seen by every agent after {max(killed):.3f}s")
