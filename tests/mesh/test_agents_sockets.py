@@ -377,6 +377,37 @@ async def test_node_back_with_an_ended_certificate_gets_its_renewal_from_a_holde
                          "the holder's copy confirmed by the laptop's record")
 
 
+async def test_agent_restarted_with_an_ended_certificate_asks_its_seeds_at_once(
+        tmp_path: Path) -> None:
+    """A laptop switched off while its certificate ended, renewed by a push meanwhile:
+    started again, it knows no member yet and asks its seeds before its first
+    ``certificate_check_s`` (60 s here) has passed."""
+    mesh = _local_mesh(tmp_path, 3)
+    _laptop_certificate(mesh)(lifetime_s=6)
+    async with _running(mesh) as agents:
+        laptop, console = agents[2], agents[0]
+        expires = laptop.membership.certificate.expires
+        await laptop.stop(leave=False)
+        await wait_until(lambda: console.membership.member(laptop.node_id) is None,
+                         expires - time.time() + 10, "the laptop dropped once it ended")
+        identity = laptop.credentials.identity
+        renewal = MeshRoot.load(mesh.directory / ROOT_FILE).issue_certificate(
+            identity.sign_public, identity.dh_public, ["node"], mesh.nodes[-1].name)
+        outcome = console.certificate_delivery.push([renewal.to_wire()])
+        assert outcome[laptop.node_id.hex()].startswith("pending: unknown node")
+        back = _again(laptop)
+        assert back.certificate_watch.check_s == 60.0
+        await back.start()
+        try:
+            await wait_until(lambda: back.membership.certificate.serial == renewal.serial,
+                             10, "the renewal asked for at start")
+            await wait_until(lambda: all(_alive(a) == 3 for a in [*agents[:2], back]), 15,
+                             "the laptop back in every view")
+            assert console.certificate_delivery.handed_over == 1
+        finally:
+            await back.stop(leave=False)
+
+
 def _without(agent: Agent, banned: Agent) -> None:
     """Test topology control: ``agent`` never dials ``banned`` (and refuses it)."""
     original = agent._candidates
