@@ -21,20 +21,24 @@ so a restart of the agent they were pushed to does not forget them.
 
 A node whose certificate has already ended (a laptop shelved past it) is out of the mesh:
 no member takes its datagrams or routes to it. So a certificate pushed for a node that is
-not alive in the pusher's view is also handed to every live member to hold (the same
-channel; a member holds what names another node, checked as the pusher checks it, at most
-``MAX_HELD``). While its own certificate has ended, an agent asks members (those it knew,
-then its seeds; ``SEEK_FANOUT`` a round, every ``check_s``) for a renewal over a
-membership stream, the one request members serve to a certificate that has ended
-(``streams.py``, op ``renewal``); the first holder it reaches hands it over, the node
-adopts it and is back in the mesh. A node that asks nobody holding one still needs its
-node.cert copied in.
+not alive in the pusher's view is also handed to ``HOLDERS`` live members to hold (the
+same channel; a member holds what names another node, checked as the pusher checks it, at
+most ``MAX_HELD``). Which members is decided by rendezvous hashing (``holder_order``: the
+members ranked by a hash of their node id and the node's), so the node, whose view of the
+mesh is older but mostly the same, knows whom to ask first without any message: the
+pusher's messages stay O(``HOLDERS``) per certificate however large the mesh. While its
+own certificate has ended, an agent asks the members it knew in that order, then its
+seeds, ``SEEK_FANOUT`` a round (at start, then every ``check_s``; each round goes on down
+the order), for a renewal over a membership stream, the one request members serve to a
+certificate that has ended (``streams.py``, op ``renewal``); the first holder it reaches
+hands it over, the node adopts it and is back in the mesh. A node that asks nobody
+holding one still needs its node.cert copied in.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import hashlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -51,7 +55,7 @@ from meshagent.membership import Member, Membership, MemberState
 from meshagent.routing import FIRST_FREE_CHANNEL, Message, Router, RouteView, RoutingError
 from meshagent.transport import Address
 
-__all__ = ["CertificateDelivery", "CERTIFICATE_CHANNEL", "PENDING_FILE"]
+__all__ = ["CertificateDelivery", "CERTIFICATE_CHANNEL", "PENDING_FILE", "holder_order"]
 
 log = get_logger(__name__)
 
@@ -60,6 +64,7 @@ RESEND_S = 30.0  # a pending certificate is sent again this often while routable
 PENDING_FILE = "certificates.pending"
 MAX_HELD = 4096  # certificates held for other nodes (each one root-signed and checked)
 SEEK_FANOUT = 3  # members asked for our renewal per round while ours has ended
+HOLDERS = 8  # members given a renewal to hold for a node not alive in the pusher's view
 PUSHED = "push"  # the origin of a certificate pushed to this agent (else "peer:<id>")
 
 
@@ -67,14 +72,13 @@ class CertificateDelivery:
     """Export members' certificates, and deliver renewed ones to their nodes."""
 
     def __init__(self, membership: Membership, router: Router, watch: CertificateWatch,
-                 state_dir: Path | None = None, seeds: Iterable[Address] = (),
-                 rng: random.Random | None = None) -> None:
+                 state_dir: Path | None = None, seeds: Iterable[Address] = ()) -> None:
         self._membership = membership
         self._router = router
         self._watch = watch
         self._path = state_dir / PENDING_FILE if state_dir is not None else None
         self._seeds = list(seeds)
-        self._random = rng or random.Random()
+        self._asked: set[Address] = set()  # seek: asked since the order last started over
         self.pending: dict[bytes, MembershipCertificate] = {}  # node id -> not yet taken
         self.origins: dict[bytes, str] = {}  # node id -> PUSHED, or the member holding for
         self.handed_over = 0  # renewals given to nodes that asked (theirs had ended)
@@ -156,15 +160,18 @@ class CertificateDelivery:
         return "sent"
 
     def _hand_to_holders(self, certificate: MembershipCertificate) -> int:
-        """Give every live member a copy to hold for a node that may come back with its
-        certificate ended (then it asks them); the number handed."""
+        """Give the first ``HOLDERS`` live members of the node's ``holder_order`` a copy to
+        hold, should it come back with its certificate ended (it asks them first); the
+        number handed. Members we have no route to yet are passed over."""
+        node = certificate.node_id
+        live = [m.node_id for m in self._membership.members()
+                if not m.is_self and m.state == MemberState.ALIVE and m.node_id != node]
         handed = 0
-        for member in self._membership.members():
-            if (member.is_self or member.state != MemberState.ALIVE
-                    or member.node_id == certificate.node_id):
-                continue
+        for member in holder_order(node, live):
+            if handed == HOLDERS:
+                break
             try:
-                self._router.send(member.node_id, CERTIFICATE_CHANNEL, certificate.to_wire())
+                self._router.send(member, CERTIFICATE_CHANNEL, certificate.to_wire())
             except RoutingError:
                 continue
             handed += 1
@@ -282,22 +289,26 @@ class CertificateDelivery:
             await asyncio.sleep(self._watch.check_s)
 
     async def seek(self) -> bool:
-        """Ask up to ``SEEK_FANOUT`` members (those we knew, in random order, then our
-        seeds) for a renewal of our ended certificate; True if one was adopted."""
-        known = [m.address for m in self._membership.members() if not m.is_self]
-        self._random.shuffle(known)
-        asked: list[Address] = []
-        for address in known + self._seeds:
-            if address in asked:
-                continue
-            if len(asked) == SEEK_FANOUT:
-                break
-            asked.append(address)
+        """Ask the next ``SEEK_FANOUT`` of the members we knew, in our ``holder_order``
+        (where the pusher put its copies), then of our seeds, for a renewal of our ended
+        certificate; True if one was adopted. Each call goes on where the last stopped,
+        and starts over once all were asked."""
+        me = self._membership.node_id
+        known = {m.node_id: m.address for m in self._membership.members() if not m.is_self}
+        order = [known[node] for node in holder_order(me, list(known))]
+        order += [seed for seed in self._seeds if seed not in order]
+        waiting = [address for address in order if address not in self._asked]
+        if not waiting:
+            self._asked.clear()
+            waiting = order
+        for address in waiting[:SEEK_FANOUT]:
+            self._asked.add(address)
             wire = await self._membership.streams.ask_renewal(address)
             if wire is not None and self._watch.offer(
                     wire, f"member:{address[0]}:{address[1]}"):
+                self._asked.clear()
                 return True
-        log.debug("renewal_not_found", asked=len(asked))
+        log.debug("renewal_not_found", asked=len(waiting[:SEEK_FANOUT]))
         return False
 
     # ------------------------------------------------------------------ the file
@@ -346,3 +357,10 @@ class CertificateDelivery:
         return {"node_id": certificate.node_id.hex(), "hostname": certificate.hostname,
                 "serial": certificate.serial, "expires": certificate.expires,
                 "roles": list(certificate.roles)}
+
+
+def holder_order(node: bytes, members: Iterable[bytes]) -> list[bytes]:
+    """``members`` ranked for holding ``node``'s renewal (rendezvous hashing): the same
+    order wherever it is computed, and a member joining or leaving moves no other."""
+    return sorted(members, key=lambda member: hashlib.blake2b(
+        member + node, digest_size=8, person=b"meshagent-hold").digest())
