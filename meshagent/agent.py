@@ -339,7 +339,7 @@ class Agent:
             "transport": dict(self.transport.counters),
             "udp_receive_buffer": self.transport.receive_buffer,
             "session_stats": dataclasses.asdict(self.sessions.stats),
-            "certificate": self.certificate_watch.status(),
+            "certificate": self._certificate_status(),
         }
 
     def _certificate(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -347,7 +347,10 @@ class Agent:
         (a renewal written there is adopted now, not at the next periodic look)."""
         if params.get("check"):
             self.certificate_watch.check()
-        return self.certificate_watch.status()
+        return self._certificate_status()
+
+    def _certificate_status(self) -> dict[str, Any]:
+        return self.certificate_watch.status() | self.certificate_delivery.seek_status()
 
     def _certificates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Every member's certificate (``within_s``: only those ending within it), each

@@ -82,6 +82,8 @@ class CertificateDelivery:
         self.pending: dict[bytes, MembershipCertificate] = {}  # node id -> not yet taken
         self.origins: dict[bytes, str] = {}  # node id -> PUSHED, or the member holding for
         self.handed_over = 0  # renewals given to nodes that asked (theirs had ended)
+        self.asks = 0  # members asked for our renewal while ours had ended
+        self.last_ask: float | None = None  # wall-clock time of the latest round of asks
         self._tasks: list[asyncio.Task[None]] = []
         self._load()
 
@@ -301,8 +303,10 @@ class CertificateDelivery:
         if not waiting:
             self._asked.clear()
             waiting = order
+        self.last_ask = time.time()
         for address in waiting[:SEEK_FANOUT]:
             self._asked.add(address)
+            self.asks += 1
             wire = await self._membership.streams.ask_renewal(address)
             if wire is not None and self._watch.offer(
                     wire, f"member:{address[0]}:{address[1]}"):
@@ -310,6 +314,10 @@ class CertificateDelivery:
                 return True
         log.debug("renewal_not_found", asked=len(waiting[:SEEK_FANOUT]))
         return False
+
+    def seek_status(self) -> dict[str, Any]:
+        """For ``meshagent status``: how often we asked for our renewal, and when last."""
+        return {"renewal_asks": self.asks, "last_ask": self.last_ask}
 
     # ------------------------------------------------------------------ the file
 

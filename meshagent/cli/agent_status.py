@@ -57,8 +57,12 @@ def _certificate_line(certificate: dict[str, Any]) -> str:
     left = certificate["expires_in_s"]
     when = (f"expires {utc_time(certificate['expires'])} (in {left / 86400:.1f} days)"
             if left > 0 else f"EXPIRED {utc_time(certificate['expires'])}: the mesh refuses "
-                             "this node until a renewed node.cert is adopted")
+                             "this node until it adopts a renewal (pushed to a member, or "
+                             "written to node.cert)")
     line = f"cert      serial {certificate['serial']}, {when}"
+    if left <= 0 and certificate.get("last_ask") is not None:
+        line += (f"; asks of members for a renewal: {certificate['renewal_asks']}, last "
+                 f"{utc_time(certificate['last_ask'])}")
     if certificate.get("last_refusal"):
         line += f"; renewal refused: {certificate['last_refusal']}"
     return line

@@ -167,7 +167,7 @@ async def test_agent_whose_certificate_expires_loses_its_sessions_until_renewed(
 
 
 async def test_agent_started_with_an_ended_certificate_waits_for_its_renewal(
-        tmp_path: Path) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A laptop shelved past its certificate's end: the agent starts (the control socket
     answers, the status says why), the mesh refuses it, and a renewed node.cert brings it
     in without a restart. A certificate of another mesh still stops the agent."""
@@ -184,6 +184,14 @@ async def test_agent_started_with_an_ended_certificate_waits_for_its_renewal(
         assert status["certificate"]["expires_in_s"] < 0
         await wait_until(lambda: all(_alive(a) == 2 for a in peers), 15, "the others' mesh")
         assert all(a.membership.member(laptop.node_id) is None for a in peers)
+        # It asked its seed for a renewal at start (none held); the status says so.
+        await wait_until(lambda: laptop.certificate_delivery.asks >= 1, 10, "a first ask")
+        capsys.readouterr()
+        assert await asyncio.to_thread(meshagent_main, [
+            "status", "--socket", str(laptop.control_socket)]) == 0
+        line = next(line for line in capsys.readouterr().out.splitlines()
+                    if line.startswith("cert "))
+        assert "EXPIRED" in line and "asks of members for a renewal: 1, last " in line
 
         write(lifetime_s=3600)
         assert laptop.certificate_watch.check()
