@@ -143,8 +143,7 @@ class Agent:
                              update_interval=routing.update_interval_s,
                              hold_time=routing.hold_time_s, capacity=routing.capacity)
         self.certificate_delivery = CertificateDelivery(
-            self.membership, self.router, self.certificate_watch, config.node.state_dir,
-            seeds=config.seed_addresses())
+            self.membership, self.router, self.certificate_watch, config.node.state_dir)
         s = config.sessions
         self._replay_guard = handshake.ReplayGuard()
         self.sessions = SessionManager(

@@ -72,16 +72,16 @@ class CertificateDelivery:
     """Export members' certificates, and deliver renewed ones to their nodes."""
 
     def __init__(self, membership: Membership, router: Router, watch: CertificateWatch,
-                 state_dir: Path | None = None, seeds: Iterable[Address] = ()) -> None:
+                 state_dir: Path | None = None) -> None:
         self._membership = membership
         self._router = router
         self._watch = watch
         self._path = state_dir / PENDING_FILE if state_dir is not None else None
-        self._seeds = list(seeds)
         self._asked: set[Address] = set()  # seek: asked since the order last started over
         self.pending: dict[bytes, MembershipCertificate] = {}  # node id -> not yet taken
         self.origins: dict[bytes, str] = {}  # node id -> PUSHED, or the member holding for
         self.handed_over = 0  # renewals given to nodes that asked (theirs had ended)
+        self.hold_refusals = 0  # certificates members sent us to hold that we refused
         self.asks = 0  # members asked for our renewal while ours had ended
         self.last_ask: float | None = None  # wall-clock time of the latest round of asks
         self._tasks: list[asyncio.Task[None]] = []
@@ -250,8 +250,7 @@ class CertificateDelivery:
         try:
             certificate = self._checked(wire)
         except MeshError as exc:
-            log.warn_limited("held_certificate_refused", key=pusher, pusher=pusher.hex(),
-                             error=type(exc).__name__, detail=str(exc))
+            self._refuse_hold(pusher, type(exc).__name__, str(exc))
             return
         node = certificate.node_id
         held = self.pending.get(node)
@@ -259,13 +258,18 @@ class CertificateDelivery:
                                               and held.expires >= certificate.expires):
             return
         if held is None and len(self.pending) >= MAX_HELD:
-            log.warn_limited("held_certificate_refused", key=pusher, pusher=pusher.hex(),
-                             error="Full", detail=f"{MAX_HELD} certificates held already")
+            self._refuse_hold(pusher, "Full", f"{MAX_HELD} certificates held already")
             return
         self._keep(certificate, f"peer:{pusher.hex()}")
         self._save()
         log.event("certificate_held", node=node.hex(), serial=certificate.serial,
                   pusher=pusher.hex())
+
+    def _refuse_hold(self, pusher: bytes, error: str, detail: str) -> None:
+        """Counted always, logged once a while per member (any member can send these)."""
+        self.hold_refusals += 1
+        log.warn_limited("held_certificate_refused", key=pusher, pusher=pusher.hex(),
+                         error=error, detail=detail)
 
     def _renewal_for(self, certificate: MembershipCertificate) -> bytes | None:
         """What we hold for a node that asks (its certificate has ended): a certificate
@@ -298,7 +302,7 @@ class CertificateDelivery:
         me = self._membership.node_id
         known = {m.node_id: m.address for m in self._membership.members() if not m.is_self}
         order = [known[node] for node in holder_order(me, list(known))]
-        order += [seed for seed in self._seeds if seed not in order]
+        order += [seed for seed in self._membership.seeds if seed not in order]
         waiting = [address for address in order if address not in self._asked]
         if not waiting:
             self._asked.clear()

@@ -223,6 +223,30 @@ def test_member_whose_certificate_ended_may_ask_for_its_renewal_and_nothing_else
     run_virtual(scenario())
 
 
+def test_seed_does_not_join_itself() -> None:
+    """The seed list every agent of a mesh shares names the seeds too: a seed leaves its
+    own address out (no failed exchange with itself, no bad-input log), and a stream to
+    itself by another road is counted, not dropped as bad input."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=9)
+        seed_address = ("10.0.0.1", 7946)
+        identity = NodeIdentity.generate()
+        seed = Membership(identity, _certificate(kit.root, identity), kit.root.trust,
+                          network.transport(seed_address), profile=FAST,
+                          seeds=[seed_address], verifier=kit.verifier)
+        kit.nodes.append(seed)
+        await seed.start()
+        assert seed.seeds == []
+        assert await seed.join([seed_address]) == 0
+        assert not await seed.streams.sync(seed_address)  # around the filter
+        assert seed.counters["streams_from_self"] == 1
+        assert not any(name.startswith("dropped_") for name in seed.counters)
+        assert seed.counters["syncs_failed"] == 1  # that one only
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
 # ------------------------------------------------------------------ the agent's watch
 
 class _Clock:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from meshagent import agent as agent_module
-from meshagent import codec
+from meshagent import certdelivery, codec
 from meshagent.agent import Agent
 from meshagent.certdelivery import CERTIFICATE_CHANNEL, PENDING_FILE
 from meshagent.cli.main import main as meshagent_main
@@ -314,6 +314,43 @@ async def test_pushed_certificate_waits_for_its_node_to_come_back(
     finally:
         await back.stop(leave=False)
         await pusher.stop(leave=False)
+
+
+async def test_member_refuses_to_hold_what_it_would_refuse_to_deliver(
+        agents: list[Agent], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any member can send another certificates to hold for a third node: another mesh's,
+    an ended one or one beyond the bound is refused, counted and logged once a while per
+    sender; what is held is not replaced by one that ends sooner."""
+    await wait_until(lambda: all(_alive(a) == 3 and len(a.router.routes()) == 2
+                                 for a in agents), 15, "convergence with routes")
+    sender, holder = agents[0], agents[1]
+    root = MeshRoot.load(tmp_path / "mesh" / ROOT_FILE)
+    away, other = NodeIdentity.generate(), NodeIdentity.generate()
+
+    def certificate(identity: NodeIdentity, issuer: MeshRoot = root,
+                    **terms: Any) -> bytes:
+        return issuer.issue_certificate(identity.sign_public, identity.dh_public, ["node"],
+                                        "away", **terms).to_wire()
+    monkeypatch.setattr(certdelivery, "MAX_HELD", 1)
+    for wire in (certificate(away, MeshRoot.create()),
+                 certificate(away, lifetime_s=60, now=time.time() - 3600)):
+        sender.router.send(holder.node_id, CERTIFICATE_CHANNEL, wire)
+    await wait_until(lambda: holder.certificate_delivery.hold_refusals == 2, 10,
+                     "another mesh's and an ended certificate refused")
+    assert holder.certificate_delivery.pending == {}
+    longer = certificate(away, lifetime_s=2 * 365 * 86400)
+    sender.router.send(holder.node_id, CERTIFICATE_CHANNEL, longer)
+    await wait_until(lambda: away.node_id in holder.certificate_delivery.pending, 10,
+                     "a valid one held")
+    for wire in (certificate(away, lifetime_s=86400), certificate(other)):
+        sender.router.send(holder.node_id, CERTIFICATE_CHANNEL, wire)
+    await wait_until(lambda: holder.certificate_delivery.hold_refusals == 3, 10,
+                     "the one beyond the bound refused")
+    assert holder.certificate_delivery.pending[away.node_id].to_wire() == longer
+    assert list(holder.certificate_delivery.pending) == [away.node_id]
+    assert caplog.text.count("held_certificate_refused") == 1  # once per sender a while
+    assert holder.certificate_watch.refusals == 0  # none taken for the holder's own
 
 
 def test_pending_certificates_file_that_is_unreadable_is_set_aside(
