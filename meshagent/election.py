@@ -43,9 +43,13 @@ decision. It never raises for what peers publish: a malformed candidacy is ignor
 a rate-limited log line.
 
 Cost: membership reports every change of every member (hundreds per second while a mesh
-joins), and the rule reads the whole view. Changes therefore only mark the view changed;
-one evaluation runs on the next turn of the event loop for all the changes of this one
-(a dead leader is still replaced on the turn after membership declares it). Candidacies
+joins), and the rule reads the whole view. Changes therefore only mark the view changed.
+Leadership news (a change of the leader, of a member claiming or knowing a higher term, of
+this node, or any change while this node could claim) is evaluated on the next turn of the
+event loop, with every change reported before it: a dead leader is replaced on the turn
+after membership declares it. Any other change cannot move the leader, so it waits up to
+``view_settle_s`` with the changes that follow it; a mass join of N members costs a few
+evaluations instead of one per datagram (O(N) each, so O(N^2) per agent). Candidacies
 and priorities are decoded once per record (``CandidacyBook``), and the periodic tick
 evaluates only while the decision depends on time (no leader yet, or a FAILING mark that
 will lapse): with a leader in place, nothing but a change of the view can change it.
@@ -152,6 +156,8 @@ class ElectionSettings:
     claim_stagger_s: float = 1.0
     startup_grace_s: float = 2.0
     tick_s: float = 0.25
+    # How long a change that cannot move the leader waits for the changes that follow it.
+    view_settle_s: float = 0.25
     # How long a FAILING mark lasts before the node presents itself as OK again.
     failing_for_s: float = 300.0
     # Back-off after a fencing refusal: first delay, and the ceiling it doubles up to.
@@ -164,7 +170,7 @@ def priority(member: Member, candidacy: Candidacy) -> tuple[Any, ...]:
     record: NodeRecord = member.record
     return (int(candidacy.reach), record.power_source == "ac", candidacy.preference,
             LEADER_ROLE in record.cert.roles, -candidacy.started,
-            bytes(0xFF - b for b in member.node_id))
+            -int.from_bytes(member.node_id, "big"))  # the lower node id
 
 
 def candidacy_of(record: NodeRecord) -> Candidacy | None:
@@ -193,6 +199,16 @@ class CandidacyBook:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def candidacy(self, member: Member) -> Candidacy | None:
+        """The candidacy ``member``'s record carries (decoded once per record)."""
+        entry = self._entries.get(member.node_id)
+        if entry is None or entry[0] is not member.record:
+            candidacy = candidacy_of(member.record)
+            entry = (member.record, candidacy,
+                     () if candidacy is None else priority(member, candidacy))
+            self._entries[member.node_id] = entry
+        return entry[1]
+
     def read(self, members: Iterable[Member],
              ) -> Iterator[tuple[Member, Candidacy, tuple[Any, ...]]]:
         """(member, candidacy, priority) for each member whose record carries one."""
@@ -202,10 +218,8 @@ class CandidacyBook:
             held.append(member.node_id)
             entry = entries.get(member.node_id)
             if entry is None or entry[0] is not member.record:
-                candidacy = candidacy_of(member.record)
-                entry = (member.record, candidacy,
-                         () if candidacy is None else priority(member, candidacy))
-                entries[member.node_id] = entry
+                self.candidacy(member)
+                entry = entries[member.node_id]
             if entry[1] is not None:
                 yield member, entry[1], entry[2]
         if len(entries) > len(held):
@@ -329,6 +343,7 @@ class Election:
         self._evaluating = False
         self._again = False
         self._pending: asyncio.Handle | None = None
+        self._pending_soon = False  # ``_pending`` runs on the next turn, not after a settle
         self._book = CandidacyBook()
         self._claims_from = 0.0
         self._timed = asyncio.Event()  # set while time alone can change the outcome
@@ -429,13 +444,33 @@ class Election:
         finally:
             self._evaluating = False
 
-    def _view_changed(self, *_: Any) -> None:
-        """Membership's change listener: one evaluation on the next loop turn, however
-        many changes arrive before it (a full-state merge reports every member at once)."""
+    def _view_changed(self, member: Member, *_: Any) -> None:
+        """Membership's change listener: one evaluation for however many changes arrive
+        before it (a full-state merge reports every member at once); on the next loop turn
+        for leadership news, else after ``view_settle_s`` (see the module docstring)."""
         if self._evaluating:
             self._again = True
-        elif self._pending is None:
-            self._pending = asyncio.get_running_loop().call_soon(self._evaluate_pending)
+            return
+        soon = self._leadership_news(member)
+        if self._pending is not None and (self._pending_soon or not soon):
+            return
+        if self._pending is not None:
+            self._pending.cancel()
+        loop = asyncio.get_running_loop()
+        self._pending_soon = soon
+        self._pending = (loop.call_soon(self._evaluate_pending) if soon else
+                         loop.call_later(self.settings.view_settle_s, self._evaluate_pending))
+
+    def _leadership_news(self, member: Member) -> bool:
+        """Whether a change of ``member`` may change the leader, the terms or our claim."""
+        if member.is_self or (self.leader is not None
+                              and member.node_id == self.leader.node_id):
+            return True
+        if self.leader is None and self._reach != Reach.NONE:
+            return True  # leaderless: any change may reorder the succession
+        candidacy = self._book.candidacy(member)
+        return candidacy is not None and (candidacy.leading
+                                          or candidacy.term > self.known_term)
 
     def _evaluate_pending(self) -> None:
         self._pending = None

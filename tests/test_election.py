@@ -339,6 +339,53 @@ def test_changes_reported_in_one_loop_turn_are_evaluated_once(
     run_virtual(scenario())
 
 
+def test_changes_that_cannot_move_the_leader_wait_for_the_view_to_settle(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mass join reports each member in its own datagram: with a leader in place, such
+    changes are evaluated together after ``view_settle_s``, not once per loop turn; a
+    change of the leader itself is still evaluated on the next turn."""
+    async def scenario() -> None:
+        mesh = Mesh(seed=15)
+        for _ in range(4):
+            await mesh.add()
+        leader_id, _ = await mesh.settle()
+        watcher = next(e for e in mesh.elections if e.node_id != leader_id)
+        other = next(e for e in mesh.elections if e.node_id not in (leader_id,
+                                                                     watcher.node_id))
+        evaluated: list[float] = []
+
+        def counting_decide(members, own_id, *args):  # type: ignore[no-untyped-def]
+            if own_id == watcher.node_id:
+                evaluated.append(asyncio.get_running_loop().time())
+            return decide(members, own_id, *args)
+
+        monkeypatch.setattr(election_module, "decide", counting_decide)
+        member = watcher.membership.member(other.node_id)
+        assert member is not None
+        started = asyncio.get_running_loop().time()
+        for _ in range(20):  # twenty changes, each in its own turn of the loop
+            watcher._view_changed(member, member.state, member.state)
+            await asyncio.sleep(0.001)
+        assert evaluated == []
+        await wait_until(lambda: bool(evaluated), 2, "the settled evaluation")
+        assert len(evaluated) == 1
+        assert evaluated[0] - started > watcher.settings.view_settle_s - 1e-6
+
+        leader = watcher.membership.member(leader_id)
+        assert leader is not None
+        evaluated.clear()
+        watcher._view_changed(member, member.state, member.state)  # waits to settle...
+        watcher._view_changed(leader, leader.state, leader.state)  # ...the leader cannot
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(evaluated) == 1
+        await asyncio.sleep(watcher.settings.view_settle_s * 2)
+        assert len(evaluated) == 1  # the earlier change was covered by that evaluation
+        await mesh.stop()
+
+    run_virtual(scenario())
+
+
 def test_candidacy_book_holds_only_the_members_it_last_read() -> None:
     async def scenario() -> None:
         mesh = Mesh(seed=14)
@@ -367,6 +414,8 @@ def test_election_with_nobody_eligible_does_no_timed_work(
         for _ in range(3):
             await mesh.add(eligible=False)
         await wait_until(lambda: converged(mesh.nodes), 10, "convergence")
+        await wait_until(lambda: all(e._pending is None for e in mesh.elections), 2,
+                         "the join's changes evaluated")
         evaluated: list[bytes] = []
 
         def counting_decide(members, own_id, *args):  # type: ignore[no-untyped-def]
