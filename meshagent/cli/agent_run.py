@@ -11,6 +11,7 @@ from typing import Any
 
 from meshagent.config import load_config
 from meshagent.eventloop import loop_factory
+from meshagent.heap import freeze_startup_heap
 
 HELP = "run the agent (discovery, membership, sessions, routing, control socket)"
 
@@ -37,6 +38,7 @@ async def _serve(agent: Any) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await agent.start()
+    freeze_startup_heap()  # the collector's passes then skip what start-up made
     print(f"meshagent: node {agent.node_id.hex()} listening on {agent.address}; "
           f"control socket {agent.control_socket}", flush=True)
     try:
