@@ -213,17 +213,18 @@ class AgentProcess:
                 env=self.env, start_new_session=True)
 
     async def wait_ready(self, timeout: float = 60.0) -> float:
-        """Until the control socket answers (the agent is up and listening). An agent that
-        exits fails at once; the timeout only bounds a slow start (imports on a machine
-        whose cores are busy take tens of seconds)."""
+        """Until the agent has started (its control socket answers, and says so: the
+        socket opens first, the membership and the rest after). An agent that exits
+        fails at once; the timeout only bounds a slow start (imports on a machine whose
+        cores are busy take tens of seconds)."""
         async def ready() -> bool:
             if not self.running:
                 raise DemoError(f"{self.node.name} exited; see {self.node.log_path}")
             try:
-                await query(self.node.socket, "status", timeout=1.0)
+                status = await query(self.node.socket, "status", timeout=1.0)
             except ControlError:
                 return False
-            return True
+            return bool(status.get("started"))
         return await wait_for(ready, timeout, f"{self.node.name} to start", 0.05)
 
     def _signal(self, signum: int) -> None:

@@ -37,8 +37,8 @@ async def _serve(agent: Any) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    freeze_startup_heap()  # imported and built: the collector's passes skip all that
     await agent.start()
-    freeze_startup_heap()  # the collector's passes then skip what start-up made
     print(f"meshagent: node {agent.node_id.hex()} listening on {agent.address}; "
           f"control socket {agent.control_socket}", flush=True)
     try:

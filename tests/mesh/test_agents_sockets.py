@@ -102,6 +102,35 @@ async def test_agents_converge_with_sessions_and_direct_routes(agents: list[Agen
     assert status["sessions"] == 2 and status["members"] == {"alive": 3}
 
 
+async def test_status_says_whether_the_agent_has_started(tmp_path: Path) -> None:
+    """The control socket opens first, the membership after it: a caller that waits for
+    an agent to be up (``AgentProcess.wait_ready``, the benchmarks' timing) sees
+    ``started`` false until the whole agent is."""
+    node = _local_mesh(tmp_path, 1).nodes[0]
+    agent = Agent(load_config(node.config_path))
+    release = asyncio.Event()
+    membership_start = agent.membership.start
+
+    async def slow_start() -> None:
+        await release.wait()
+        await membership_start()
+
+    agent.membership.start = slow_start  # type: ignore[method-assign]
+    starting = asyncio.create_task(agent.start())
+    try:
+        await wait_until(lambda: agent.control_socket.exists(), 10, "the control socket")
+        status = await call(agent.control_socket, "status")
+        assert status["started"] is False
+        release.set()
+        await starting
+        assert (await call(agent.control_socket, "status"))["started"] is True
+    finally:
+        release.set()
+        with contextlib.suppress(Exception):
+            await starting
+        await agent.stop(leave=False)
+
+
 async def test_nodes_filters_by_state_and_tag(agents: list[Agent]) -> None:
     await wait_until(lambda: all(_alive(a) == 3 for a in agents), 15, "convergence")
     socket = agents[1].control_socket
