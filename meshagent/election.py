@@ -45,11 +45,12 @@ a rate-limited log line.
 Cost: membership reports every change of every member (hundreds per second while a mesh
 joins), and the rule reads the whole view. Changes therefore only mark the view changed.
 Leadership news (a change of the leader, of a member claiming or knowing a higher term, of
-this node, or any change while this node could claim) is evaluated on the next turn of the
-event loop, with every change reported before it: a dead leader is replaced on the turn
-after membership declares it. Any other change cannot move the leader, so it waits up to
-``view_settle_s`` with the changes that follow it; a mass join of N members costs a few
-evaluations instead of one per datagram (O(N) each, so O(N^2) per agent). Candidacies
+this node, or any change while this node could claim: leaderless, eligible, past its
+start-up grace) is evaluated on the next turn of the event loop, with every change
+reported before it: a dead leader is replaced on the turn after membership declares it.
+Any other change cannot move the leader, so it waits up to ``view_settle_s`` with the
+changes that follow it; a mass join of N members costs a few evaluations instead of one
+per datagram (O(N) each, so O(N^2) per agent). Candidacies
 and priorities are decoded once per record (``CandidacyBook``), and the periodic tick
 evaluates only while the decision depends on time (no leader yet, or a FAILING mark that
 will lapse): with a leader in place, nothing but a change of the view can change it.
@@ -466,8 +467,10 @@ class Election:
         if member.is_self or (self.leader is not None
                               and member.node_id == self.leader.node_id):
             return True
-        if self.leader is None and self._reach != Reach.NONE:
+        if self.leader is None and self._reach != Reach.NONE and \
+                self.clock() >= self._claims_from:
             return True  # leaderless: any change may reorder the succession
+        # (Still in the start-up grace nobody claims; the tick evaluates at its end.)
         candidacy = self._book.candidacy(member)
         return candidacy is not None and (candidacy.leading
                                           or candidacy.term > self.known_term)

@@ -386,6 +386,39 @@ def test_changes_that_cannot_move_the_leader_wait_for_the_view_to_settle(
     run_virtual(scenario())
 
 
+def test_a_fleet_starting_together_evaluates_after_its_view_settles(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents that all start at once (a building switched on) are leaderless and in their
+    start-up grace, when nobody may claim: the changes of that mass join are not
+    leadership news either (the tick evaluates the grace's end)."""
+    async def scenario() -> None:
+        mesh = Mesh(seed=16)
+        for _ in range(3):
+            await mesh.add()
+        await wait_until(lambda: converged(mesh.nodes), 1, "convergence")
+        watcher = mesh.elections[0]
+        assert watcher.leader is None and watcher.clock() < watcher._claims_from
+        evaluated: list[bytes] = []
+
+        def counting_decide(members, own_id, *args):  # type: ignore[no-untyped-def]
+            if own_id == watcher.node_id:
+                evaluated.append(own_id)
+            return decide(members, own_id, *args)
+
+        monkeypatch.setattr(election_module, "decide", counting_decide)
+        member = watcher.membership.member(mesh.elections[1].node_id)
+        assert member is not None
+        for _ in range(20):  # twenty changes, each in its own turn of the loop
+            watcher._view_changed(member, member.state, member.state)
+            await asyncio.sleep(0.001)
+        assert len(evaluated) <= 1  # at most one tick of the grace in those 20 ms
+        settled = await mesh.settle()  # the grace ends and the best node claims
+        assert settled[1] == 1
+        await mesh.stop()
+
+    run_virtual(scenario())
+
+
 def test_candidacy_book_holds_only_the_members_it_last_read() -> None:
     async def scenario() -> None:
         mesh = Mesh(seed=14)
