@@ -6,7 +6,7 @@
                                           [--join-repeats K]
 
 Every agent is a separate ``meshagent run`` process on its own 127.x address. Timing
-starts once every agent is up and listening (its control socket answers) and still alone
+starts once every agent is up and listening (its ``status`` says ``started``) and still alone
 (no seeds, no multicast); then every agent is told to join the first one at the same
 moment (control method ``join``). Times come from each agent's own transition log
 (control method ``member_states``: the wall-clock time it saw each member change state),

@@ -10,7 +10,7 @@ Building blocks (also used by tests/mesh and benchmarks/bench_membership.py):
 - ``create_mesh(directory, count, ...) -> LocalMesh``: a mesh root key, one node directory
   per agent (keys, certificate, trust) and an ``agent.toml`` for each.
 - ``AgentProcess``: ``meshagent run --config`` as a child process; ``start``, ``wait_ready``
-  (its control socket answers), ``kill`` (SIGKILL), ``pause``/``resume``
+  (its control socket says it has started), ``kill`` (SIGKILL), ``pause``/``resume``
   (SIGSTOP/SIGCONT), ``stop`` (SIGTERM: graceful leave).
 - ``query(socket, method)``: one control-socket request.
 
