@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 
+from meshagent import codec
 from meshagent.identity import NodeIdentity
 from meshagent.membership import Membership, MemberState
 from meshagent.membership import swim as swim_module
@@ -74,6 +75,41 @@ def test_a_join_is_followed_by_fast_state_exchanges_while_the_view_changes() -> 
     joined, took = run_virtual(scenario())
     assert joined == 1
     assert took <= 3 * FAST.fast_sync_interval_s
+
+
+def _entries(node: Membership) -> dict[bytes, tuple[str, int]]:
+    """A member's view as its full-state exchange carries it: record -> (state, inc)."""
+    return {entry.record.wire: (entry.state.value, entry.state_incarnation)
+            for entry in node._members.values()}
+
+
+def test_a_state_exchange_answers_only_what_the_opener_lacks() -> None:
+    """The answer to a full state leaves out the alive entries the opener sent exactly
+    (record bytes, state, incarnation); a record it lacks, or holds in another state, is
+    sent, and so is a suspicion it shares (the opener counts it as a confirmation)."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=31)
+        nodes = await _started(kit, network, 5)
+        opener, responder = nodes[1], nodes[2]
+        await wait_until(lambda: _entries(opener) == _entries(responder), 10,
+                         "two views that agree")
+        omitted = responder.counters["sync_entries_omitted"]
+        assert await opener.streams.sync_with(responder.node_id)
+        assert responder.counters["sync_entries_omitted"] - omitted == 5
+
+        held = _entries(opener)
+        entries = [e for e in responder._members.values() if e.node_id != responder.node_id]
+        lacking, other_state = entries[0].record.wire, entries[1].record.wire
+        del held[lacking]
+        held[other_state] = ("suspect", held[other_state][1])
+        responder._set_state(entries[2], MemberState.SUSPECT)  # a claim: sent though held
+        held[entries[2].record.wire] = ("suspect", entries[2].state_incarnation)
+        answer = codec.unpack(responder.streams._state(held))
+        assert sorted(item[0] for item in answer["state"]) == sorted(
+            [lacking, other_state, entries[2].record.wire])
+        await kit.stop_all()
+
+    run_virtual(scenario())
 
 
 async def _join_with_the_seed_down(kit: MeshKit, network: MemoryNetwork,

@@ -6,9 +6,14 @@ their certificate), then the opener sends one request, a msgpack map with ``op``
 ``sync``   ``{"op": "sync", "state": [[record, state, incarnation], ...],
            "docs": {kind: root-signed document}, "burnt": [certificate, ...]}`` (the
            evidence of join tokens redeemed by two nodes); the responder answers with its own
-           state (taken before merging), then both merge (push-pull, as memberlist). Used
-           to join, to converge fast while the view changes, periodically as
-           anti-entropy, and to retry unreachable members.
+           state (taken before merging) in the same form, less the alive and left entries
+           the opener sent exactly (same record bytes, state and incarnation; a
+           suspicion or a power state is a claim, always sent), then both merge
+           (push-pull, as memberlist). Used to join, to converge fast while the view
+           changes, periodically as anti-entropy, and to retry unreachable members.
+           Between members that agree the answer is nearly empty: a mass join's fast
+           exchanges used to carry every record back to the member that had just sent
+           it, which then walked them all again to find nothing new.
 ``docs``   answered by ``{"op": "docs", "docs": {kind: document}}``: fetched from a member
            that announced a document version we lack (``messages.Document``).
 ``ping``   answered by ``{"op": "ack"}``: the TCP leg of a probe. A refused connect is the
@@ -62,6 +67,8 @@ log = get_logger(__name__)
 
 _STREAM_COST = 20.0  # a stream costs a certificate check and a key derivation
 _STATES = {state.value: state for state in MemberState}
+# States that claim nothing about a member beyond its record (see ``_merge_request``).
+_NO_CLAIM = frozenset({MemberState.ALIVE.value, MemberState.LEFT.value})
 _BYE = codec.pack({"op": "bye"})
 MAX_BURNT_EVIDENCE = 64  # certificates (two per burnt join token) per state exchange
 
@@ -86,10 +93,19 @@ class StreamService:
             stream.close()
             raise
 
-    def _state(self) -> bytes:
+    def _state(self, held: dict[bytes, tuple[Any, Any]] | None = None) -> bytes:
+        """Our state for a ``sync``; without the entries ``held`` maps exactly (record
+        bytes to the peer's state and incarnation, ``_held_by``): those the peer sent.
+        Entries that are claims (suspect, unreachable, asleep, off) are always sent: the
+        peer counts them as our confirmation, as it does our gossip."""
         m = self.m
         entries = [[entry.record.wire, entry.state.value, entry.state_incarnation]
                    for entry in m._members.values()]
+        if held:
+            sent = len(entries)
+            entries = [item for item in entries
+                       if item[1] not in _NO_CLAIM or held.get(item[0]) != (item[1], item[2])]
+            m.counters["sync_entries_omitted"] += sent - len(entries)
         return codec.pack({"op": "sync", "state": entries, "docs": m.documents.wires(),
                            "burnt": m.redeemed.burnt_evidence()[:MAX_BURNT_EVIDENCE]})
 
@@ -204,7 +220,7 @@ class StreamService:
                 m._drop("bad_certificate", peer,
                         f"stream op {op!r} with a certificate that has ended")
             elif op == "sync":
-                await sealed.send(self._state())
+                await sealed.send(self._state(_held_by(request)))
                 self._merge_request(request, sealed.peer_id)
             elif op == "ping":
                 await sealed.send(codec.pack({"op": "ack"}))
@@ -358,3 +374,14 @@ class StreamService:
                 await sealed.stream.writer.drain()
             sealed.close()
         self._incoming.clear()
+
+
+def _held_by(request: dict[str, Any]) -> dict[bytes, tuple[Any, Any]]:
+    """What a ``sync`` request says its sender holds: record bytes -> (state,
+    incarnation). Malformed entries are left out (they are dropped, with a log line, by
+    the merge); a claim here only spares the sender records it says it has."""
+    entries = request.get("state")
+    if not isinstance(entries, list):
+        return {}
+    return {item[0]: (item[1], item[2]) for item in entries
+            if isinstance(item, list) and len(item) == 3 and isinstance(item[0], bytes)}
