@@ -106,8 +106,10 @@ class StreamService:
             entries = [item for item in entries
                        if item[1] not in _NO_CLAIM or held.get(item[0]) != (item[1], item[2])]
             m.counters["sync_entries_omitted"] += sent - len(entries)
-        return codec.pack({"op": "sync", "state": entries, "docs": m.documents.wires(),
-                           "burnt": m.redeemed.burnt_evidence()[:MAX_BURNT_EVIDENCE]})
+        state = codec.pack({"op": "sync", "state": entries, "docs": m.documents.wires(),
+                            "burnt": m.redeemed.burnt_evidence()[:MAX_BURNT_EVIDENCE]})
+        m.counters["state_bytes_sent"] += len(state)
+        return state
 
     async def sync(self, address: Address, expect: bytes | None = None) -> bool:
         """Push-pull with whatever member listens at ``address``; False if it failed."""
