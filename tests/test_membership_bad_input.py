@@ -220,3 +220,41 @@ def test_drops_are_logged_with_a_rate_limit(caplog: pytest.LogCaptureFixture) ->
     _attack([b"\x01" * 10] * 50, "dropped_malformed", attacker_address=("10.6.6.7", 7946))
     lines = [r for r in caplog.records if "membership_input_dropped" in r.getMessage()]
     assert 1 <= len(lines) < 5
+
+
+def test_malformed_state_exchange_entries_are_dropped_one_by_one() -> None:
+    """A member's full state with broken entries: each is dropped with a counter, the
+    well-formed one is merged, and the answer is still the victim's state (less the entry
+    the sender holds exactly). A state that is not a list is dropped whole."""
+    async def scenario() -> None:
+        kit, _, nodes, _ = await _mesh()
+        sender, victim = nodes[0], nodes[1]
+        held = victim._members[nodes[2].node_id]
+        good = [held.record.wire, held.state.value, held.state_incarnation]
+        broken = ["not an entry", [held.record.wire, "alive"], ["text", "alive", 1],
+                  [held.record.wire, "dancing", 1], [held.record.wire, "alive", True],
+                  [held.record.wire, "alive", -1]]
+        before = victim.counters["dropped_malformed"]
+
+        async def exchange(state: object) -> list[list[object]]:
+            sealed = await sender.streams._open(victim.transport.local_address,
+                                                victim.node_id)
+            try:
+                await sealed.send(codec.pack({"op": "sync", "state": state}))
+                answer = codec.unpack(await sealed.recv(1.0))
+            finally:
+                sealed.close()
+            return answer["state"]
+
+        answered = await exchange([*broken, [b"\x01garbage", "alive", 1], good])
+        assert victim.counters["dropped_malformed"] - before == len(broken)
+        assert victim.counters["dropped_malformed_record"] == 1
+        assert held.record.wire not in [entry[0] for entry in answered]
+        assert len(answered) == len(victim.members()) - 1
+
+        answered = await exchange("not a list")
+        assert victim.counters["dropped_malformed"] - before == len(broken) + 1
+        assert len(answered) == len(victim.members())
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
