@@ -44,7 +44,7 @@ from meshagent.identity import (
     RevocationList,
     WrongMesh,
 )
-from meshagent.signing import SignatureError, Signed, sign, verify
+from meshagent.signing import SignatureError, Signed, check, sign
 
 __all__ = ["NodeRecord", "RecordVerifier", "RecordError", "MalformedRecord",
            "RecordRejected", "RECORD_KIND", "MAX_RECORD_BYTES", "MAX_ELECTION_BYTES",
@@ -292,7 +292,7 @@ class RecordVerifier:
             raise RecordRejected("record names another node than its certificate",
                                  "bad_signature")
         try:
-            verify(record.signed, RECORD_KIND, cert.sign_public)
+            check(record.signed, RECORD_KIND, cert.sign_public)
         except SignatureError as exc:
             raise RecordRejected(f"record signature: {exc}", "bad_signature") from exc
         self._verified.remember(record.wire, True)

@@ -26,8 +26,8 @@ from Crypto.Signature import eddsa
 from meshagent import codec, core
 from meshagent.errors import DecodeError, MeshError
 
-__all__ = ["SigningKey", "Signed", "SignatureError", "sign", "verify", "PUBLIC_KEY_BYTES",
-           "SIGNATURE_BYTES"]
+__all__ = ["SigningKey", "Signed", "SignatureError", "sign", "verify", "check",
+           "PUBLIC_KEY_BYTES", "SIGNATURE_BYTES"]
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
@@ -152,9 +152,16 @@ def verify(signed: Signed, kind: str, signer: bytes | None = None) -> Any:
     Raises SignatureError for a wrong kind, a different signer or a bad signature, and
     DecodeError for a body that does not parse.
     """
+    check(signed, kind, signer)
+    return signed.value()
+
+
+def check(signed: Signed, kind: str, signer: bytes | None = None) -> None:
+    """``verify`` for a document whose body the caller decoded already (a node record, a
+    membership certificate): the same checks and SignatureError, without decoding the
+    body a second time. A joining agent checks two such signatures per member."""
     if signed.kind != kind:
         raise SignatureError(f"expected a {kind!r} document, got {signed.kind!r}")
     if signer is not None and signed.signer != signer:
         raise SignatureError("signed by an unexpected key")
     verify_raw(signed.signer, _message(kind, signed.body), signed.signature)
-    return signed.value()

@@ -130,8 +130,8 @@ def test_verifier_checks_each_signature_once(root: MeshRoot, monkeypatch: pytest
     verifier = RecordVerifier(root.trust)
     calls = []
     import meshagent.record as module
-    real = module.verify
-    monkeypatch.setattr(module, "verify", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = module.check
+    monkeypatch.setattr(module, "check", lambda *a, **k: calls.append(1) or real(*a, **k))
     for _ in range(5):
         verifier.verify(record.wire)
     assert len(calls) == 1

@@ -6,7 +6,9 @@ from meshagent.signing import (
     SignatureError,
     Signed,
     SigningKey,
+    _message,
     _VerifiedSignatures,
+    check,
     sign,
     verify,
     verify_raw,
@@ -34,6 +36,25 @@ def test_tampered_body_or_other_signer_is_refused():
         verify(Signed("record", codec.pack({"a": 2}), doc.signer, doc.signature), "record")
     with pytest.raises(SignatureError):
         verify(doc, "record", other.public)
+
+
+def test_check_refuses_what_verify_refuses_but_does_not_decode_the_body():
+    """For callers that decoded the body already (records, certificates): the same
+    SignatureErrors, and a body that is not MessagePack is not looked at."""
+    key, other = SigningKey.generate(), SigningKey.generate()
+    doc = sign(key, "record", {"a": 1})
+    assert check(doc, "record", key.public) is None
+    with pytest.raises(SignatureError):
+        check(doc, "command", key.public)
+    with pytest.raises(SignatureError):
+        check(doc, "record", other.public)
+    with pytest.raises(SignatureError):
+        check(Signed("record", codec.pack({"a": 2}), doc.signer, doc.signature), "record")
+    raw = b"\xc1"  # a byte MessagePack never uses
+    undecodable = Signed("record", raw, key.public, key.sign_raw(_message("record", raw)))
+    check(undecodable, "record", key.public)
+    with pytest.raises(DecodeError):
+        verify(undecodable, "record", key.public)
 
 
 def test_seed_round_trip_gives_the_same_key():

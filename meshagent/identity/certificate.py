@@ -44,7 +44,7 @@ from meshagent.identity.keys import MESH_ID_BYTES, NODE_ID_BYTES, MeshTrust, nod
 from meshagent.identity.x25519 import X25519_KEY_BYTES
 from meshagent.log import get_logger
 from meshagent.signing import PUBLIC_KEY_BYTES, SignatureError, Signed, SigningKey, sign
-from meshagent.signing import verify as verify_signed
+from meshagent.signing import check as check_signed
 
 if TYPE_CHECKING:
     from meshagent.identity.redeemed import RedeemedTokens
@@ -207,7 +207,7 @@ class MembershipCertificate:
             if core.ed25519_weak_key(self.sign_public):  # no root saw this key
                 raise WeakNodeKey("the node's signing key has a low-order component")
         try:
-            verify_signed(self.signed, KIND, expected_signer)
+            check_signed(self.signed, KIND, expected_signer)
         except SignatureError as exc:
             raise UntrustedCertificate(f"certificate signature: {exc}") from exc
         if self.node_id != node_id_of(self.sign_public):
