@@ -68,6 +68,21 @@ def test_enrolled_certificate_round_trips_and_verifies(root, node):
     assert not again.via_token
 
 
+def test_parsed_certificate_gives_back_the_bytes_it_came_in(root, node, monkeypatch):
+    """Every member a joining agent learns hands its certificate's bytes to the datagram
+    keys: a parsed certificate returns them as they came, with no encoding."""
+    wire = enroll(root, node).to_wire()
+    parsed = MembershipCertificate.from_wire(wire)
+    again = MembershipCertificate.from_wire(wire)
+
+    def no_encoding(value):
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr(certificate_module.codec, "pack", no_encoding)
+    assert parsed.to_wire() == wire
+    assert parsed == again  # the bytes kept are not part of the certificate's value
+
+
 def test_certificate_of_another_mesh_is_wrong_mesh(root, node, caplog):
     other = MeshRoot.create()
     cert = enroll(other, node)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from meshagent import codec, core
@@ -74,6 +74,9 @@ class MembershipCertificate:
     token_id: bytes | None
     signed: Signed
     chain: Signed | None = None
+    # The bytes it was parsed from (``to_wire`` gives them back without encoding again:
+    # every member learnt hands its certificate's bytes to the datagram keys).
+    wire: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def via_token(self) -> bool:
@@ -108,6 +111,8 @@ class MembershipCertificate:
     # -- wire -------------------------------------------------------------------------
 
     def to_wire(self) -> bytes:
+        if self.wire is not None:
+            return self.wire
         doc = {"cert": self.signed.to_wire()}
         if self.chain is not None:
             doc["chain"] = self.chain.to_wire()
@@ -126,11 +131,11 @@ class MembershipCertificate:
             body = codec.unpack(signed.body)
         except DecodeError as exc:
             raise MalformedCertificate(f"certificate does not parse: {exc}") from exc
-        return cls._from_body(signed, body, chain)
+        return cls._from_body(signed, body, chain, bytes(data))
 
     @classmethod
     def _from_body(cls, signed: Signed, body: Any, chain: Signed | None,
-                   ) -> MembershipCertificate:
+                   wire: bytes | None = None) -> MembershipCertificate:
         if signed.kind != KIND:
             raise MalformedCertificate(f"expected a {KIND!r} document, got {signed.kind!r}")
         token_id = body.get("token") if isinstance(body, dict) else None
@@ -150,7 +155,7 @@ class MembershipCertificate:
             serial=require(body, "serial", int, MalformedCertificate),
             not_before=require(body, "nbf", int, MalformedCertificate),
             expires=require(body, "exp", int, MalformedCertificate),
-            token_id=token_id, signed=signed, chain=chain)
+            token_id=token_id, signed=signed, chain=chain, wire=wire)
 
     # -- acceptance -------------------------------------------------------------------
 
