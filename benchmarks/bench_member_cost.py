@@ -108,13 +108,13 @@ async def run(members: int, rounds: int) -> dict[str, float]:
             "accept_vs_checks": round(accept_us / checks_us, 3)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=100, help="members learnt per round")
     parser.add_argument("--rounds", type=int, default=10, help="rounds; the best counts")
     parser.add_argument("--quick", action="store_true", help="20 members, 3 rounds")
     parser.add_argument("--json", action="store_true", help="print one JSON object last")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     members, rounds = (20, 3) if args.quick else (args.members, args.rounds)
     figures = asyncio.run(run(members, rounds))
     print(f"learning one member: {figures['accept_us']:.1f} us of CPU, of which the two "
@@ -123,7 +123,8 @@ def main() -> None:
           f"{figures['accept_vs_checks']:.2f}); best of {rounds} rounds of {members}")
     if args.json:
         print(json.dumps(figures, sort_keys=True))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
