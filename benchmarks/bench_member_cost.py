@@ -20,8 +20,8 @@ are CPU microseconds per member (``time.thread_time``), the best round of R:
 - ``around_checks_us``: the difference, the Python that surrounds the checks;
 - ``accept_vs_checks``: ``accept_us / checks_us`` (1 would be nothing but the checks).
 
-One process, warm caches: in a mesh of 100 agent processes on 2 cores each of these
-costs two to three times as much (BENCHMARKS.md). With ``--json`` the last line is one
+One process, warm caches: in a mesh of 100 agent processes on 2 cores a record accepted
+costs about 1.6 times as much (BENCHMARKS.md). With ``--json`` the last line is one
 JSON object with every figure.
 """
 
