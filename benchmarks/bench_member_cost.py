@@ -34,11 +34,9 @@ import time
 
 from meshagent import core
 from meshagent.identity import MeshRoot, NodeIdentity
-from meshagent.identity.certificate import KIND as CERTIFICATE_KIND
 from meshagent.membership import Membership
 from meshagent.profiles import Profile
-from meshagent.record import RECORD_KIND, NodeRecord
-from meshagent.signing import _message
+from meshagent.record import NodeRecord
 from meshagent.transitions import TransitionLog
 from meshagent.transport import MemoryNetwork
 
@@ -60,10 +58,8 @@ def _records(root: MeshRoot, count: int, round_index: int) -> list[NodeRecord]:
 
 def _checks(records: list[NodeRecord], root_public: bytes) -> float:
     """CPU seconds for the two signature checks of each record, in the C core."""
-    calls = [(root_public, _message(CERTIFICATE_KIND, r.cert.signed.body), r.cert.signed.signature)
-             for r in records]
-    calls += [(r.cert.sign_public, _message(RECORD_KIND, r.signed.body), r.signed.signature)
-              for r in records]
+    calls = [(root_public, r.cert.signed.message(), r.cert.signed.signature) for r in records]
+    calls += [(r.cert.sign_public, r.signed.message(), r.signed.signature) for r in records]
     start = time.thread_time()
     for public, message, signature in calls:
         if not core.ed25519_verify(public, message, signature):

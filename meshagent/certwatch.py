@@ -143,8 +143,8 @@ class CertificateWatch:
         current = self._membership.certificate
         try:
             certificate = read()
-            if certificate.to_wire() == current.to_wire():
-                return False  # the one held, written or sent again
+            if certificate == current:
+                return False  # the one held, written or sent again (however encoded)
             check(certificate)
             credentials = dataclasses.replace(self._credentials, certificate=certificate)
             self._membership.adopt_certificate(certificate)

@@ -124,6 +124,10 @@ class Signed:
         """The decoded body. Only meaningful after ``verify``."""
         return codec.unpack(self.body)
 
+    def message(self) -> bytes:
+        """The exact bytes the signature covers (the kind, then the body)."""
+        return _message(self.kind, self.body)
+
     def to_wire(self) -> bytes:
         return codec.pack({"k": self.kind, "b": self.body, "s": self.signer,
                            "sig": self.signature})
@@ -164,4 +168,4 @@ def check(signed: Signed, kind: str, signer: bytes | None = None) -> None:
         raise SignatureError(f"expected a {kind!r} document, got {signed.kind!r}")
     if signer is not None and signed.signer != signer:
         raise SignatureError("signed by an unexpected key")
-    verify_raw(signed.signer, _message(kind, signed.body), signed.signature)
+    verify_raw(signed.signer, signed.message(), signed.signature)

@@ -10,6 +10,7 @@ import logging
 import time
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from meshagent.certwatch import WARN_EVERY_S, CertificateWatch
@@ -347,6 +348,24 @@ def test_certificates_offered_by_peers_are_refused_counted_and_logged_once_per_p
         assert caplog.text.count("certificate_renewal_refused") == 2
         assert node.record.wire == before and node.certificate is held and renewed == []
         assert watch.last_refusal.startswith("MalformedCertificate")
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_the_certificate_held_offered_again_in_another_encoding_is_no_refusal(
+        tmp_path: Path) -> None:
+    """A certificate keeps the bytes it came in; the one held, sent back re-encoded (an
+    extra map key, the keys in another order), is still the one held: ignored quietly,
+    not refused as a stale renewal."""
+    async def scenario() -> None:
+        kit, node, watch, renewed = await _watched(tmp_path)
+        held = node.certificate
+        again = msgpack.packb({"x": 1, "cert": held.signed.to_wire()}, use_bin_type=True)
+        assert again != held.to_wire()
+        assert not watch.offer(again, "peer:echo")
+        assert watch.status()["refusals"] == 0 and renewed == []
+        assert node.certificate is held
         await kit.stop_all()
 
     run_virtual(scenario())
