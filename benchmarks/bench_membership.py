@@ -3,7 +3,7 @@
     python benchmarks/bench_membership.py [--json] [--quick] [--sizes 20,50,100]
                                           [--idle-seconds 30] [--profile lan]
                                           [--event-loop asyncio|uvloop]
-                                          [--join-repeats K]
+                                          [--join-repeats K] [--perf]
 
 Every agent is a separate ``meshagent run`` process on its own 127.x address. Timing
 starts once every agent is up and listening (its ``status`` says ``started``) and still alone
@@ -14,7 +14,9 @@ so polling speed does not enter the figures.
 
 Measured, per mesh size N:
 - join: seconds until every agent sees all N alive (the last agent's last transition);
-  with ``--join-repeats K``, K joins of fresh meshes and their median;
+  with ``--join-repeats K``, K joins of fresh meshes and their median; the CPU the agents
+  used meanwhile, per agent, and with ``--perf`` its split by shared object
+  (``cpu_split.py``: Python interpreter, the C core's cryptography, kernel);
 - kill -9 of one agent: seconds until every other agent sees it unreachable (max, median);
 - SIGSTOP of one agent (largest mesh <= 50): seconds until every other agent sees it
   unreachable, right after the join (every member still in its newcomer grace) and once
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from cpu_split import CpuSplit, perf_available
 from serf_baseline import SerfMesh, serf_available
 
 from meshagent.demo import AgentProcess, DemoError, create_mesh, query, wait_for
@@ -101,12 +104,19 @@ class Mesh:
         return list(await asyncio.gather(*(self.states(a, node) for a in agents)))
 
 
-async def measure_join(mesh: Mesh, timeout: float) -> dict[str, Any]:
+async def measure_join(mesh: Mesh, timeout: float, split: CpuSplit | None = None,
+                       ) -> dict[str, Any]:
     """From the join order: per agent, when it had seen every member alive (``first``), and
     when its view last changed before all were alive together (``stable``); suspicions
-    raised meanwhile (nobody failed, so every one is false)."""
+    raised meanwhile (nobody failed, so every one is false); the CPU the agents used from
+    the join order to the poll that saw them converged (``cpu_ms_per_agent``), and where
+    it went when ``split`` records it."""
     size = len(mesh.agents)
     seed = mesh.agents[0].node.endpoint
+    processes = [psutil.Process(agent.pid) for agent in mesh.agents if agent.pid]
+    if split is not None:
+        split.start()
+    cpu0 = sum(sum(p.cpu_times()[:2]) for p in processes)
     t0 = time.time()
     await asyncio.gather(*(query(a.node.socket, "join", {"addresses": [seed]}, timeout=30)
                            for a in mesh.agents[1:]))
@@ -120,16 +130,21 @@ async def measure_join(mesh: Mesh, timeout: float) -> dict[str, Any]:
     try:
         await wait_for(converged, timeout, f"all {size} agents to see all alive", interval=1)
     except DemoError:
+        if split is not None:
+            split.stop()
         views = await mesh.all_states(mesh.agents)
         seen = [sum(1 for v in view.values() if v["state"] == "alive") for view in views]
         return {"converged": False, "alive_seen_mean": statistics.mean(seen),
                 "suspicions": _suspicions(views, t0)}
+    cpu = sum(sum(p.cpu_times()[:2]) for p in processes) - cpu0
+    shares = split.stop() if split is not None else None
     views = await mesh.all_states(mesh.agents)
     first = [max(min(at for state, at in v["history"] if state == "alive")
                  for v in view.values()) - t0 for view in views]
     stable = [max(v["since"] for v in view.values()) - t0 for view in views]
     return {"converged": True, "first": first, "stable": stable,
-            "suspicions": _suspicions(views, t0)}
+            "suspicions": _suspicions(views, t0),
+            "cpu_ms_per_agent": cpu / len(processes) * 1000, "cpu_split": shares}
 
 
 def _suspicions(views: list[dict[str, Any]], since: float) -> int:
@@ -233,7 +248,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 startup = await mesh.start()
                 say(f"N={size}: {size} agents up and listening after {startup:.1f}s")
-                joined = await measure_join(mesh, args.join_timeout)
+                split = CpuSplit([a.pid for a in mesh.agents if a.pid],
+                                 Path(tmp) / f"join-n{size}.perf") if args.perf else None
+                joined = await measure_join(mesh, args.join_timeout, split)
                 if not joined["converged"]:
                     result[f"join_n{size}_s"] = None
                     result[f"join_n{size}_alive_seen_mean"] = round(joined["alive_seen_mean"], 1)
@@ -248,6 +265,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 result[f"join_n{size}_median_s"] = round(statistics.median(joined["first"]), 3)
                 result[f"join_n{size}_stable_s"] = round(max(joined["stable"]), 3)
                 result[f"join_n{size}_false_suspicions"] = joined["suspicions"]
+                result[f"join_n{size}_cpu_ms_per_agent"] = round(joined["cpu_ms_per_agent"], 1)
+                if joined["cpu_split"] is not None:
+                    result[f"join_n{size}_cpu_split"] = joined["cpu_split"]
                 line = (f"N={size}: every agent has seen all {size} alive {join:.2f}s after "
                         f"join (median agent {statistics.median(joined['first']):.2f}s); "
                         f"all alive at once after "
@@ -258,6 +278,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     result[f"join_n{size}_vs_serf_anchor_ratio"] = round(ratio, 3)
                     line += f" (serf's published {SERF_JOIN_S[size]}s, ratio {ratio:.2f})"
                 say(line)
+                say(f"N={size}: the join cost {joined['cpu_ms_per_agent']:.1f} ms of CPU per "
+                    f"agent, on {os.cpu_count()} cores"
+                    + ("" if joined["cpu_split"] is None else "; by perf: " + ", ".join(
+                        f"{name} {share:.1%}" for name, share in joined["cpu_split"].items())))
                 if size == idle_size:
                     # Silent right after the join: every member is still in its newcomer
                     # grace (Profile.probe_grace_s), which must not delay the detection.
@@ -390,7 +414,12 @@ def main() -> int:
                         help="skip the serf baseline (run when the serf binary is here)")
     parser.add_argument("--serf-timeout", type=float, default=30.0,
                         help="stop waiting for serf's slowest agent after this many seconds")
+    parser.add_argument("--perf", action="store_true",
+                        help="record each size's first join with Linux perf and report "
+                             "where the agents' CPU went (interpreter, C core, kernel)")
     args = parser.parse_args()
+    if args.perf and not perf_available():
+        parser.error("--perf needs Linux perf (apt-get install linux-perf)")
     result = asyncio.run(run(args))
     if args.json:
         print(json.dumps(result, sort_keys=True))
