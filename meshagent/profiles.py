@@ -29,11 +29,12 @@ How the knobs combine (n = members believed alive):
   (scaled up beyond 32 members like memberlist), and, after a join or a healed partition,
   up to ``fast_sync_rounds`` times every ``fast_sync_interval_s`` while the view is still
   changing (joins converge in a few exchanges; bounded because a full state is O(n)).
-  Pings and acks carry a digest of the records held; a member whose records have not
-  changed for ``repair_interval_s`` but differ from a peer's exchanges state with it, once
-  the difference has lasted ``probe_interval_s`` (so news in flight starts no repair); a
-  peer holding more records (it knows a member we never heard of) is enough once that has
-  lasted ``probe_interval_s`` with our record count still, whatever else changes. At most
+  Pings, acks and gossip carry a digest of the records held; a member whose records have
+  not changed for ``repair_interval_s`` but differ from a peer's exchanges state with it,
+  once the difference has lasted ``probe_interval_s`` (so news in flight starts no
+  repair); a peer holding more records (it knows a member we never heard of) is enough
+  once that has lasted ``probe_interval_s`` with our record count still, whatever else
+  changes (a timer ends that wait, no later digest needed). At most
   once per ``repair_interval_s``: what gossip lost is repaired within seconds.
 * each node keeps ``watch_peers`` liveness streams to its successors on a ring of node ids.
 """

@@ -674,24 +674,30 @@ def test_record_update_in_a_quiet_mesh_starts_no_full_state_exchange() -> None:
     assert run_virtual(scenario()) <= 1
 
 
+async def _about_to_forget(seed: int) -> tuple[MeshKit, Membership, Membership]:
+    """(kit, forgetful, forgotten): a settled 10-member mesh in which every view has just
+    moved (no member's has been still for a repair interval), and two members that can no
+    longer reach each other. The news starts at the forgetful member: one starting
+    elsewhere could reach it as a differing digest before the news itself, and its view,
+    still for seconds, would be repaired then: a repair that rate-limits the one tested."""
+    kit, network = MeshKit(), MemoryNetwork(seed=seed)
+    nodes = await _started(kit, network, 10)
+    forgetful, forgotten = nodes[3], nodes[8]
+    await _idle(2 * FAST.repair_interval_s)
+    network.block(forgetful.transport.local_address, forgotten.transport.local_address)
+    forgetful.update_record(tags={"wave": "1"})
+    await wait_until(lambda: all(n.member(forgetful.node_id).record.tags.get("wave") == "1"
+                                 for n in nodes), 1, "the update everywhere")
+    return kit, forgetful, forgotten
+
+
 def test_member_missing_from_a_view_is_repaired_before_the_repair_interval() -> None:
     """The last member of a mass join to learn of someone: every view changed a moment ago
     (no member's has been still for a repair interval), and this one lacks a member its
     peers hold. A peer's larger record count says so; the repair comes after a probe
     interval of stillness, not a whole repair interval."""
     async def scenario() -> float:
-        kit, network = MeshKit(), MemoryNetwork(seed=15)
-        nodes = await _started(kit, network, 10)
-        forgetful, forgotten = nodes[3], nodes[8]
-        await _idle(2 * FAST.repair_interval_s)
-        network.block(forgetful.transport.local_address, forgotten.transport.local_address)
-        # Every view moves now. The news starts at the forgetful member: one starting
-        # elsewhere could reach it as a differing digest before the news itself, and its
-        # view, still for seconds, would be repaired then: a repair that rate-limits the
-        # one this test is about.
-        forgetful.update_record(tags={"wave": "1"})
-        await wait_until(lambda: all(n.member(forgetful.node_id).record.tags.get("wave") == "1"
-                                     for n in nodes), 1, "the update everywhere")
+        kit, forgetful, forgotten = await _about_to_forget(seed=15)
         forgetful._drop_member(forgotten.node_id, "test")  # as if its news never came
         took = await wait_until(lambda: state_of(forgetful, forgotten) == MemberState.ALIVE,
                                 4 * FAST.repair_interval_s, "repair")
@@ -727,6 +733,62 @@ def test_missing_member_is_repaired_while_the_rest_of_the_view_keeps_changing() 
         return took
 
     assert run_virtual(scenario()) < FAST.repair_interval_s
+
+
+def test_deficit_shown_once_is_repaired_a_probe_interval_later() -> None:
+    """The digests that show a peer holding more records ride on pings, on a loaded
+    machine often a second apart: the repair comes a probe interval after the first one
+    on a timer, not with the next digest (which here never comes)."""
+    async def scenario() -> float:
+        kit, forgetful, forgotten = await _about_to_forget(seed=17)
+        loop = asyncio.get_running_loop()
+        first_deficit: list[float] = []
+        on_digest = forgetful._on_digest
+
+        def only_the_first_deficit(digest, sender):  # type: ignore[no-untyped-def]
+            if digest.count > forgetful._digest.count:
+                if first_deficit:
+                    return  # the next digests are lost
+                first_deficit.append(loop.time())
+            on_digest(digest, sender)
+        forgetful._on_digest = only_the_first_deficit  # type: ignore[method-assign]
+        before = forgetful.counters["view_repairs"]
+        forgetful._drop_member(forgotten.node_id, "test")  # as if its news never came
+        await wait_until(lambda: state_of(forgetful, forgotten) == MemberState.ALIVE,
+                         4 * FAST.repair_interval_s, "repair")
+        assert forgetful.counters["view_repairs"] - before == 1
+        await kit.stop_all()
+        return loop.time() - first_deficit[0]
+
+    took = run_virtual(scenario())
+    assert FAST.probe_interval_s <= took < 1.5 * FAST.probe_interval_s
+
+
+def test_gossip_carries_the_digest() -> None:
+    """While news spreads, every gossip datagram carries the sender's digest, so a member
+    that missed a record hears of its deficit then, not at its next ping. Here nobody
+    pings (a probe interval of minutes): the digests that arrive came with gossip."""
+    async def scenario() -> int:
+        profile = FAST.with_changes(probe_interval_s=600.0, suspicion_floor_s=3600.0)
+        kit, network = MeshKit(profile=profile), MemoryNetwork(seed=19)
+        nodes = await _started(kit, network, 6)
+        listener, author = nodes[1], nodes[4]
+        await _idle(2 * FAST.repair_interval_s)  # the join's news all spread
+        digests: list[int] = []
+        on_digest = listener._on_digest
+
+        def counted(digest, sender):  # type: ignore[no-untyped-def]
+            digests.append(digest.count)
+            on_digest(digest, sender)
+        listener._on_digest = counted  # type: ignore[method-assign]
+        author.update_record(tags={"news": "yes"})
+        await wait_until(lambda: listener.member(author.node_id).record.tags.get("news")
+                         == "yes", 1, "the news")
+        await _idle(10 * FAST.gossip_interval_s)
+        await kit.stop_all()
+        return len(digests)
+
+    assert run_virtual(scenario()) >= 1
 
 
 async def _silent_helpers(count: int = 6) -> tuple[MeshKit, MemoryNetwork, Membership,
