@@ -8,14 +8,16 @@
 The groups: ``interpreter`` (libpython: evaluating Python code, objects, dicts),
 ``core`` (meshagent's C core with its statically linked OpenSSL: Ed25519, X25519,
 AES-GCM, HKDF), ``kernel`` (system calls, scheduling, page faults), ``libc`` and
-``other`` (msgpack, cffi and the other extension modules). Samples come from the
-``cpu-clock`` software event, which works on virtual machines without hardware counters.
-Needs ``perf`` (Debian's linux-perf) and the right to trace the processes (root).
+``other`` (msgpack, cffi and the other extension modules). perf samples every CPU
+(its default event: ``cpu-clock`` on virtual machines without hardware counters) and the
+report keeps the processes' samples. Needs ``perf`` (Debian's linux-perf) and root.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -25,7 +27,7 @@ __all__ = ["CpuSplit", "perf_available"]
 
 _GROUPS = (("interpreter", re.compile(r"^libpython")), ("core", re.compile(r"^_core\.")),
            ("kernel", re.compile(r"^\[kernel")), ("libc", re.compile(r"^libc[.-]")))
-_LINE = re.compile(r"^\s*([0-9.]+)%\s+(\S+)")
+_LINE = re.compile(r"^\s*([0-9.]+)%\s+(\d+):\S*\s+(\S+)")
 
 
 def perf_available() -> bool:
@@ -33,19 +35,37 @@ def perf_available() -> bool:
 
 
 class CpuSplit:
-    """``perf record`` of ``pids`` between ``start`` and ``stop``."""
+    """``perf record`` between ``start`` and ``stop``, reported for ``pids``."""
 
     def __init__(self, pids: list[int], path: Path, frequency: int = 999) -> None:
         self.pids = pids
         self.path = path
         self.frequency = frequency
         self._recorder: subprocess.Popen[bytes] | None = None
+        self._control = self._acks = -1  # pipe ends: commands to perf, its acks
 
     def start(self) -> None:
+        """Start sampling every CPU and return once perf is recording: it takes perf
+        longer to get going than a small join lasts, so it is asked a ``ping`` over its
+        control pipe (``--control``), answered once its main loop runs. (Sampling only
+        the processes, ``-p``, recorded nothing once a control pipe was given, with
+        perf 6.1; the report keeps their samples only.)"""
+        control_read, self._control = os.pipe()
+        self._acks, ack_write = os.pipe()
         self._recorder = subprocess.Popen(
-            ["perf", "record", "-e", "cpu-clock", "-F", str(self.frequency), "-o",
-             str(self.path), "-p", ",".join(str(pid) for pid in self.pids)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            ["perf", "record", "-a", "-F", str(self.frequency), "-o", str(self.path),
+             f"--control=fd:{control_read},{ack_write}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            pass_fds=(control_read, ack_write))
+        os.close(control_read)
+        os.close(ack_write)
+        self._command("ping")
+
+    def _command(self, command: str, timeout: float = 120.0) -> None:
+        os.write(self._control, command.encode() + b"\n")
+        ready, _, _ = select.select([self._acks], [], [], timeout)
+        if not ready or not os.read(self._acks, 16).startswith(b"ack"):
+            raise RuntimeError(f"perf record did not acknowledge {command!r}")
 
     def stop(self) -> dict[str, float]:
         """Share of the samples per group (sums to 1); RuntimeError if perf failed."""
@@ -53,26 +73,29 @@ class CpuSplit:
         if recorder is None:
             raise RuntimeError("CpuSplit.stop without start")
         recorder.send_signal(signal.SIGINT)  # perf writes its file and exits
-        _, errors = recorder.communicate(timeout=60)
+        _, errors = recorder.communicate(timeout=120)
+        os.close(self._control)  # not before: perf would die of SIGPIPE, its file unwritten
+        os.close(self._acks)
         if not self.path.exists():
             raise RuntimeError(f"perf record failed: {errors.decode(errors='replace')[-500:]}")
         report = subprocess.run(
-            ["perf", "report", "-i", str(self.path), "--sort", "dso", "--stdio"],
+            ["perf", "report", "-i", str(self.path), "--sort", "pid,dso", "--stdio"],
             capture_output=True, text=True, check=True).stdout
-        return shares_of(report)
+        return shares_of(report, set(self.pids))
 
 
-def shares_of(report: str) -> dict[str, float]:
-    """Group the lines of ``perf report --sort dso --stdio`` ("55.51%  libpython3.11.so")."""
+def shares_of(report: str, pids: set[int]) -> dict[str, float]:
+    """Group the samples of ``pids`` in ``perf report --sort pid,dso --stdio`` (lines
+    like "1.00%  24035:python  libpython3.11.so.1.0"); RuntimeError if there are none."""
     totals = {name: 0.0 for name, _ in _GROUPS} | {"other": 0.0}
     for line in report.splitlines():
         match = _LINE.match(line)
-        if match is None or line.lstrip().startswith("#"):
+        if match is None or int(match.group(2)) not in pids:
             continue
-        percent, dso = float(match.group(1)), match.group(2)
+        percent, dso = float(match.group(1)), match.group(3)
         group = next((name for name, pattern in _GROUPS if pattern.match(dso)), "other")
         totals[group] += percent / 100
     whole = sum(totals.values())
     if whole == 0:
-        raise RuntimeError("perf recorded no samples")
+        raise RuntimeError("perf recorded no samples of the processes")
     return {name: round(share / whole, 4) for name, share in totals.items()}
