@@ -172,7 +172,7 @@ class Agent:
         self.control.register("leader", self.leadership.status)
         self.control.register("amt", lambda params: self.amt.status())
         self._unsubscribe = self.membership.on_change(self._member_changed)
-        self.membership.on_view_difference(self.sessions.view_changed)
+        self.membership.on_view_difference(self.sessions.view_differs)
         self.transitions = TransitionLog()
         self.membership.on_change(self.transitions.record)
         self.documents.on_adopted(self._revocations_adopted, REVOCATIONS)

@@ -355,14 +355,22 @@ class SessionManager:
         self._wake.set()
 
     def view_changed(self) -> None:
-        """The membership view changed (a member came, went or changed state), or a peer's
-        view differs from ours (news still spreading): look at the candidates again,
-        dialling once the view settles (``_settling``).
+        """The membership view changed (a member came, went or changed state): look at the
+        candidates again, dialling once the view settles (``_settling``).
         The first change of a burst is looked at now; while the burst lasts the loop looks
         every ``settle`` seconds, not once per change: a look is O(members), and a mass join
         brings a change per member to every member."""
         self._view_changed_at = time.monotonic()
         self._burst_changes += 1
+        if self._burst_since is None:
+            self._wake.set()
+
+    def view_differs(self) -> None:
+        """A peer's view differs from ours: news is still spreading, so the burst goes
+        on (``view_changed``), but it is no change of ours. The spread of first dials
+        counts changes only: every gossip datagram carries a digest, and counting each
+        differing one would stretch the spread after even a small join."""
+        self._view_changed_at = time.monotonic()
         if self._burst_since is None:
             self._wake.set()
 

@@ -137,7 +137,7 @@ def test_first_dials_after_a_burst_are_spread_by_its_size(
 
 
 def test_a_peer_reporting_a_different_view_keeps_the_view_settling(clock: _Clock) -> None:
-    """The agent calls ``view_changed`` for every differing digest a peer gossips (news
+    """The agent calls ``view_differs`` for every differing digest a peer gossips (news
     still spreading), so dials wait for the mesh to agree, not only for our own view to
     stop changing, and still at most ``settle_max``."""
     manager = _manager()
@@ -146,8 +146,28 @@ def test_a_peer_reporting_a_different_view_keeps_the_view_settling(clock: _Clock
     for _ in range(30):  # then peers' digests differ every 0.1 s for 3 s
         clock.now += 0.1
         settling.append(manager._settling(clock.now))
-        manager.view_changed()
+        manager.view_differs()
     assert all(settling[:19]) and not any(settling[20:])
+
+
+def test_differing_views_do_not_stretch_the_spread_of_first_dials(
+        clock: _Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spread counts our view's changes only: one member joined (one change), while
+    forty gossip datagrams carried digests that differed from ours. The first dial waits
+    half of 0.04 s, not half of 1.64 s."""
+    monkeypatch.setattr(sessions.random, "random", lambda: 0.5)
+    manager = SessionManager(bytes(16), transport=None, handshake=None,  # type: ignore[arg-type]
+                             candidates=list, on_up=print, on_down=print, on_frames=print,
+                             settle=0.25, settle_max=100.0)
+    manager.view_changed()
+    for _ in range(40):
+        manager.view_differs()
+        assert manager._settling(clock.now)
+        clock.now += 0.001
+    clock.now += 0.25  # quiet for a settle interval: the spread begins
+    assert manager._settling(clock.now)
+    clock.now += 0.03
+    assert not manager._settling(clock.now)
 
 
 def test_an_unrouted_member_keeps_the_dial_check_ticking(clock: _Clock) -> None:
