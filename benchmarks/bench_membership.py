@@ -41,6 +41,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -111,13 +112,48 @@ async def measure_join(mesh: Mesh, timeout: float, split: CpuSplit | None = None
     raised meanwhile (nobody failed, so every one is false); the CPU the agents used from
     the join order to the poll that saw them converged (``cpu_ms_per_agent``), and where
     it went when ``split`` records it."""
-    size = len(mesh.agents)
-    seed = mesh.agents[0].node.endpoint
     processes = [psutil.Process(agent.pid) for agent in mesh.agents if agent.pid]
     if split is not None:
-        split.start()
-    cpu0 = sum(sum(p.cpu_times()[:2]) for p in processes)
-    t0 = time.time()
+        try:
+            split.start()
+        except (RuntimeError, OSError) as exc:
+            say(f"perf: no CPU split for this join ({exc})")
+            split = None
+    try:
+        cpu0 = sum(sum(p.cpu_times()[:2]) for p in processes)
+        t0 = time.time()
+        converged = await _join_and_wait(mesh, timeout)
+        cpu = sum(sum(p.cpu_times()[:2]) for p in processes) - cpu0
+    finally:
+        shares = _stop(split)
+    views = await mesh.all_states(mesh.agents)
+    if not converged:
+        seen = [sum(1 for v in view.values() if v["state"] == "alive") for view in views]
+        return {"converged": False, "alive_seen_mean": statistics.mean(seen),
+                "suspicions": _suspicions(views, t0)}
+    first = [max(min(at for state, at in v["history"] if state == "alive")
+                 for v in view.values()) - t0 for view in views]
+    stable = [max(v["since"] for v in view.values()) - t0 for view in views]
+    return {"converged": True, "first": first, "stable": stable,
+            "suspicions": _suspicions(views, t0),
+            "cpu_ms_per_agent": cpu / len(processes) * 1000, "cpu_split": shares}
+
+
+def _stop(split: CpuSplit | None) -> dict[str, float] | None:
+    """The CPU split, or None (said why) if perf failed: the join's own figures stand."""
+    if split is None:
+        return None
+    try:
+        return split.stop()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        say(f"perf: no CPU split for this join ({exc})")
+        return None
+
+
+async def _join_and_wait(mesh: Mesh, timeout: float) -> bool:
+    """Tell every agent to join the first; True once all see all alive, False at timeout."""
+    size = len(mesh.agents)
+    seed = mesh.agents[0].node.endpoint
     await asyncio.gather(*(query(a.node.socket, "join", {"addresses": [seed]}, timeout=30)
                            for a in mesh.agents[1:]))
 
@@ -130,21 +166,8 @@ async def measure_join(mesh: Mesh, timeout: float, split: CpuSplit | None = None
     try:
         await wait_for(converged, timeout, f"all {size} agents to see all alive", interval=1)
     except DemoError:
-        if split is not None:
-            split.stop()
-        views = await mesh.all_states(mesh.agents)
-        seen = [sum(1 for v in view.values() if v["state"] == "alive") for view in views]
-        return {"converged": False, "alive_seen_mean": statistics.mean(seen),
-                "suspicions": _suspicions(views, t0)}
-    cpu = sum(sum(p.cpu_times()[:2]) for p in processes) - cpu0
-    shares = split.stop() if split is not None else None
-    views = await mesh.all_states(mesh.agents)
-    first = [max(min(at for state, at in v["history"] if state == "alive")
-                 for v in view.values()) - t0 for view in views]
-    stable = [max(v["since"] for v in view.values()) - t0 for view in views]
-    return {"converged": True, "first": first, "stable": stable,
-            "suspicions": _suspicions(views, t0),
-            "cpu_ms_per_agent": cpu / len(processes) * 1000, "cpu_split": shares}
+        return False
+    return True
 
 
 def _suspicions(views: list[dict[str, Any]], since: float) -> int:

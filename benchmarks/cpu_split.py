@@ -59,7 +59,19 @@ class CpuSplit:
             pass_fds=(control_read, ack_write))
         os.close(control_read)
         os.close(ack_write)
-        self._command("ping")
+        try:
+            self._command("ping")
+        except RuntimeError:
+            self._recorder.kill()
+            self._recorder.communicate()
+            self._recorder = None
+            self._close_pipes()
+            raise
+
+    def _close_pipes(self) -> None:
+        os.close(self._control)
+        os.close(self._acks)
+        self._control = self._acks = -1
 
     def _command(self, command: str, timeout: float = 120.0) -> None:
         os.write(self._control, command.encode() + b"\n")
@@ -74,8 +86,7 @@ class CpuSplit:
             raise RuntimeError("CpuSplit.stop without start")
         recorder.send_signal(signal.SIGINT)  # perf writes its file and exits
         _, errors = recorder.communicate(timeout=120)
-        os.close(self._control)  # not before: perf would die of SIGPIPE, its file unwritten
-        os.close(self._acks)
+        self._close_pipes()  # not before: perf would die of SIGPIPE, its file unwritten
         if not self.path.exists():
             raise RuntimeError(f"perf record failed: {errors.decode(errors='replace')[-500:]}")
         report = subprocess.run(
@@ -86,7 +97,9 @@ class CpuSplit:
 
 def shares_of(report: str, pids: set[int]) -> dict[str, float]:
     """Group the samples of ``pids`` in ``perf report --sort pid,dso --stdio`` (lines
-    like "1.00%  24035:python  libpython3.11.so.1.0"); RuntimeError if there are none."""
+    like "1.00%  24035:python  libpython3.11.so.1.0"); RuntimeError if there are none.
+    perf's "pid" is the thread id, so these are the samples of each process's main thread,
+    where an agent runs its event loop (its only other threads resolve host names)."""
     totals = {name: 0.0 for name, _ in _GROUPS} | {"other": 0.0}
     for line in report.splitlines():
         match = _LINE.match(line)

@@ -360,10 +360,8 @@ class SessionManager:
         The first change of a burst is looked at now; while the burst lasts the loop looks
         every ``settle`` seconds, not once per change: a look is O(members), and a mass join
         brings a change per member to every member."""
-        self._view_changed_at = time.monotonic()
         self._burst_changes += 1
-        if self._burst_since is None:
-            self._wake.set()
+        self.view_differs()
 
     def view_differs(self) -> None:
         """A peer's view differs from ours: news is still spreading, so the burst goes

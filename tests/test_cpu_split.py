@@ -3,13 +3,14 @@ for the processes measured only."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from cpu_split import shares_of
+from cpu_split import CpuSplit, shares_of
 
 REPORT = """\
 # To display the perf.data header info, please use --header/--header-only options.
@@ -39,3 +40,19 @@ def test_report_lines_are_grouped_by_where_the_cpu_went() -> None:
 def test_a_report_without_samples_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="no samples of the processes"):
         shares_of(REPORT, {4242})
+
+
+def test_a_perf_that_never_starts_recording_is_an_error_and_is_not_left_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A perf that exits at once (no rights, another version) answers no ``ping``: start
+    raises instead of measuring nothing, and leaves no recorder or pipe behind."""
+    fake = tmp_path / "perf"
+    fake.write_text("#!/bin/sh\necho 'perf: permission denied' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    split = CpuSplit([os.getpid()], tmp_path / "join.perf")
+    with pytest.raises(RuntimeError, match="did not acknowledge"):
+        split.start()
+    assert split._recorder is None and split._control == split._acks == -1
+    with pytest.raises(RuntimeError, match="without start"):
+        split.stop()
