@@ -112,6 +112,85 @@ def test_a_state_exchange_answers_only_what_the_opener_lacks() -> None:
     run_virtual(scenario())
 
 
+def test_a_versions_exchange_between_agreeing_members_carries_no_records() -> None:
+    """Two members that agree exchange versions, not records: the request carries the
+    opener's own record and about 30 bytes for each other member, and the answer
+    leaves out every entry and asks for none."""
+    async def scenario() -> tuple[int, int]:
+        kit, network = MeshKit(), MemoryNetwork(seed=32)
+        nodes = await _started(kit, network, 20)
+        opener, responder = nodes[1], nodes[2]
+        await wait_until(lambda: _entries(opener) == _entries(responder), 10,
+                         "two views that agree")
+        full = len(opener.streams._state())
+        sent, omitted = opener.counters["state_bytes_sent"], responder.counters[
+            "sync_entries_omitted"]
+        wanted = responder.counters["sync_entries_wanted"]
+        assert await opener.streams.sync_with(responder.node_id)
+        assert responder.counters["sync_entries_omitted"] - omitted == 20
+        assert responder.counters["sync_entries_wanted"] == wanted
+        assert opener.counters["syncs_in_full"] == 0
+        await kit.stop_all()
+        return opener.counters["state_bytes_sent"] - sent, full
+
+    request, full = run_virtual(scenario())
+    assert request < full / 5
+
+
+def test_a_versions_exchange_gives_each_side_what_it_lacks() -> None:
+    """The responder answers with the records the opener's versions lack and asks for
+    those it lacks; the opener sends them in a last message."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=33)
+        nodes = await _started(kit, network, 6)
+        opener, responder, only_opener_has, only_responder_has = nodes[1:5]
+        # Both gone silent (nobody re-teaches them), then each side forgets one.
+        await only_opener_has.stop()
+        await only_responder_has.stop()
+        responder._drop_member(only_opener_has.node_id, "reaped")
+        opener._drop_member(only_responder_has.node_id, "reaped")
+        wanted = responder.counters["sync_entries_wanted"]
+        assert await opener.streams.sync_with(responder.node_id)
+        assert opener.member(only_responder_has.node_id) is not None
+        # The opener's last message is merged once the responder reads it.
+        await wait_until(lambda: responder.member(only_opener_has.node_id) is not None,
+                         1.0, "the entry asked for")
+        assert responder.counters["sync_entries_wanted"] - wanted == 1
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_a_member_that_refuses_versions_gets_full_states_until_its_record_changes() -> None:
+    """An older agent closes the stream on a ``versions`` request (an unknown op): the
+    opener exchanges full states with it at once, and goes on doing so without asking
+    again while that member's record is the same."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=34)
+        nodes = await _started(kit, network, 4)
+        opener, older = nodes[1], nodes[2]
+
+        async def unknown_op(sealed: object, request: object) -> None:
+            older._drop("unknown_type", None, "stream op 'versions'")
+
+        older.streams._answer_versions = unknown_op  # type: ignore[method-assign]
+        syncs = older.counters["syncs"]
+        assert await opener.streams.sync_with(older.node_id)
+        assert older.counters["dropped_unknown_type"] == 1
+        assert opener.counters["syncs_in_full"] == 1
+        assert await opener.streams.sync_with(older.node_id)
+        assert older.counters["dropped_unknown_type"] == 1  # asked in full at once
+        older.update_record(tags={"upgraded": "yes"})
+        await wait_until(lambda: opener.member(older.node_id).record.tags.get("upgraded"),
+                         5, "the new record")
+        assert await opener.streams.sync_with(older.node_id)
+        assert older.counters["dropped_unknown_type"] == 2  # asked with versions again
+        assert older.counters["syncs"] == syncs  # it never opened one
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
 async def _join_with_the_seed_down(kit: MeshKit, network: MemoryNetwork,
                                    ) -> tuple[Membership, Membership]:
     """A seed and a joiner, both started; the joiner's join fails while the seed is paused

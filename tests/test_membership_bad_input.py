@@ -258,3 +258,79 @@ def test_malformed_state_exchange_entries_are_dropped_one_by_one() -> None:
         await _still_healthy(kit, nodes)
 
     run_virtual(scenario())
+
+
+def test_malformed_versions_are_dropped_one_by_one() -> None:
+    """A ``versions`` request with broken entries: each is dropped with a counter, the
+    well-formed one spares the sender that record, and versions that are not a list are
+    dropped whole (the answer is then the full state). A last message that is not a
+    state is dropped as malformed. The member stays healthy."""
+    async def scenario() -> None:
+        kit, _, nodes, _ = await _mesh()
+        sender, victim = nodes[0], nodes[1]
+        held = victim._members[nodes[2].node_id]
+        node_id = nodes[2].node_id
+        good = [node_id, held.state.value, held.state_incarnation, held.record.incarnation]
+        broken = ["not an entry", [node_id, "alive", 1], [b"short", "alive", 1, 1],
+                  [node_id, "dancing", 1, 1], [node_id, "alive", True, 1],
+                  [node_id, "alive", 1, -1]]
+        before = victim.counters["dropped_malformed"]
+
+        async def exchange(versions: object, last: object = None) -> dict[str, object]:
+            sealed = await sender.streams._open(victim.transport.local_address,
+                                                victim.node_id)
+            try:
+                await sealed.send(codec.pack({"op": "versions", "held": versions,
+                                              "state": []}))
+                answer = codec.unpack(await sealed.recv(1.0))
+                if last is not None:
+                    await sealed.send(codec.pack(last))
+            finally:
+                sealed.close()
+            return answer
+
+        answer = await exchange([*broken, good])
+        assert victim.counters["dropped_malformed"] - before == len(broken)
+        assert held.record.wire not in [entry[0] for entry in answer["state"]]
+        assert len(answer["state"]) == len(victim.members()) - 1
+        assert "want" not in answer
+
+        answer = await exchange("not a list")
+        assert victim.counters["dropped_malformed"] - before == len(broken) + 1
+        assert len(answer["state"]) == len(victim.members())
+
+        # A member the victim lacks: it asks, and gets garbage back.
+        stranger = [b"\x07" * 16, "alive", 1, 1]
+        answer = await exchange([stranger], last={"op": "ping"})
+        assert answer["want"] == [stranger[0]]
+        await wait_until(lambda: victim.counters["dropped_malformed"] - before
+                         == len(broken) + 2, 1.0, "the last message dropped")
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())
+
+
+def test_a_responder_asking_for_garbage_gets_only_entries_we_hold() -> None:
+    """The ``want`` of a versions answer comes from the responder: anything in it that
+    is not the node id of a member we hold is passed over, and a ``want`` that is not a
+    list asks for nothing. At most as many entries are looked up as we hold members."""
+    class Captured:
+        def __init__(self) -> None:
+            self.sent: list[object] = []
+
+        async def send(self, data: bytes) -> None:
+            self.sent.append(codec.unpack(data))
+
+    async def scenario() -> None:
+        kit, _, nodes, _ = await _mesh()
+        opener, held = nodes[0], nodes[0]._members[nodes[2].node_id]
+        captured = Captured()
+        await opener.streams._send_wanted(captured, "not a list")
+        assert captured.sent == []
+        await opener.streams._send_wanted(
+            captured, ["text", [1], held.node_id, b"\x07" * 16, {"a": 1}, held.node_id])
+        assert captured.sent == [{"op": "state", "state": [
+            [held.record.wire, held.state.value, held.state_incarnation]]}]
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())

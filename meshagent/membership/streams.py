@@ -3,6 +3,20 @@
 Every stream starts with the sealed-stream hello of ``sealing.PeerKeys`` (both sides prove
 their certificate), then the opener sends one request, a msgpack map with ``op``:
 
+``versions`` ``{"op": "versions", "held": [[node id, state, state incarnation, record
+           incarnation], ...], "state": [our own entry], "docs": ..., "burnt": ...}``: a
+           state exchange that sends what the opener holds as versions (about 30 bytes a
+           member) instead of records (about 500), and its own record in full (a
+           joiner's record is the news of the join). The responder answers as to
+           ``sync``, less what the versions say the opener holds exactly, with ``"want":
+           [node id, ...]`` added: the members the opener holds newer records of, or the
+           responder lacks. The opener then sends ``{"op": "state", "state": [entry, ...]}``
+           for those, and both merge. Between members that agree, the whole exchange is
+           the versions and a nearly empty answer: at 100 members about 3 KB instead of
+           the 50 KB of a full state. Claims in the versions (suspect, unreachable,
+           asleep, off) are applied as those in a full state. A member that closes the
+           stream on a ``versions`` request (an older agent, for which it is an unknown
+           op) gets a full ``sync`` at once, and from then on until its record changes.
 ``sync``   ``{"op": "sync", "state": [[record, state, incarnation], ...],
            "docs": {kind: root-signed document}, "burnt": [certificate, ...]}`` (the
            evidence of join tokens redeemed by two nodes); the responder answers with its own
@@ -10,7 +24,8 @@ their certificate), then the opener sends one request, a msgpack map with ``op``
            the opener sent exactly (same record bytes, state and incarnation; a
            suspicion or a power state is a claim, always sent), then both merge
            (push-pull, as memberlist). Used to join, to converge fast while the view
-           changes, periodically as anti-entropy, and to retry unreachable members.
+           changes, periodically as anti-entropy, and to retry unreachable members (each
+           as a ``versions`` exchange, with ``sync`` for members that do not take one).
            Between members that agree the answer is nearly empty: a mass join's fast
            exchanges used to carry every record back to the member that had just sent
            it, which then walked them all again to find nothing new.
@@ -44,6 +59,7 @@ from typing import TYPE_CHECKING, Any
 
 from meshagent import codec
 from meshagent.errors import DecodeError
+from meshagent.identity import NODE_ID_BYTES
 from meshagent.log import get_logger
 from meshagent.membership.messages import Power, Suspect
 from meshagent.membership.sealing import SealedStream, SealError
@@ -53,6 +69,7 @@ from meshagent.transport import (
     MAX_STREAM_MESSAGE,
     Address,
     MessageStream,
+    StreamClosed,
     StreamRefused,
     TransportError,
     format_address,
@@ -71,6 +88,15 @@ _STATES = {state.value: state for state in MemberState}
 _NO_CLAIM = frozenset({MemberState.ALIVE.value, MemberState.LEFT.value})
 _BYE = codec.pack({"op": "bye"})
 MAX_BURNT_EVIDENCE = 64  # certificates (two per burnt join token) per state exchange
+MAX_FULL_STATE_PEERS = 1024  # members remembered as taking only full states (older agents)
+
+
+class _VersionsRefused(Exception):
+    """The responder closed the stream on a ``versions`` request: an older agent."""
+
+    def __init__(self, peer_id: bytes) -> None:
+        super().__init__(peer_id.hex())
+        self.peer_id = peer_id
 
 
 class StreamService:
@@ -79,6 +105,10 @@ class StreamService:
         self._outgoing: dict[bytes, asyncio.Task[None]] = {}
         self._incoming: dict[bytes, SealedStream] = {}
         self._outgoing_streams: dict[bytes, SealedStream] = {}
+        # Members that refused a ``versions`` request -> the incarnation of the record
+        # they had then: they get full states until their record changes (a restart,
+        # perhaps on a newer agent).
+        self._full_state_only: dict[bytes, int] = {}
 
     # ---------------------------------------------------------------- opener side
 
@@ -93,26 +123,78 @@ class StreamService:
             stream.close()
             raise
 
-    def _state(self, held: dict[bytes, tuple[Any, Any]] | None = None) -> bytes:
-        """Our state for a ``sync``; without the entries ``held`` maps exactly (record
-        bytes to the peer's state and incarnation, ``_held_by``): those the peer sent.
-        Entries that are claims (suspect, unreachable, asleep, off) are always sent: the
-        peer counts them as our confirmation, as it does our gossip."""
+    def _state(self, held: dict[bytes, tuple[Any, Any]] | None = None,
+               versions: dict[bytes, tuple[Any, Any, Any]] | None = None,
+               want: list[bytes] | None = None) -> bytes:
+        """Our state for a ``sync``, or the answer to one or to ``versions``: without the
+        entries the peer holds exactly, by ``held`` (record bytes to the peer's state and
+        incarnation, ``_held_by``: those the peer sent) or by ``versions`` (node id to
+        state, state incarnation and record incarnation, ``_versions_held``); ``want``
+        asks the peer for the entries of those members (``versions``). Entries that are
+        claims (suspect, unreachable, asleep, off) are always sent: the peer counts them
+        as our confirmation, as it does our gossip."""
         m = self.m
-        entries = [[entry.record.wire, entry.state.value, entry.state_incarnation]
-                   for entry in m._members.values()]
-        if held:
-            sent = len(entries)
-            entries = [item for item in entries
-                       if item[1] not in _NO_CLAIM or held.get(item[0]) != (item[1], item[2])]
-            m.counters["sync_entries_omitted"] += sent - len(entries)
-        state = codec.pack({"op": "sync", "state": entries, "docs": m.documents.wires(),
-                            "burnt": m.redeemed.burnt_evidence()[:MAX_BURNT_EVIDENCE]})
-        m.counters["state_bytes_sent"] += len(state)
-        return state
+        entries = []
+        for node_id, entry in m._members.items():
+            item = [entry.record.wire, entry.state.value, entry.state_incarnation]
+            if item[1] in _NO_CLAIM and (
+                    (held and held.get(item[0]) == (item[1], item[2])) or (
+                        versions and versions.get(node_id) == (
+                            item[1], item[2], entry.record.incarnation))):
+                m.counters["sync_entries_omitted"] += 1
+                continue
+            entries.append(item)
+        message = {"op": "sync", "state": entries, "docs": m.documents.wires(),
+                   "burnt": m.redeemed.burnt_evidence()[:MAX_BURNT_EVIDENCE]}
+        if want:
+            message["want"] = want
+        return self._counted(message)
+
+    def _versions_request(self) -> bytes:
+        """A ``versions`` request: our own entry in full, every other member's versions."""
+        m = self.m
+        own = m._members[m.node_id]
+        held = [[node_id, entry.state.value, entry.state_incarnation,
+                 entry.record.incarnation]
+                for node_id, entry in m._members.items() if node_id != m.node_id]
+        return self._counted({
+            "op": "versions", "held": held,
+            "state": [[own.record.wire, own.state.value, own.state_incarnation]],
+            "docs": m.documents.wires(),
+            "burnt": m.redeemed.burnt_evidence()[:MAX_BURNT_EVIDENCE]})
+
+    def _counted(self, message: dict[str, Any]) -> bytes:
+        data = codec.pack(message)
+        self.m.counters["state_bytes_sent"] += len(data)
+        return data
 
     async def sync(self, address: Address, expect: bytes | None = None) -> bool:
-        """Push-pull with whatever member listens at ``address``; False if it failed."""
+        """Push-pull with whatever member listens at ``address``; False if it failed.
+
+        A ``versions`` exchange, or a full ``sync`` with a member that does not take one:
+        one that closed the stream on our ``versions`` request gets the full state at
+        once, and from then on while its record is the one it had."""
+        if expect is not None and expect in self._full_state_only:
+            entry = self.m._members.get(expect)
+            if entry is not None and entry.record.incarnation == self._full_state_only[expect]:
+                return await self._exchange(address, expect, versions=False)
+            del self._full_state_only[expect]
+        try:
+            return await self._exchange(address, expect, versions=True)
+        except _VersionsRefused as refused:
+            if not await self._exchange(address, refused.peer_id, versions=False):
+                return False
+            self.m.counters["syncs_in_full"] += 1
+            entry = self.m._members.get(refused.peer_id)
+            if entry is not None:
+                if len(self._full_state_only) >= MAX_FULL_STATE_PEERS:
+                    self._full_state_only.clear()
+                self._full_state_only[refused.peer_id] = entry.record.incarnation
+            return True
+
+    async def _exchange(self, address: Address, expect: bytes | None, *,
+                        versions: bool) -> bool:
+        """One state exchange as the opener; _VersionsRefused when ``versions`` was."""
         try:
             sealed = await self._open(address, expect)
         except (TransportError, SealError) as exc:
@@ -120,9 +202,19 @@ class StreamService:
             log.debug("sync_failed", peer=f"{address[0]}:{address[1]}", error=str(exc))
             return False
         try:
-            await sealed.send(self._state())
-            reply = await sealed.recv(self.m.profile.stream_timeout_s * 2)
-            self._merge(reply, sealed.peer_id)
+            await sealed.send(self._versions_request() if versions else self._state())
+            try:
+                reply = await sealed.recv(self.m.profile.stream_timeout_s * 2)
+            except StreamClosed:
+                if versions:
+                    raise _VersionsRefused(sealed.peer_id) from None
+                raise
+            answer = codec.unpack(reply, MAX_STREAM_MESSAGE)
+            if not isinstance(answer, dict):
+                raise DecodeError("state is not a map")
+            if versions:
+                await self._send_wanted(sealed, answer.get("want"))
+            self._merge_request(answer, sealed.peer_id)
             self.m.counters["syncs"] += 1
             return True
         except (TransportError, SealError, DecodeError) as exc:
@@ -131,6 +223,19 @@ class StreamService:
             return False
         finally:
             sealed.close()
+
+    async def _send_wanted(self, sealed: SealedStream, want: Any) -> None:
+        """The last message of a ``versions`` exchange: our entries of the members the
+        responder asked for (it sends the request only when it asks for some)."""
+        if not isinstance(want, list) or not want:
+            return
+        m = self.m
+        entries = []
+        for node_id in want[:len(m._members)]:
+            entry = m._members.get(node_id) if isinstance(node_id, bytes) else None
+            if entry is not None:
+                entries.append([entry.record.wire, entry.state.value, entry.state_incarnation])
+        await sealed.send(self._counted({"op": "state", "state": entries}))
 
     async def sync_with(self, node_id: bytes) -> bool:
         entry = self.m._members.get(node_id)
@@ -221,6 +326,8 @@ class StreamService:
             elif sealed.ended:
                 m._drop("bad_certificate", peer,
                         f"stream op {op!r} with a certificate that has ended")
+            elif op == "versions":
+                await self._answer_versions(sealed, request)
             elif op == "sync":
                 await sealed.send(self._state(_held_by(request)))
                 self._merge_request(request, sealed.peer_id)
@@ -244,6 +351,48 @@ class StreamService:
         finally:
             stream.close()
 
+    async def _answer_versions(self, sealed: SealedStream, request: dict[str, Any]) -> None:
+        """Answer a ``versions`` request, merge it, then merge the entries we asked for."""
+        m = self.m
+        versions = self._versions_held(request)
+        want = []
+        for node_id, (_, _, incarnation) in versions.items():
+            entry = m._members.get(node_id)
+            if entry is None or incarnation > entry.record.incarnation:
+                want.append(node_id)
+        await sealed.send(self._state(_held_by(request), versions, want))
+        self._merge_request(request, sealed.peer_id)
+        wanted = set(want)
+        for node_id, (state, incarnation, _) in versions.items():
+            if state not in _NO_CLAIM and node_id not in wanted and node_id in m._members:
+                self._claim(node_id, state, incarnation, sealed.peer_id)
+        if want:
+            m.counters["sync_entries_wanted"] += len(want)
+            rest = codec.unpack(await sealed.recv(m.profile.stream_timeout_s),
+                                MAX_STREAM_MESSAGE)
+            if not isinstance(rest, dict) or rest.get("op") != "state":
+                raise DecodeError("the entries asked for in a versions exchange are not a state")
+            self._merge_request(rest, sealed.peer_id)
+
+    def _versions_held(self, request: dict[str, Any]) -> dict[bytes, tuple[str, int, int]]:
+        """What a ``versions`` request says its sender holds: node id -> (state, state
+        incarnation, record incarnation). Each malformed entry is dropped with a counter
+        and a log line; versions that are not a list are dropped whole (the answer is
+        then our full state)."""
+        held = request.get("held")
+        if not isinstance(held, list):
+            self.m._drop("malformed", None, "versions are not a list")
+            return {}
+        versions = {}
+        for item in held:
+            if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], bytes)
+                    and len(item[0]) == NODE_ID_BYTES and item[1] in _STATES
+                    and _is_incarnation(item[2]) and _is_incarnation(item[3])):
+                self.m._drop("malformed", None, "versions entry")
+                continue
+            versions[item[0]] = (item[1], item[2], item[3])
+        return versions
+
     def _merge(self, data: bytes, sender: bytes) -> None:
         request = codec.unpack(data, MAX_STREAM_MESSAGE)
         if not isinstance(request, dict):
@@ -264,8 +413,7 @@ class StreamService:
             return
         for item in entries:
             if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], bytes)
-                    and item[1] in _STATES and isinstance(item[2], int)
-                    and not isinstance(item[2], bool) and 0 <= item[2] < 1 << 63):
+                    and item[1] in _STATES and _is_incarnation(item[2])):
                 m._drop("malformed", None, "state entry")
                 continue
             wire, state, incarnation = item
@@ -276,10 +424,14 @@ class StreamService:
                 node_id = m.node_of_wire(wire)
                 if node_id is None:
                     continue
-            if state in ("suspect", "unreachable"):
-                m._on_suspect(Suspect(node_id, incarnation, sender))
-            elif state in ("asleep", "off"):
-                m._on_power(Power(node_id, incarnation, state, sender))
+            self._claim(node_id, state, incarnation, sender)
+
+    def _claim(self, node_id: bytes, state: str, incarnation: int, sender: bytes) -> None:
+        """Apply what a peer's state says of a member beyond its record, like gossip."""
+        if state in ("suspect", "unreachable"):
+            self.m._on_suspect(Suspect(node_id, incarnation, sender))
+        elif state in ("asleep", "off"):
+            self.m._on_power(Power(node_id, incarnation, state, sender))
 
     def _offer_documents(self, docs: Any, sender: bytes) -> None:
         if docs is None:
@@ -376,6 +528,10 @@ class StreamService:
                 await sealed.stream.writer.drain()
             sealed.close()
         self._incoming.clear()
+
+
+def _is_incarnation(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 63
 
 
 def _held_by(request: dict[str, Any]) -> dict[bytes, tuple[Any, Any]]:
