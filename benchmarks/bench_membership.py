@@ -22,8 +22,8 @@ Measured, per mesh size N:
   unreachable, right after the join (every member still in its newcomer grace) and once
   settled; and a 2 s pause: how many agents ever marked it unreachable (target 0);
 - idle (N = 50, or the quick size), from ``--idle-settle-seconds`` (10) after the join:
-  per agent CPU % of one core, RSS MiB, bytes sent per second (UDP membership + session
-  bytes), and suspicions raised in the idle window.
+  per agent CPU % of one core, RSS MiB, bytes sent per second (membership datagrams and
+  streams, and sessions), and suspicions raised in the idle window.
 
 Baseline in the same run: when Debian's ``serf`` binary is here (``apt-get install serf``;
 ``--no-serf`` skips it), the same join and kill -9 with N serf agents
@@ -248,7 +248,9 @@ async def measure_idle(mesh: Mesh, seconds: float, settle: float) -> dict[str, f
 
 
 def _bytes_sent(status: dict[str, Any]) -> int:
+    """Datagrams, membership streams (state exchanges, TCP pings, watches) and sessions."""
     return int(status["transport"].get("bytes_sent", 0)) + \
+        int(status["membership"].get("stream_bytes_sent", 0)) + \
         int(status.get("session_stats", {}).get("bytes_sent", 0))
 
 

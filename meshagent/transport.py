@@ -136,21 +136,34 @@ class Transport(Protocol):
 
 
 class MessageStream:
-    """Length-prefixed messages over a reader/writer pair; every failure is StreamClosed."""
+    """Length-prefixed messages over a reader/writer pair; every failure is StreamClosed.
+    With ``counters``, the bytes written are added to its ``stream_bytes_sent``."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 max_message: int = MAX_STREAM_MESSAGE) -> None:
+                 max_message: int = MAX_STREAM_MESSAGE,
+                 counters: Counter[str] | None = None) -> None:
         self.reader = reader
         self.writer = writer
         self.max_message = max_message
+        self.counters = counters
 
     async def send(self, message: bytes) -> None:
         try:
-            if not write_unless_closing(self.writer, _LENGTH.pack(len(message)) + message):
+            if not self.send_nowait(message):
                 raise StreamClosed("write failed: the stream is closing")
             await self.writer.drain()
         except (ConnectionError, OSError) as exc:
             raise StreamClosed(f"write failed: {exc}") from exc
+
+    def send_nowait(self, message: bytes) -> bool:
+        """Queue a message without waiting for the socket; False if the stream is closing
+        (``eventloop.write_unless_closing``). ConnectionError / OSError pass through."""
+        data = _LENGTH.pack(len(message)) + message
+        if not write_unless_closing(self.writer, data):
+            return False
+        if self.counters is not None:
+            self.counters["stream_bytes_sent"] += len(data)
+        return True
 
     async def recv(self, timeout: float | None = None) -> bytes:
         try:

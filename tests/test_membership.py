@@ -125,13 +125,17 @@ def test_a_versions_exchange_between_agreeing_members_carries_no_records() -> No
         full = len(opener.streams._state())
         sent, omitted = opener.counters["state_bytes_sent"], responder.counters[
             "sync_entries_omitted"]
+        written = opener.counters["stream_bytes_sent"]
         wanted = responder.counters["sync_entries_wanted"]
         assert await opener.streams.sync_with(responder.node_id)
         assert responder.counters["sync_entries_omitted"] - omitted == 20
         assert responder.counters["sync_entries_wanted"] == wanted
         assert opener.counters["syncs_in_full"] == 0
+        request = opener.counters["state_bytes_sent"] - sent
+        # On the stream: the hello (with our certificate), then the sealed request.
+        assert request < opener.counters["stream_bytes_sent"] - written < request + 1000
         await kit.stop_all()
-        return opener.counters["state_bytes_sent"] - sent, full
+        return request, full
 
     request, full = run_virtual(scenario())
     assert request < full / 5

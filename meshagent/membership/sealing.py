@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 
 from meshagent import codec, core
 from meshagent.errors import DecodeError, MeshError
-from meshagent.eventloop import write_unless_closing
 from meshagent.identity import MembershipCertificate, NodeIdentity, RevocationList
 from meshagent.membership.ratelimit import SourceRateLimiter
 from meshagent.record import RecordRejected, RecordVerifier
@@ -403,7 +402,7 @@ class SealedStream:
         sealed = core.aes_gcm_seal(self._send_key, _nonce(self._sent), b"", message)
         self._sent += 1
         with contextlib.suppress(ConnectionError, OSError):
-            write_unless_closing(self.stream.writer, len(sealed).to_bytes(4, "big") + sealed)
+            self.stream.send_nowait(sealed)
 
     async def recv(self, timeout: float | None = None) -> bytes:
         """The next message; StreamClosed / StreamTimeout, or SealError("auth")."""

@@ -116,7 +116,7 @@ class StreamService:
         timeout = self.m.profile.stream_timeout_s
         reader, writer = await self.m.transport.open_stream(address, CHANNEL_MEMBERSHIP,
                                                             timeout)
-        stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE)
+        stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE, self.m.counters)
         try:
             return await self.m.keys.open_stream(stream, timeout, expect)
         except BaseException:
@@ -314,7 +314,7 @@ class StreamService:
             m._drop("flood", peer, "stream")
             return
         timeout = m.profile.stream_timeout_s
-        stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE)
+        stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE, m.counters)
         try:
             sealed = await m.keys.accept_stream(stream, timeout, ended_ok=True)
             request = codec.unpack(await sealed.recv(timeout), MAX_STREAM_MESSAGE)
