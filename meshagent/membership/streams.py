@@ -393,12 +393,6 @@ class StreamService:
             versions[item[0]] = (item[1], item[2], item[3])
         return versions
 
-    def _merge(self, data: bytes, sender: bytes) -> None:
-        request = codec.unpack(data, MAX_STREAM_MESSAGE)
-        if not isinstance(request, dict):
-            raise DecodeError("state is not a map")
-        self._merge_request(request, sender)
-
     def _merge_request(self, request: dict[str, Any], sender: bytes) -> None:
         m = self.m
         self._offer_documents(request.get("docs"), sender)
