@@ -130,7 +130,7 @@ def test_a_versions_exchange_between_agreeing_members_carries_no_records() -> No
         assert await opener.streams.sync_with(responder.node_id)
         assert responder.counters["sync_entries_omitted"] - omitted == 20
         assert responder.counters["sync_entries_wanted"] == wanted
-        assert opener.counters["syncs_in_full"] == 0
+        assert opener.counters["syncs_in_full"] == 0  # its hello offered versions
         request = opener.counters["state_bytes_sent"] - sent
         # On the stream: the hello (with our certificate), then the sealed request.
         assert request < opener.counters["stream_bytes_sent"] - written < request + 1000
@@ -165,31 +165,22 @@ def test_a_versions_exchange_gives_each_side_what_it_lacks() -> None:
     run_virtual(scenario())
 
 
-def test_a_member_that_refuses_versions_gets_full_states_until_its_record_changes() -> None:
-    """An older agent closes the stream on a ``versions`` request (an unknown op): the
-    opener exchanges full states with it at once, and goes on doing so without asking
-    again while that member's record is the same."""
+def test_a_member_whose_hello_does_not_offer_versions_gets_a_full_state() -> None:
+    """An older agent's stream hello names no features: the opener sends it a full state
+    (``sync``, which it takes), and a ``versions`` exchange to every member that offers
+    one."""
     async def scenario() -> None:
         kit, network = MeshKit(), MemoryNetwork(seed=34)
         nodes = await _started(kit, network, 4)
-        opener, older = nodes[1], nodes[2]
-
-        async def unknown_op(sealed: object, request: object) -> None:
-            older._drop("unknown_type", None, "stream op 'versions'")
-
-        older.streams._answer_versions = unknown_op  # type: ignore[method-assign]
-        syncs = older.counters["syncs"]
+        opener, older, newer = nodes[1], nodes[2], nodes[3]
+        older.keys.features = ()  # what an older agent's hello says
+        omitted = older.counters["sync_entries_omitted"]
         assert await opener.streams.sync_with(older.node_id)
-        assert older.counters["dropped_unknown_type"] == 1
         assert opener.counters["syncs_in_full"] == 1
-        assert await opener.streams.sync_with(older.node_id)
-        assert older.counters["dropped_unknown_type"] == 1  # asked in full at once
-        older.update_record(tags={"upgraded": "yes"})
-        await wait_until(lambda: opener.member(older.node_id).record.tags.get("upgraded"),
-                         5, "the new record")
-        assert await opener.streams.sync_with(older.node_id)
-        assert older.counters["dropped_unknown_type"] == 2  # asked with versions again
-        assert older.counters["syncs"] == syncs  # it never opened one
+        assert older.counters["dropped_unknown_type"] == 0
+        assert older.counters["sync_entries_omitted"] - omitted == 4  # answered a sync
+        assert await opener.streams.sync_with(newer.node_id)
+        assert opener.counters["syncs_in_full"] == 1
         await kit.stop_all()
 
     run_virtual(scenario())

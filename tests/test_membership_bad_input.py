@@ -334,3 +334,25 @@ def test_a_responder_asking_for_garbage_gets_only_entries_we_hold() -> None:
         await _still_healthy(kit, nodes)
 
     run_virtual(scenario())
+
+
+def test_a_stream_hello_with_malformed_features_is_dropped() -> None:
+    """``features`` in a stream hello must be a short list of short names: anything else
+    drops the stream as malformed, with a counter; a hello without it (an older agent)
+    is taken, with no features."""
+    async def scenario() -> None:
+        kit, _, nodes, _ = await _mesh()
+        opener, victim = nodes[0], nodes[1]
+        before = victim.counters["dropped_malformed"]
+        for features in (5, ["versions", 7], ["x" * 33], ["f"] * 33):
+            opener.keys.features = features  # type: ignore[assignment]
+            assert not await opener.streams.sync_with(victim.node_id)
+        assert victim.counters["dropped_malformed"] - before == 4
+        opener.keys.features = ()
+        assert await opener.streams.sync_with(victim.node_id)
+        sealed = await victim.streams._open(opener.transport.local_address, opener.node_id)
+        assert sealed.peer_features == frozenset()
+        sealed.close()
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())

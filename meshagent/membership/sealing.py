@@ -29,8 +29,8 @@ Datagrams
     member may read anyway.
 
 Streams (full-state exchange, TCP pings, liveness watches)
-    opener -> responder: hello {v, node, cert, nonce}   (plaintext, certificates are public)
-    responder -> opener: hello {v, node, cert, nonce}
+    opener -> responder: hello {v, node, cert, nonce, features}   (plaintext: certificates
+    responder -> opener: hello {v, node, cert, nonce, features}    are public)
     keys = HKDF-SHA256(secret, 64, salt = mesh id,
                        info = "meshagent/stream" | opener | responder | nonce_o | nonce_r)
     then length-prefixed AES-256-GCM messages, nonce = per-direction message counter.
@@ -38,6 +38,9 @@ Streams (full-state exchange, TCP pings, liveness watches)
     holder of the certificate's X25519 key can derive the keys. A responder may take a
     certificate that has ended (``accept_stream(ended_ok=True)``): the stream is marked,
     the certificate is not learnt, and the only thing served on it is the node's renewal.
+    ``features`` names the stream requests a side takes beyond the first release's
+    (``HELLO_FEATURES``; absent from an older agent's hello): the opener reads the
+    responder's before choosing its request (``SealedStream.peer_features``).
 
 AES-GCM, HKDF and the replay window come from ``meshagent.core``; X25519 from the node's
 identity.
@@ -74,6 +77,9 @@ MAX_CERT_BYTES = 4096
 MAX_RETIRED = 1024
 CERTIFICATE_CHECKS_PER_S = 500.0
 NONCE_PAD = b"\0\0\0\0"
+# Stream requests this agent takes beyond the first release's (``streams.py``).
+HELLO_FEATURES = ("versions",)
+MAX_FEATURES = 32
 
 
 class SealError(MeshError):
@@ -132,6 +138,7 @@ class PeerKeys:
         self._certificate_checks = SourceRateLimiter(CERTIFICATE_CHECKS_PER_S,
                                                      2 * CERTIFICATE_CHECKS_PER_S)
         self.accept_older_epoch: Callable[[bytes], bool] = lambda node_id: False
+        self.features: tuple[str, ...] = HELLO_FEATURES  # announced in our stream hellos
 
     # -- peers ------------------------------------------------------------------------
 
@@ -305,36 +312,41 @@ class PeerKeys:
         """Opener side of the stream hello; ``expect`` is the node we meant to reach."""
         nonce = os.urandom(16)
         await stream.send(self._hello(nonce))
-        peer, peer_nonce = self._read_hello(await stream.recv(timeout))
+        peer, peer_nonce, features = self._read_hello(await stream.recv(timeout))
         if expect is not None and peer.cert.node_id != expect:
             raise SealError("stream answered by another node", "bad_certificate")
         return self._sealed(stream, peer, self.node_id, peer.cert.node_id, nonce, peer_nonce,
-                            opener=True)
+                            opener=True, peer_features=features)
 
     async def accept_stream(self, stream: MessageStream, timeout: float, *,
                             ended_ok: bool = False) -> SealedStream:
         """Responder side. With ``ended_ok`` a certificate that was valid until it ended
         (this mesh's, root-signed, not revoked) is accepted too, and the stream says so
         (``SealedStream.ended``): the caller serves such a peer nothing but its renewal."""
-        peer, peer_nonce = self._read_hello(await stream.recv(timeout), ended_ok)
+        peer, peer_nonce, features = self._read_hello(await stream.recv(timeout), ended_ok)
         nonce = os.urandom(16)
         await stream.send(self._hello(nonce))
         return self._sealed(stream, peer, peer.cert.node_id, self.node_id, peer_nonce, nonce,
-                            opener=False)
+                            opener=False, peer_features=features)
 
     def _hello(self, nonce: bytes) -> bytes:
         return codec.pack({"v": VERSION, "node": self.node_id, "cert": self.certificate_wire,
-                           "nonce": nonce})
+                           "nonce": nonce, "features": self.features})
 
-    def _read_hello(self, data: bytes, ended_ok: bool = False) -> tuple[_Peer, bytes]:
+    def _read_hello(self, data: bytes, ended_ok: bool = False,
+                    ) -> tuple[_Peer, bytes, frozenset[str]]:
         try:
-            hello = codec.unpack(data, MAX_CERT_BYTES + 256)
+            hello = codec.unpack(data, MAX_CERT_BYTES + 1024)
         except DecodeError as exc:
             raise SealError(f"stream hello: {exc}", "malformed") from exc
         if not isinstance(hello, dict) or hello.get("v") != VERSION or not isinstance(
                 hello.get("cert"), bytes) or not isinstance(hello.get("nonce"), bytes) or len(
                 hello["nonce"]) != 16:
             raise SealError("stream hello lacks version, certificate or nonce", "malformed")
+        features = hello.get("features", [])
+        if not (isinstance(features, list) and len(features) <= MAX_FEATURES and all(
+                isinstance(name, str) and len(name) <= 32 for name in features)):
+            raise SealError("stream hello features are not a short list of names", "malformed")
         ended = None
         try:
             cert = self.verifier.certificate(hello["cert"], self._revocations())
@@ -352,9 +364,10 @@ class PeerKeys:
             raise SealError("stream hello names the wrong node", "bad_certificate")
         if ended is not None:
             # Not learnt: its datagrams stay refused. One stream's worth of keys.
-            return _Peer(ended, _digest(hello["cert"]), ended=True), hello["nonce"]
+            return (_Peer(ended, _digest(hello["cert"]), ended=True), hello["nonce"],
+                    frozenset(features))
         self.learn(cert)
-        return self._peers[cert.node_id], hello["nonce"]
+        return self._peers[cert.node_id], hello["nonce"], frozenset(features)
 
     def _ended_certificate(self, wire: bytes) -> MembershipCertificate | None:
         """``wire`` if it is a certificate of this mesh that was valid until it ended and
@@ -370,23 +383,26 @@ class PeerKeys:
 
     def _sealed(self, stream: MessageStream, peer: _Peer, opener_id: bytes,
                 responder_id: bytes, opener_nonce: bytes, responder_nonce: bytes, *,
-                opener: bool) -> SealedStream:
+                opener: bool, peer_features: frozenset[str]) -> SealedStream:
         info = b"meshagent/stream" + opener_id + responder_id + opener_nonce + responder_nonce
         keys = core.hkdf_sha256(self._secret(peer), 64, self.mesh_id, info)
         opener_key, responder_key = keys[:32], keys[32:]
         send, recv = (opener_key, responder_key) if opener else (responder_key, opener_key)
-        return SealedStream(stream, peer.cert, send, recv, ended=peer.ended)
+        return SealedStream(stream, peer.cert, send, recv, ended=peer.ended,
+                            peer_features=peer_features)
 
 
 class SealedStream:
     """Messages sealed with per-direction keys and counters over a ``MessageStream``."""
 
     def __init__(self, stream: MessageStream, peer: MembershipCertificate, send_key: bytes,
-                 recv_key: bytes, *, ended: bool = False) -> None:
+                 recv_key: bytes, *, ended: bool = False,
+                 peer_features: frozenset[str] = frozenset()) -> None:
         self.stream = stream
         self.peer = peer
         self.peer_id = peer.node_id
         self.ended = ended  # the peer's certificate has ended (``accept_stream``)
+        self.peer_features = peer_features  # from the peer's hello (``HELLO_FEATURES``)
         self._send_key = send_key
         self._recv_key = recv_key
         self._sent = 0

@@ -14,9 +14,9 @@ their certificate), then the opener sends one request, a msgpack map with ``op``
            for those, and both merge. Between members that agree, the whole exchange is
            the versions and a nearly empty answer: at 100 members about 3 KB instead of
            the 50 KB of a full state. Claims in the versions (suspect, unreachable,
-           asleep, off) are applied as those in a full state. A member that closes the
-           stream on a ``versions`` request (an older agent, for which it is an unknown
-           op) gets a full ``sync`` at once, and from then on until its record changes.
+           asleep, off) are applied as those in a full state. An opener sends it to
+           members whose stream hello offers ``versions`` (``sealing.HELLO_FEATURES``),
+           a full ``sync`` to others (older agents).
 ``sync``   ``{"op": "sync", "state": [[record, state, incarnation], ...],
            "docs": {kind: root-signed document}, "burnt": [certificate, ...]}`` (the
            evidence of join tokens redeemed by two nodes); the responder answers with its own
@@ -69,7 +69,6 @@ from meshagent.transport import (
     MAX_STREAM_MESSAGE,
     Address,
     MessageStream,
-    StreamClosed,
     StreamRefused,
     TransportError,
     format_address,
@@ -88,15 +87,6 @@ _STATES = {state.value: state for state in MemberState}
 _NO_CLAIM = frozenset({MemberState.ALIVE.value, MemberState.LEFT.value})
 _BYE = codec.pack({"op": "bye"})
 MAX_BURNT_EVIDENCE = 64  # certificates (two per burnt join token) per state exchange
-MAX_FULL_STATE_PEERS = 1024  # members remembered as taking only full states (older agents)
-
-
-class _VersionsRefused(Exception):
-    """The responder closed the stream on a ``versions`` request: an older agent."""
-
-    def __init__(self, peer_id: bytes) -> None:
-        super().__init__(peer_id.hex())
-        self.peer_id = peer_id
 
 
 class StreamService:
@@ -105,10 +95,6 @@ class StreamService:
         self._outgoing: dict[bytes, asyncio.Task[None]] = {}
         self._incoming: dict[bytes, SealedStream] = {}
         self._outgoing_streams: dict[bytes, SealedStream] = {}
-        # Members that refused a ``versions`` request -> the incarnation of the record
-        # they had then: they get full states until their record changes (a restart,
-        # perhaps on a newer agent).
-        self._full_state_only: dict[bytes, int] = {}
 
     # ---------------------------------------------------------------- opener side
 
@@ -169,32 +155,9 @@ class StreamService:
         return data
 
     async def sync(self, address: Address, expect: bytes | None = None) -> bool:
-        """Push-pull with whatever member listens at ``address``; False if it failed.
-
-        A ``versions`` exchange, or a full ``sync`` with a member that does not take one:
-        one that closed the stream on our ``versions`` request gets the full state at
-        once, and from then on while its record is the one it had."""
-        if expect is not None and expect in self._full_state_only:
-            entry = self.m._members.get(expect)
-            if entry is not None and entry.record.incarnation == self._full_state_only[expect]:
-                return await self._exchange(address, expect, versions=False)
-            del self._full_state_only[expect]
-        try:
-            return await self._exchange(address, expect, versions=True)
-        except _VersionsRefused as refused:
-            if not await self._exchange(address, refused.peer_id, versions=False):
-                return False
-            self.m.counters["syncs_in_full"] += 1
-            entry = self.m._members.get(refused.peer_id)
-            if entry is not None:
-                if len(self._full_state_only) >= MAX_FULL_STATE_PEERS:
-                    self._full_state_only.clear()
-                self._full_state_only[refused.peer_id] = entry.record.incarnation
-            return True
-
-    async def _exchange(self, address: Address, expect: bytes | None, *,
-                        versions: bool) -> bool:
-        """One state exchange as the opener; _VersionsRefused when ``versions`` was."""
+        """Push-pull with whatever member listens at ``address``; False if it failed. A
+        ``versions`` exchange when the member's hello offers it, else a full ``sync`` (an
+        older agent: counted in ``syncs_in_full``)."""
         try:
             sealed = await self._open(address, expect)
         except (TransportError, SealError) as exc:
@@ -202,14 +165,12 @@ class StreamService:
             log.debug("sync_failed", peer=f"{address[0]}:{address[1]}", error=str(exc))
             return False
         try:
+            versions = "versions" in sealed.peer_features
+            if not versions:
+                self.m.counters["syncs_in_full"] += 1
             await sealed.send(self._versions_request() if versions else self._state())
-            try:
-                reply = await sealed.recv(self.m.profile.stream_timeout_s * 2)
-            except StreamClosed:
-                if versions:
-                    raise _VersionsRefused(sealed.peer_id) from None
-                raise
-            answer = codec.unpack(reply, MAX_STREAM_MESSAGE)
+            answer = codec.unpack(await sealed.recv(self.m.profile.stream_timeout_s * 2),
+                                  MAX_STREAM_MESSAGE)
             if not isinstance(answer, dict):
                 raise DecodeError("state is not a map")
             if versions:
