@@ -2,32 +2,49 @@
 
 ``meshagent run`` runs on asyncio's own loop unless the configuration asks for uvloop
 (``runtime.event_loop = "uvloop"``, Linux and macOS, the ``uvloop`` extra). uvloop
-spends about half the CPU per event, which is what a mass join is made of, but a seed
-on uvloop answered fewer of a hundred simultaneous joins in time on a loaded machine
-(BENCHMARKS.md has both figures), so it is a choice, not the default.
+spends less CPU per event, which is what a mass join is made of (BENCHMARKS.md has the
+figures); it is a choice, not the default, for the open reports the README names.
 
     factory = loop_factory("uvloop")    # uvloop.new_event_loop; None for asyncio's
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main())
 
-The loops differ in one way that matters here: asyncio drops a write to a stream that
-is closing, uvloop raises RuntimeError. Every stream write that can race with a peer
-going away (sessions, handshakes, the control socket) goes through
-``write_unless_closing``, so both loops behave like asyncio's.
+The loops differ in two ways that matter here:
+
+* asyncio drops a write to a stream that is closing, uvloop raises RuntimeError. Every
+  stream write that can race with a peer going away (sessions, handshakes, the control
+  socket) goes through ``write_unless_closing``, so both loops behave like asyncio's.
+* asyncio's TCP servers accept every pending connection (up to the backlog) when the
+  listening socket is readable; uvloop's accept one per loop iteration (since
+  libuv#3696). A seed on uvloop, busy with a mass join, took seconds to accept 99
+  joiners, and a quarter of their hellos timed out. ``start_stream_server`` gives both
+  loops asyncio's behaviour.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib
+import socket
 import sys
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from meshagent.errors import ConfigError
+from meshagent.log import get_logger
 
 __all__ = ["EVENT_LOOPS", "loop_factory", "loop_name", "uvloop_factory",
-           "write_unless_closing", "cancel_and_wait"]
+           "write_unless_closing", "cancel_and_wait", "start_stream_server",
+           "StreamServer"]
+
+log = get_logger(__name__)
+
+ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
+# Out of descriptors or memory: accepting again at once would spin, so wait a moment.
+_ACCEPT_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_ACCEPT_RETRY_S = 1.0
 
 EVENT_LOOPS = ("asyncio", "uvloop")
 
@@ -79,3 +96,107 @@ async def cancel_and_wait(task: asyncio.Task[None] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+class StreamServer(Protocol):
+    """What ``start_stream_server`` returns: asyncio's ``Server`` or ``BatchAcceptServer``."""
+
+    @property
+    def sockets(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
+async def start_stream_server(client_connected: ClientConnected, host: str, port: int, *,
+                              backlog: int, family: int) -> StreamServer:
+    """A TCP listener on ``host``:``port`` that hands each connection to
+    ``client_connected(reader, writer)`` like ``asyncio.start_server``, accepting every
+    pending connection whenever the socket is readable, on either loop."""
+    loop = asyncio.get_running_loop()
+    if loop_name(loop) == "asyncio":
+        return await asyncio.start_server(client_connected, host, port, backlog=backlog,
+                                          reuse_address=True, family=family)
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        listener.bind((host, port))
+        listener.listen(backlog)
+        listener.setblocking(False)
+    except BaseException:
+        listener.close()
+        raise
+    return BatchAcceptServer(loop, listener, client_connected, backlog)
+
+
+class BatchAcceptServer:
+    """Accepts up to ``backlog`` pending connections each time ``listener`` is readable,
+    as asyncio's own servers do, and serves each as ``asyncio.start_server`` would."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, listener: socket.socket,
+                 client_connected: ClientConnected, backlog: int) -> None:
+        self._loop = loop
+        self._listener = listener
+        self._client_connected = client_connected
+        self._backlog = backlog
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        loop.add_reader(listener.fileno(), self.accept_pending)
+
+    def accept_pending(self) -> int:
+        """Accept what is pending (up to the backlog); how many were accepted."""
+        accepted = 0
+        for _ in range(self._backlog):
+            try:
+                connection, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except ConnectionAbortedError:
+                continue  # gone before we took it
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_RESOURCE_ERRORS:
+                    raise
+                log.warn_limited("accept_failed", key=str(exc.errno), error=str(exc),
+                                 retry_s=_ACCEPT_RETRY_S)
+                self._loop.remove_reader(self._listener.fileno())
+                self._loop.call_later(_ACCEPT_RETRY_S, self._listen_again)
+                break
+            connection.setblocking(False)
+            task = self._loop.create_task(self._serve(connection))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            accepted += 1
+        return accepted
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening socket, as ``asyncio.Server.sockets`` gives it."""
+        return () if self._closed else (self._listener,)
+
+    def _listen_again(self) -> None:
+        if not self._closed:
+            self._loop.add_reader(self._listener.fileno(), self.accept_pending)
+
+    async def _serve(self, connection: socket.socket) -> None:
+        reader = asyncio.StreamReader(loop=self._loop)
+        protocol = asyncio.StreamReaderProtocol(reader, self._client_connected,
+                                                loop=self._loop)
+        try:
+            await self._loop.connect_accepted_socket(lambda: protocol, connection)
+        except OSError:
+            connection.close()
+
+    def close(self) -> None:
+        """Stop listening (connections already handed over go on)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self._listener.fileno())
+        self._listener.close()
+
+    async def wait_closed(self) -> None:
+        for task in list(self._tasks):
+            await cancel_and_wait(task)

@@ -13,7 +13,8 @@ One agent listens on one port for both kinds of traffic (``network.port``):
 
 Two implementations of the ``Transport`` protocol:
 
-* ``UdpTransport``: real sockets (asyncio datagram endpoint + ``asyncio.start_server``).
+* ``UdpTransport``: real sockets (asyncio datagram endpoint + a TCP listener,
+  ``eventloop.start_stream_server``).
   A connect that the peer's kernel refuses raises ``StreamRefused``: on a live host that
   means no agent is listening, which membership treats as proof that an agent crashed.
 * ``MemoryNetwork`` / ``MemoryTransport``: the same behaviour inside one process for
@@ -43,7 +44,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from meshagent.errors import MeshError
-from meshagent.eventloop import write_unless_closing
+from meshagent.eventloop import StreamServer, start_stream_server, write_unless_closing
 from meshagent.log import get_logger
 
 __all__ = [
@@ -283,7 +284,7 @@ class UdpTransport:
         self._on_datagram: DatagramHandler | None = None
         self._streams = _StreamDispatcher(self.counters)
         self._udp: asyncio.DatagramTransport | None = None
-        self._server: asyncio.base_events.Server | None = None
+        self._server: StreamServer | None = None
         self._opened: set[asyncio.StreamWriter] = set()
         self.receive_buffer = 0  # bytes the kernel granted the UDP socket (see start)
 
@@ -303,9 +304,8 @@ class UdpTransport:
                 family=family)
             port = udp.get_extra_info("sockname")[1]
             try:
-                self._server = await asyncio.start_server(
-                    self._accept, self._host, port, backlog=self._backlog,
-                    reuse_address=True, family=family)
+                self._server = await start_stream_server(
+                    self._accept, self._host, port, backlog=self._backlog, family=family)
             except OSError:
                 udp.close()
                 if self._port:
