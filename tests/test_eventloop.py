@@ -102,9 +102,9 @@ def test_uvloop_raises_where_asyncio_drops_which_is_why_writes_are_guarded() -> 
     _on(uvloop.new_event_loop, main)
 
 
-async def _pending_connections(count: int, port: int) -> list[socket.socket]:
+def _pending_connections(count: int, port: int) -> list[socket.socket]:
     """``count`` connections the kernel completed and the server has not accepted yet
-    (blocking connects from this thread: the loop does not run meanwhile)."""
+    (blocking connects from the loop's thread: the loop does not run meanwhile)."""
     return [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(count)]
 
 
@@ -119,7 +119,7 @@ def test_a_burst_of_connections_is_served_on_either_loop(choice: str) -> None:
         server = await start_stream_server(echo, "127.0.0.1", 0, backlog=64,
                                            family=socket.AF_INET)
         port = server.sockets[0].getsockname()[1]
-        clients = await _pending_connections(40, port)
+        clients = _pending_connections(40, port)
         streams = [await asyncio.open_connection(sock=client) for client in clients]
         for index, (_reader, writer) in enumerate(streams):
             writer.write(b"%04d" % index)
@@ -147,7 +147,7 @@ def test_uvloop_listener_takes_every_pending_connection_at_once() -> None:
         server = await start_stream_server(handed_over, "127.0.0.1", 0, backlog=64,
                                            family=socket.AF_INET)
         assert isinstance(server, BatchAcceptServer)
-        clients = await _pending_connections(25, server.sockets[0].getsockname()[1])
+        clients = _pending_connections(25, server.sockets[0].getsockname()[1])
         accepted = server.accept_pending()  # one readiness event's worth
         await asyncio.wait_for(connected.wait(), 5)
         for writer in served:
