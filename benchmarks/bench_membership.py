@@ -2,7 +2,7 @@
 
     python benchmarks/bench_membership.py [--json] [--quick] [--sizes 20,50,100]
                                           [--idle-seconds 30] [--profile lan]
-                                          [--event-loop asyncio|uvloop]
+                                          [--event-loop auto|asyncio|uvloop]
                                           [--join-repeats K] [--perf]
 
 Every agent is a separate ``meshagent run`` process on its own 127.x address. Timing
@@ -272,7 +272,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         _agent_config(args))
             try:
                 startup = await mesh.start()
-                say(f"N={size}: {size} agents up and listening after {startup:.1f}s")
+                ran_on = (await query(mesh.agents[0].node.socket, "status"))["event_loop"]
+                result["event_loop_ran"] = ran_on  # what ``auto`` chose
+                say(f"N={size}: {size} agents up and listening after {startup:.1f}s, "
+                    f"on {ran_on}")
                 split = CpuSplit([a.pid for a in mesh.agents if a.pid],
                                  Path(tmp) / f"join-n{size}.perf") if args.perf else None
                 joined = await measure_join(mesh, args.join_timeout, split)
@@ -430,8 +433,9 @@ def main() -> int:
                         help="give up on join convergence after this many seconds")
     parser.add_argument("--max-peers", type=int, default=20,
                         help="sessions.max_peers of every agent (default 20)")
-    parser.add_argument("--event-loop", default="asyncio", choices=list(EVENT_LOOPS),
-                        help="runtime.event_loop of every agent (default asyncio)")
+    parser.add_argument("--event-loop", default="auto", choices=list(EVENT_LOOPS),
+                        help="runtime.event_loop of every agent (default auto, the "
+                             "agent's: uvloop where it is installed)")
     parser.add_argument("--join-repeats", type=int, default=1, metavar="K",
                         help="join K fresh meshes of each size (the first also measures "
                              "the rest); reports every join and their median")

@@ -190,9 +190,10 @@ class LogConfig:
 class RuntimeConfig:
     """[runtime]: how the agent process runs."""
 
-    event_loop: str = _key("Event loop: asyncio, or uvloop (Linux and macOS, installed with "
-                           "the uvloop extra: less CPU per event; see the README before "
-                           "choosing it for a seed).", "asyncio", choices=EVENT_LOOPS)
+    event_loop: str = _key("Event loop: auto (uvloop where it is installed, as it is on "
+                           "Linux and macOS, else asyncio's own), asyncio, or uvloop "
+                           "(an error where it cannot be imported).", "auto",
+                           choices=EVENT_LOOPS)
 
 
 @dataclass(frozen=True)

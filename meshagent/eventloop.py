@@ -1,11 +1,12 @@
 """Which event loop runs the agent, and the one place where loops differ for our code.
 
-``meshagent run`` runs on asyncio's own loop unless the configuration asks for uvloop
-(``runtime.event_loop = "uvloop"``, Linux and macOS, the ``uvloop`` extra). uvloop
-spends less CPU per event, which is what a mass join is made of (BENCHMARKS.md has the
-figures); it is a choice, not the default, for the open reports the README names.
+``meshagent run`` runs on uvloop where it is installed (a dependency on Linux and macOS;
+the frozen agent carries it) and on asyncio's own loop elsewhere: ``runtime.event_loop``
+is ``auto`` unless the configuration names ``asyncio`` or ``uvloop``. uvloop spends less
+CPU per event, which is what a mass join is made of (BENCHMARKS.md has the figures).
+Naming ``uvloop`` where it cannot be imported is a configuration error, not a fallback.
 
-    factory = loop_factory("uvloop")    # uvloop.new_event_loop; None for asyncio's
+    factory = loop_factory("auto")      # uvloop.new_event_loop here; None for asyncio's
     with asyncio.Runner(loop_factory=factory) as runner:
         runner.run(main())
 
@@ -46,7 +47,7 @@ ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]
 _ACCEPT_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _ACCEPT_RETRY_S = 1.0
 
-EVENT_LOOPS = ("asyncio", "uvloop")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 
 def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -61,13 +62,16 @@ def uvloop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The loop factory for ``asyncio.Runner`` (None: asyncio's default loop);
-    ConfigError for an unknown choice or for uvloop where it cannot be imported."""
+    """The loop factory for ``asyncio.Runner`` (None: asyncio's default loop): ``auto`` is
+    uvloop where it can be imported, else asyncio's. ConfigError for an unknown choice or
+    for ``uvloop`` named where it cannot be imported."""
     if choice not in EVENT_LOOPS:
         raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}, not {choice!r}")
     if choice == "asyncio":
         return None
     factory = uvloop_factory()
+    if choice == "auto":
+        return factory
     if factory is None:
         raise ConfigError("event_loop = \"uvloop\" but uvloop cannot be imported here")
     return factory

@@ -45,15 +45,22 @@ def test_uvloop_where_it_cannot_be_imported_is_a_config_error(
 
 
 def test_unknown_choice_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="asyncio, uvloop"):
+    with pytest.raises(ConfigError, match="auto, asyncio, uvloop"):
         loop_factory("trio")
 
 
 def test_config_takes_the_choice_and_refuses_others() -> None:
-    assert parse_config({}).runtime.event_loop == "asyncio"
+    assert parse_config({}).runtime.event_loop == "auto"
     assert parse_config({"runtime": {"event_loop": "uvloop"}}).runtime.event_loop == "uvloop"
     with pytest.raises(ConfigError, match="runtime.event_loop"):
-        parse_config({"runtime": {"event_loop": "auto"}})
+        parse_config({"runtime": {"event_loop": "trio"}})
+
+
+def test_auto_is_uvloop_where_it_is_installed_and_asyncio_elsewhere(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert loop_factory("auto") is uvloop.new_event_loop
+    _without_uvloop(monkeypatch)
+    assert loop_factory("auto") is None  # asyncio's own, not an error
 
 
 def _on(factory: Callable[[], asyncio.AbstractEventLoop] | None, main: Any) -> Any:

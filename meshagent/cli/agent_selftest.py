@@ -77,7 +77,10 @@ def _signing_check() -> CheckResult:
 
 
 def _event_loop_check(choice: str) -> CheckResult:
-    """A TCP round trip on the loop ``event_loop = choice`` takes."""
+    """A TCP round trip on the loop ``event_loop = choice`` takes (``auto``: uvloop where
+    it can be imported, as ``meshagent run`` would choose)."""
+    expected = choice if choice != "auto" else ("uvloop" if uvloop_factory() else "asyncio")
+
     async def round_trip() -> str:
         async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.write(await reader.readexactly(4))
@@ -104,5 +107,5 @@ def _event_loop_check(choice: str) -> CheckResult:
         return CheckResult(name, False, f"{type(exc).__name__}: {exc}")
     # The module's own version: a frozen executable carries no package metadata.
     version = getattr(sys.modules.get(ran_on), "__version__", "") if ran_on == "uvloop" else ""
-    return CheckResult(name, ran_on == choice, f"{ran_on} {version}".rstrip()
+    return CheckResult(name, ran_on == expected, f"{ran_on} {version}".rstrip()
                        + ": stream round trip")
