@@ -74,7 +74,11 @@ class CpuSplit:
         self._control = self._acks = -1
 
     def _command(self, command: str, timeout: float = 120.0) -> None:
-        os.write(self._control, command.encode() + b"\n")
+        try:
+            os.write(self._control, command.encode() + b"\n")
+        except BrokenPipeError:  # perf has exited already: its end of the pipe is closed
+            raise RuntimeError(f"perf record did not acknowledge {command!r}: it has "
+                               "exited") from None
         ready, _, _ = select.select([self._acks], [], [], timeout)
         if not ready or not os.read(self._acks, 16).startswith(b"ack"):
             raise RuntimeError(f"perf record did not acknowledge {command!r}")

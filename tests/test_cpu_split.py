@@ -4,12 +4,15 @@ for the processes measured only."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import cpu_split
 from cpu_split import CpuSplit, shares_of
 
 REPORT = """\
@@ -56,3 +59,24 @@ def test_a_perf_that_never_starts_recording_is_an_error_and_is_not_left_running(
     assert split._recorder is None and split._control == split._acks == -1
     with pytest.raises(RuntimeError, match="without start"):
         split.stop()
+
+
+def test_a_perf_gone_before_the_first_command_is_the_same_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When perf has already exited as the first command is written, the write fails
+    with EPIPE: that is the same "did not acknowledge" error, not a BrokenPipeError."""
+    fake = tmp_path / "perf"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+
+    class ExitedAtOnce(subprocess.Popen):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.wait()  # perf is gone before start writes its first command
+
+    monkeypatch.setattr(cpu_split.subprocess, "Popen", ExitedAtOnce)
+    split = CpuSplit([os.getpid()], tmp_path / "join.perf")
+    with pytest.raises(RuntimeError, match="did not acknowledge 'ping': it has exited"):
+        split.start()
+    assert split._recorder is None and split._control == split._acks == -1
