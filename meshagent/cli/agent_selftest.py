@@ -4,8 +4,9 @@ Runs ``meshagent.core.selftest`` (NIST AES-GCM vectors shipped as package data, 
 vectors for Ed25519, X25519 and HKDF, frames, tunnel, replay window and route table on the
 C core and on the pure-Python twin), then signs and checks a document as the agent signs
 its record (pycryptodome), then a
-stream round trip on each event loop ``meshagent run`` can take here (asyncio's, and
-uvloop where it is installed), and prints one line per check. Exit status 0 when every
+stream round trip on each event loop ``meshagent run`` can take here (asyncio's, uvloop
+where it is installed, and the one ``auto``, the default, picks), and prints one line per
+check. Exit status 0 when every
 check passed, 1 otherwise. In a frozen executable this proves the bundled C core,
 libcrypto and uvloop are the ones built for it.
 """
