@@ -316,6 +316,11 @@ async def test_pushed_certificate_waits_for_its_node_to_come_back(
                                  and a.membership.member(identity.node_id).state
                                  != MemberState.ALIVE for a in agents[:2]), 15,
                      "the laptop gone")
+    # The copy goes to a member the pusher sees alive and has a route to; routes settle
+    # a moment after the laptop went (on a loaded machine, after the check above).
+    await wait_until(lambda: agents[0].router.route_to(agents[1].node_id) is not None
+                     and agents[0].membership.member(agents[1].node_id).state
+                     == MemberState.ALIVE, 15, "the other member reachable")
     root = MeshRoot.load(tmp_path / "mesh" / ROOT_FILE)
     renewal = root.issue_certificate(identity.sign_public, identity.dh_public, ["node"],
                                      "node3", lifetime_s=2 * 365 * 86400)
