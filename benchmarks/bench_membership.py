@@ -16,7 +16,10 @@ Measured, per mesh size N:
 - join: seconds until every agent sees all N alive (the last agent's last transition);
   with ``--join-repeats K``, K joins of fresh meshes and their median; the CPU the agents
   used meanwhile, per agent, and with ``--perf`` its split by shared object
-  (``cpu_split.py``: Python interpreter, the C core's cryptography, kernel);
+  (``cpu_split.py``: Python interpreter, the C core's cryptography, kernel); when the
+  seed admitted the joiners and how long each admitted record took to reach every agent
+  (the join's two parts), and each agent's milliseconds on a CPU and waiting for one
+  (``join_timeline.py``);
 - kill -9 of one agent: seconds until every other agent sees it unreachable (max, median);
 - SIGSTOP of one agent (largest mesh <= 50): seconds until every other agent sees it
   unreachable, right after the join (every member still in its newcomer grace) and once
@@ -50,6 +53,7 @@ from typing import Any
 
 import psutil
 from cpu_split import CpuSplit, perf_available
+from join_timeline import RunQueue, admissions, spread_after_admission
 from serf_baseline import SerfMesh, serf_available
 
 from meshagent.demo import AgentProcess, DemoError, create_mesh, query, wait_for
@@ -111,7 +115,9 @@ async def measure_join(mesh: Mesh, timeout: float, split: CpuSplit | None = None
     when its view last changed before all were alive together (``stable``); suspicions
     raised meanwhile (nobody failed, so every one is false); the CPU the agents used from
     the join order to the poll that saw them converged (``cpu_ms_per_agent``), and where
-    it went when ``split`` records it."""
+    it went when ``split`` records it; when the seed admitted each joiner (``admitted``)
+    and how long each admitted record took to reach every agent (``spread``), and the
+    agents' time on a CPU and waiting for one (``run_queue``, ``join_timeline.py``)."""
     processes = [psutil.Process(agent.pid) for agent in mesh.agents if agent.pid]
     if split is not None:
         try:
@@ -121,9 +127,11 @@ async def measure_join(mesh: Mesh, timeout: float, split: CpuSplit | None = None
             split = None
     try:
         cpu0 = sum(sum(p.cpu_times()[:2]) for p in processes)
+        queue = RunQueue([p.pid for p in processes])
         t0 = time.time()
         converged = await _join_and_wait(mesh, timeout)
         cpu = sum(sum(p.cpu_times()[:2]) for p in processes) - cpu0
+        run_queue = queue.stop()
     finally:
         shares = _stop(split)
     views = await mesh.all_states(mesh.agents)
@@ -134,9 +142,13 @@ async def measure_join(mesh: Mesh, timeout: float, split: CpuSplit | None = None
     first = [max(min(at for state, at in v["history"] if state == "alive")
                  for v in view.values()) - t0 for view in views]
     stable = [max(v["since"] for v in view.values()) - t0 for view in views]
+    ids = [mesh.ids[agent.node.name] for agent in mesh.agents]
+    admitted = admissions(views, ids)
     return {"converged": True, "first": first, "stable": stable,
             "suspicions": _suspicions(views, t0),
-            "cpu_ms_per_agent": cpu / len(processes) * 1000, "cpu_split": shares}
+            "cpu_ms_per_agent": cpu / len(processes) * 1000, "cpu_split": shares,
+            "admitted": [at - t0 for at in admitted.values()],
+            "spread": spread_after_admission(views, ids, admitted), "run_queue": run_queue}
 
 
 def _stop(split: CpuSplit | None) -> dict[str, float] | None:
@@ -310,6 +322,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"agent, on {os.cpu_count()} cores"
                     + ("" if joined["cpu_split"] is None else "; by perf: " + ", ".join(
                         f"{name} {share:.1%}" for name, share in joined["cpu_split"].items())))
+                _timeline(size, joined, result)
                 if size == idle_size:
                     # Silent right after the join: every member is still in its newcomer
                     # grace (Profile.probe_grace_s), which must not delay the detection.
@@ -349,6 +362,30 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             if not args.no_serf and serf_available():
                 await _serf_baseline(Path(tmp), size, 230 + index, args.serf_timeout, result)
     return result
+
+
+def _timeline(size: int, joined: dict[str, Any], result: dict[str, Any]) -> None:
+    """The join's two parts and the run queue (``join_timeline.py``), into ``result``."""
+    parts = []
+    for name, values in (("seed_admitted", joined["admitted"]),
+                         ("spread_after_admission", joined["spread"])):
+        if values:
+            result[f"join_n{size}_{name}_median_s"] = round(statistics.median(values), 3)
+            result[f"join_n{size}_{name}_max_s"] = round(max(values), 3)
+    admitted, spread = joined["admitted"], joined["spread"]
+    if admitted and spread:
+        parts.append(f"the seed admitted the joiners after {statistics.median(admitted):.2f}s "
+                     f"(median) to {max(admitted):.2f}s, and each admitted record reached "
+                     f"every agent {statistics.median(spread):.2f}s (median) to "
+                     f"{max(spread):.2f}s later")
+    queue = joined["run_queue"]
+    if queue is not None:
+        result[f"join_n{size}_running_ms_per_agent"] = round(queue["running_ms"], 1)
+        result[f"join_n{size}_waiting_ms_per_agent"] = round(queue["waiting_ms"], 1)
+        parts.append(f"each agent ran {queue['running_ms']:.0f} ms and waited "
+                     f"{queue['waiting_ms']:.0f} ms for a CPU")
+    if parts:
+        say(f"N={size}: " + "; ".join(parts))
 
 
 async def _repeat_joins(args: argparse.Namespace, root: Path, size: int, index: int,
