@@ -15,6 +15,7 @@ from meshagent.identity import NodeIdentity
 from meshagent.membership import Membership, MemberState
 from meshagent.membership import swim as swim_module
 from meshagent.membership.messages import Alive, Suspect
+from meshagent.membership.sealing import SealedStream
 from meshagent.membership.suspicion import LocalHealth
 from meshagent.profiles import Profile
 from meshagent.record import NodeRecord
@@ -1074,6 +1075,42 @@ def test_idle_member_gossips_only_when_there_is_news(monkeypatch: pytest.MonkeyP
         await wait_until(lambda: all(n.member(nodes[0].node_id).record.tags.get("rack") == "7"
                                      for n in nodes), 2, "the update everywhere")
         assert nodes[0].node_id in rounds
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+@pytest.mark.parametrize("full_state", [False, True], ids=["versions", "sync"])
+def test_the_responder_admits_a_joiner_before_its_answer_leaves(
+        full_state: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The responder of a state exchange merges the opener's entries, a joiner's record,
+    before it sends its answer: sending a large answer waits for the opener to read it.
+    The answer is still the state taken before merging: it does not carry the joiner's
+    own record back."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=35)
+        nodes = await _started(kit, network, 5)
+        responder = nodes[1]
+        joiner = kit.node(network.transport(("10.0.9.1", 7946)))
+        if full_state:
+            responder.keys.features = ()  # an older agent: the joiner sends a full sync
+        await joiner.start()
+        answers: list[tuple[bool, bytes]] = []
+        send = SealedStream.send
+
+        async def watched_send(self: SealedStream, message: bytes) -> None:
+            if self.peer_id == joiner.node_id and responder.keys.knows(joiner.node_id):
+                answers.append((responder.member(joiner.node_id) is not None, message))
+            await send(self, message)
+        monkeypatch.setattr(SealedStream, "send", watched_send)
+        assert await joiner.join([responder.transport.local_address]) == 1
+        # The first message sent to the joiner is the responder's answer: nobody else
+        # knows the joiner before the responder merges its record.
+        admitted, answer = answers[0]
+        assert admitted
+        entries = codec.unpack(answer)["state"]
+        assert joiner.record.wire not in [entry[0] for entry in entries]
+        assert len(entries) == 5  # the responder's state before the joiner: 5 members
         await kit.stop_all()
 
     run_virtual(scenario())
