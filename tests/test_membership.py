@@ -19,7 +19,7 @@ from meshagent.membership.sealing import SealedStream
 from meshagent.membership.suspicion import LocalHealth
 from meshagent.profiles import Profile
 from meshagent.record import NodeRecord
-from meshagent.transport import MemoryNetwork
+from meshagent.transport import Address, MemoryNetwork
 from tests.mesh.meshkit import (
     FAST,
     MeshKit,
@@ -133,8 +133,11 @@ def test_a_versions_exchange_between_agreeing_members_carries_no_records() -> No
         assert responder.counters["sync_entries_wanted"] == wanted
         assert opener.counters["syncs_in_full"] == 0  # its hello offered versions
         request = opener.counters["state_bytes_sent"] - sent
-        # On the stream: the hello (with our certificate), then the sealed request.
-        assert request < opener.counters["stream_bytes_sent"] - written < request + 1000
+        # On the stream: the hello (with our certificate and record), then the sealed
+        # request.
+        hello_record = len(opener.record.wire)
+        assert request < opener.counters["stream_bytes_sent"] - written < (
+            request + 1000 + hello_record)
         await kit.stop_all()
         return request, full
 
@@ -1086,7 +1089,8 @@ def test_the_responder_admits_a_joiner_before_its_answer_leaves(
     """The responder of a state exchange merges the opener's entries, a joiner's record,
     before it sends its answer: sending a large answer waits for the opener to read it.
     The answer is still the state taken before merging: it does not carry the joiner's
-    own record back."""
+    own record back. (The joiner here is an older agent, whose hello carries no record:
+    a newer one is admitted on its hello, see the next test.)"""
     async def scenario() -> None:
         kit, network = MeshKit(), MemoryNetwork(seed=35)
         nodes = await _started(kit, network, 5)
@@ -1094,6 +1098,12 @@ def test_the_responder_admits_a_joiner_before_its_answer_leaves(
         joiner = kit.node(network.transport(("10.0.9.1", 7946)))
         if full_state:
             responder.keys.features = ()  # an older agent: the joiner sends a full sync
+        open_stream = joiner.streams._open
+
+        async def without_record(address: Address, expect: bytes | None,
+                                 record: bytes | None = None) -> SealedStream:
+            return await open_stream(address, expect)
+        monkeypatch.setattr(joiner.streams, "_open", without_record)
         await joiner.start()
         answers: list[tuple[bool, bytes]] = []
         send = SealedStream.send
@@ -1111,6 +1121,33 @@ def test_the_responder_admits_a_joiner_before_its_answer_leaves(
         entries = codec.unpack(answer)["state"]
         assert joiner.record.wire not in [entry[0] for entry in entries]
         assert len(entries) == 5  # the responder's state before the joiner: 5 members
+        await kit.stop_all()
+
+    run_virtual(scenario())
+
+
+def test_a_joiner_is_admitted_on_its_hello_before_its_request() -> None:
+    """A state exchange's opener sends its own record in its stream hello: the responder
+    admits a joiner on reading the hello, before any request, and announces it (news of
+    a join). The node's address is the one its record advertises."""
+    async def scenario() -> None:
+        kit, network = MeshKit(), MemoryNetwork(seed=36)
+        nodes = await _started(kit, network, 4)
+        responder = nodes[1]
+        joiner = kit.node(network.transport(("10.0.9.2", 7946)))
+        await joiner.start()
+        sealed = await joiner.streams._open(responder.transport.local_address,
+                                            responder.node_id, joiner.record.wire)
+        try:
+            await wait_until(lambda: responder.member(joiner.node_id) is not None, 1.0,
+                             "the joiner admitted on its hello")
+            member = responder.member(joiner.node_id)
+            assert member is not None and member.record.wire == joiner.record.wire
+            assert member.address == joiner.transport.local_address
+            await wait_until(lambda: all(n.member(joiner.node_id) for n in nodes), 5.0,
+                             "the admission spread by gossip")
+        finally:
+            sealed.close()
         await kit.stop_all()
 
     run_virtual(scenario())

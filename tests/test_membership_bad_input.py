@@ -356,3 +356,45 @@ def test_a_stream_hello_with_malformed_features_is_dropped() -> None:
         await _still_healthy(kit, nodes)
 
     run_virtual(scenario())
+
+
+def test_a_stream_hello_record_that_is_not_the_openers_own_is_dropped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record in a stream hello must be its opener's own and verify like any record:
+    another node's record, a forged one, or one that does not parse is dropped with a
+    counter and admits nobody, and the exchange itself goes on; a record that is not
+    bytes drops the stream as malformed."""
+    async def scenario() -> None:
+        kit, network, nodes, _ = await _mesh()
+        opener, victim = nodes[0], nodes[1]
+        stranger = kit.node(network.transport(("10.0.9.3", 7946)))  # never started
+        strangers_record = NodeRecord.sign(stranger.identity, stranger.certificate,
+                                           incarnation=1, hostname="stranger",
+                                           addresses=["10.0.9.3:7946"])
+        own = opener.record
+        forged = NodeRecord.sign(opener.identity, opener.certificate,
+                                 incarnation=own.incarnation + 1, hostname="forged")
+        forged_wire = forged.signed.__class__(forged.signed.kind, forged.signed.body,
+                                              forged.signed.signer, bytes(64)).to_wire()
+        counters = ("dropped_malformed_record", "dropped_bad_signature", "dropped_malformed")
+        before = {name: victim.counters[name] for name in counters}
+        for record in (strangers_record.wire, forged_wire, b"\x01garbage"):
+            sealed = await opener.streams._open(victim.transport.local_address,
+                                                victim.node_id, record)
+            sealed.close()
+        await asyncio.sleep(0.1)
+        assert victim.member(stranger.node_id) is None
+        assert victim.member(opener.node_id).record.wire == own.wire
+        assert victim.counters["dropped_malformed_record"] - before[counters[0]] == 2
+        assert victim.counters["dropped_bad_signature"] - before[counters[1]] == 1
+
+        hello = opener.keys._hello
+        monkeypatch.setattr(opener.keys, "_hello", lambda nonce, record=None: codec.pack(
+            {**codec.unpack(hello(nonce)), "record": 12345}))
+        assert not await opener.streams.sync_with(victim.node_id)
+        assert victim.counters["dropped_malformed"] - before[counters[2]] == 1
+        monkeypatch.undo()
+        assert await opener.streams.sync_with(victim.node_id)  # the exchange goes on
+        await _still_healthy(kit, nodes)
+
+    run_virtual(scenario())

@@ -29,8 +29,8 @@ Datagrams
     member may read anyway.
 
 Streams (full-state exchange, TCP pings, liveness watches)
-    opener -> responder: hello {v, node, cert, nonce, features}   (plaintext: certificates
-    responder -> opener: hello {v, node, cert, nonce, features}    are public)
+    opener -> responder: hello {v, node, cert, nonce, features[, record]}  (plaintext:
+    responder -> opener: hello {v, node, cert, nonce, features}    certificates are public)
     keys = HKDF-SHA256(secret, 64, salt = mesh id,
                        info = "meshagent/stream" | opener | responder | nonce_o | nonce_r)
     then length-prefixed AES-256-GCM messages, nonce = per-direction message counter.
@@ -41,6 +41,12 @@ Streams (full-state exchange, TCP pings, liveness watches)
     ``features`` names the stream requests a side takes beyond the first release's
     (``HELLO_FEATURES``; absent from an older agent's hello): the opener reads the
     responder's before choosing its request (``SealedStream.peer_features``).
+    ``record`` is the opener's own signed node record, sent when it opens a state
+    exchange (``SealedStream.peer_record``): a joiner's record reaches the responder one
+    round trip before its request does. It is read before the opener has proven its key,
+    so it is worth exactly what the signatures inside it are worth, like gossip: the
+    receiver verifies it as any record and does not take the stream's source address for
+    the node's (a replayed hello replays a record, nothing more). Older agents ignore it.
 
 AES-GCM, HKDF and the replay window come from ``meshagent.core``; X25519 from the node's
 identity.
@@ -61,7 +67,7 @@ from meshagent import codec, core
 from meshagent.errors import DecodeError, MeshError
 from meshagent.identity import MembershipCertificate, NodeIdentity, RevocationList
 from meshagent.membership.ratelimit import SourceRateLimiter
-from meshagent.record import RecordRejected, RecordVerifier
+from meshagent.record import MAX_RECORD_BYTES, RecordRejected, RecordVerifier
 from meshagent.transport import MessageStream
 
 __all__ = ["PeerKeys", "SealError", "SealedStream", "DATAGRAM_OVERHEAD"]
@@ -308,11 +314,13 @@ class PeerKeys:
     # -- streams ----------------------------------------------------------------------
 
     async def open_stream(self, stream: MessageStream, timeout: float,
-                          expect: bytes | None = None) -> SealedStream:
-        """Opener side of the stream hello; ``expect`` is the node we meant to reach."""
+                          expect: bytes | None = None,
+                          record: bytes | None = None) -> SealedStream:
+        """Opener side of the stream hello; ``expect`` is the node we meant to reach,
+        ``record`` our own node record for the hello (a state exchange's)."""
         nonce = os.urandom(16)
-        await stream.send(self._hello(nonce))
-        peer, peer_nonce, features = self._read_hello(await stream.recv(timeout))
+        await stream.send(self._hello(nonce, record))
+        peer, peer_nonce, features, _ = self._read_hello(await stream.recv(timeout))
         if expect is not None and peer.cert.node_id != expect:
             raise SealError("stream answered by another node", "bad_certificate")
         return self._sealed(stream, peer, self.node_id, peer.cert.node_id, nonce, peer_nonce,
@@ -323,20 +331,26 @@ class PeerKeys:
         """Responder side. With ``ended_ok`` a certificate that was valid until it ended
         (this mesh's, root-signed, not revoked) is accepted too, and the stream says so
         (``SealedStream.ended``): the caller serves such a peer nothing but its renewal."""
-        peer, peer_nonce, features = self._read_hello(await stream.recv(timeout), ended_ok)
+        peer, peer_nonce, features, record = self._read_hello(await stream.recv(timeout),
+                                                              ended_ok)
         nonce = os.urandom(16)
         await stream.send(self._hello(nonce))
-        return self._sealed(stream, peer, peer.cert.node_id, self.node_id, peer_nonce, nonce,
-                            opener=False, peer_features=features)
+        sealed = self._sealed(stream, peer, peer.cert.node_id, self.node_id, peer_nonce,
+                              nonce, opener=False, peer_features=features)
+        sealed.peer_record = record
+        return sealed
 
-    def _hello(self, nonce: bytes) -> bytes:
-        return codec.pack({"v": VERSION, "node": self.node_id, "cert": self.certificate_wire,
-                           "nonce": nonce, "features": self.features})
+    def _hello(self, nonce: bytes, record: bytes | None = None) -> bytes:
+        hello = {"v": VERSION, "node": self.node_id, "cert": self.certificate_wire,
+                 "nonce": nonce, "features": self.features}
+        if record is not None:
+            hello["record"] = record
+        return codec.pack(hello)
 
     def _read_hello(self, data: bytes, ended_ok: bool = False,
-                    ) -> tuple[_Peer, bytes, frozenset[str]]:
+                    ) -> tuple[_Peer, bytes, frozenset[str], bytes | None]:
         try:
-            hello = codec.unpack(data, MAX_CERT_BYTES + 1024)
+            hello = codec.unpack(data, MAX_CERT_BYTES + MAX_RECORD_BYTES + 1024)
         except DecodeError as exc:
             raise SealError(f"stream hello: {exc}", "malformed") from exc
         if not isinstance(hello, dict) or hello.get("v") != VERSION or not isinstance(
@@ -347,6 +361,10 @@ class PeerKeys:
         if not (isinstance(features, list) and len(features) <= MAX_FEATURES and all(
                 isinstance(name, str) and len(name) <= 32 for name in features)):
             raise SealError("stream hello features are not a short list of names", "malformed")
+        record = hello.get("record")
+        if record is not None and not (isinstance(record, bytes)
+                                       and len(record) <= MAX_RECORD_BYTES):
+            raise SealError("stream hello record is not a record's bytes", "malformed")
         ended = None
         try:
             cert = self.verifier.certificate(hello["cert"], self._revocations())
@@ -365,9 +383,9 @@ class PeerKeys:
         if ended is not None:
             # Not learnt: its datagrams stay refused. One stream's worth of keys.
             return (_Peer(ended, _digest(hello["cert"]), ended=True), hello["nonce"],
-                    frozenset(features))
+                    frozenset(features), record)
         self.learn(cert)
-        return self._peers[cert.node_id], hello["nonce"], frozenset(features)
+        return self._peers[cert.node_id], hello["nonce"], frozenset(features), record
 
     def _ended_certificate(self, wire: bytes) -> MembershipCertificate | None:
         """``wire`` if it is a certificate of this mesh that was valid until it ended and
@@ -403,6 +421,8 @@ class SealedStream:
         self.peer_id = peer.node_id
         self.ended = ended  # the peer's certificate has ended (``accept_stream``)
         self.peer_features = peer_features  # from the peer's hello (``HELLO_FEATURES``)
+        # The opener's own record from its hello (responder side; unverified bytes).
+        self.peer_record: bytes | None = None
         self._send_key = send_key
         self._recv_key = recv_key
         self._sent = 0

@@ -1,7 +1,9 @@
 """Membership over TCP: full-state exchange, TCP pings and liveness watches.
 
 Every stream starts with the sealed-stream hello of ``sealing.PeerKeys`` (both sides prove
-their certificate), then the opener sends one request, a msgpack map with ``op``:
+their certificate; the opener of a state exchange adds its own record, which the
+responder takes at once, ``_admit``), then the opener sends one request, a msgpack map
+with ``op``:
 
 ``versions`` ``{"op": "versions", "held": [[node id, state, state incarnation, record
            incarnation], ...], "state": [our own entry], "docs": ..., "burnt": ...}``: a
@@ -65,6 +67,7 @@ from meshagent.log import get_logger
 from meshagent.membership.messages import Power, Suspect
 from meshagent.membership.sealing import SealedStream, SealError
 from meshagent.membership.state import MemberState
+from meshagent.record import RecordError
 from meshagent.transport import (
     CHANNEL_MEMBERSHIP,
     MAX_STREAM_MESSAGE,
@@ -99,13 +102,14 @@ class StreamService:
 
     # ---------------------------------------------------------------- opener side
 
-    async def _open(self, address: Address, expect: bytes | None) -> SealedStream:
+    async def _open(self, address: Address, expect: bytes | None,
+                    record: bytes | None = None) -> SealedStream:
         timeout = self.m.profile.stream_timeout_s
         reader, writer = await self.m.transport.open_stream(address, CHANNEL_MEMBERSHIP,
                                                             timeout)
         stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE, self.m.counters)
         try:
-            return await self.m.keys.open_stream(stream, timeout, expect)
+            return await self.m.keys.open_stream(stream, timeout, expect, record)
         except BaseException:
             stream.close()
             raise
@@ -160,7 +164,9 @@ class StreamService:
         ``versions`` exchange when the member's hello offers it, else a full ``sync`` (an
         older agent: counted in ``syncs_in_full``)."""
         try:
-            sealed = await self._open(address, expect)
+            # Our record rides in the hello: the responder admits a joiner on reading it
+            # (``_admit``), a round trip before our request arrives.
+            sealed = await self._open(address, expect, self.m.record.wire)
         except (TransportError, SealError) as exc:
             self.m.counters["syncs_failed"] += 1
             log.debug("sync_failed", peer=f"{address[0]}:{address[1]}", error=str(exc))
@@ -279,6 +285,8 @@ class StreamService:
         stream = MessageStream(reader, writer, MAX_STREAM_MESSAGE, m.counters)
         try:
             sealed = await m.keys.accept_stream(stream, timeout, ended_ok=True)
+            if sealed.peer_record is not None and not sealed.ended:
+                self._admit(sealed.peer_record, sealed.peer_id, peer)
             request = codec.unpack(await sealed.recv(timeout), MAX_STREAM_MESSAGE)
             op = request.get("op") if isinstance(request, dict) else None
             if op == "renewal":
@@ -313,6 +321,26 @@ class StreamService:
             m.counters["streams_broken"] += 1
         finally:
             stream.close()
+
+    def _admit(self, record: bytes, opener: bytes, peer: Address) -> None:
+        """Take the record an opener sent in its hello, its own (``sealing``): it reaches
+        us a round trip before the opener's request. A seed of a mass join admits every
+        joiner as soon as it reads the hello: at 100 agents on 2 cores the requests waited
+        0.1-1.8 s behind the seed's other work, and each admission starts its record's
+        spread. The hello is not yet authenticated: the record is checked as gossip is,
+        and the node's address is the one it advertises, not this stream's source."""
+        m = self.m
+        if m.node_of_wire(record) is not None:
+            return  # held already: a member's periodic exchange
+        try:
+            node_id = m.verifier.parse(record).node_id
+        except RecordError as exc:
+            m._drop(exc.reason, peer, f"hello record: {exc}")
+            return
+        if node_id != opener:
+            m._drop("malformed_record", peer, "hello record of another node")
+            return
+        m.accept_record(record, peer)
 
     async def _answer_versions(self, sealed: SealedStream, request: dict[str, Any]) -> None:
         """Answer a ``versions`` request, merge it, then merge the entries we asked for.
