@@ -1083,14 +1083,16 @@ def test_idle_member_gossips_only_when_there_is_news(monkeypatch: pytest.MonkeyP
     run_virtual(scenario())
 
 
-@pytest.mark.parametrize("full_state", [False, True], ids=["versions", "sync"])
+@pytest.mark.parametrize(("full_state", "hello_record"),
+                         [(False, False), (True, False), (False, True)],
+                         ids=["versions", "sync", "record-in-hello"])
 def test_the_responder_admits_a_joiner_before_its_answer_leaves(
-        full_state: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+        full_state: bool, hello_record: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The responder of a state exchange merges the opener's entries, a joiner's record,
     before it sends its answer: sending a large answer waits for the opener to read it.
-    The answer is still the state taken before merging: it does not carry the joiner's
-    own record back. (The joiner here is an older agent, whose hello carries no record:
-    a newer one is admitted on its hello, see the next test.)"""
+    The answer does not carry the joiner's own record back, whether the joiner was
+    admitted on its hello (see the next test) or, an older agent whose hello carries no
+    record, on its request."""
     async def scenario() -> None:
         kit, network = MeshKit(), MemoryNetwork(seed=35)
         nodes = await _started(kit, network, 5)
@@ -1103,7 +1105,8 @@ def test_the_responder_admits_a_joiner_before_its_answer_leaves(
         async def without_record(address: Address, expect: bytes | None,
                                  record: bytes | None = None) -> SealedStream:
             return await open_stream(address, expect)
-        monkeypatch.setattr(joiner.streams, "_open", without_record)
+        if not hello_record:
+            monkeypatch.setattr(joiner.streams, "_open", without_record)
         await joiner.start()
         answers: list[tuple[bool, bytes]] = []
         send = SealedStream.send
