@@ -53,7 +53,7 @@ from typing import Any
 
 import psutil
 from cpu_split import CpuSplit, perf_available
-from join_timeline import RunQueue, admissions, spread_after_admission
+from join_timeline import RunQueue, admissions, first_alive, spread_after_admission
 from serf_baseline import SerfMesh, serf_available
 
 from meshagent.demo import AgentProcess, DemoError, create_mesh, query, wait_for
@@ -139,8 +139,8 @@ async def measure_join(mesh: Mesh, timeout: float, split: CpuSplit | None = None
         seen = [sum(1 for v in view.values() if v["state"] == "alive") for view in views]
         return {"converged": False, "alive_seen_mean": statistics.mean(seen),
                 "suspicions": _suspicions(views, t0)}
-    first = [max(min(at for state, at in v["history"] if state == "alive")
-                 for v in view.values()) - t0 for view in views]
+    # Converged: every agent has seen every member alive (``first_alive`` is never None).
+    first = [max(first_alive(view, node) or t0 for node in view) - t0 for view in views]
     stable = [max(v["since"] for v in view.values()) - t0 for view in views]
     ids = [mesh.ids[agent.node.name] for agent in mesh.agents]
     admitted = admissions(views, ids)

@@ -12,7 +12,7 @@ from meshagent import codec
 from meshagent.membership import Membership
 from meshagent.membership.messages import Alive, Digest, encode_one, pack_encoded
 from meshagent.membership.swim import MAX_DATAGRAM_IN
-from meshagent.record import NodeRecord
+from meshagent.record import MAX_RECORD_BYTES, NodeRecord
 from meshagent.transport import CHANNEL_MEMBERSHIP, MemoryNetwork, MemoryTransport
 from tests.mesh.meshkit import MeshKit, converged, memory_mesh, run_virtual, wait_until
 
@@ -363,7 +363,7 @@ def test_a_stream_hello_record_that_is_not_the_openers_own_is_dropped(
     """The record in a stream hello must be its opener's own and verify like any record:
     another node's record, a forged one, or one that does not parse is dropped with a
     counter and admits nobody, and the exchange itself goes on; a record that is not
-    bytes drops the stream as malformed."""
+    bytes, or longer than a record may be, drops the stream as malformed."""
     async def scenario() -> None:
         kit, network, nodes, _ = await _mesh()
         opener, victim = nodes[0], nodes[1]
@@ -382,17 +382,21 @@ def test_a_stream_hello_record_that_is_not_the_openers_own_is_dropped(
             sealed = await opener.streams._open(victim.transport.local_address,
                                                 victim.node_id, record)
             sealed.close()
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: victim.counters["dropped_malformed_record"]
+                         - before[counters[0]] >= 2 and victim.counters[
+                             "dropped_bad_signature"] - before[counters[1]] >= 1, 1.0,
+                         "the three hello records dropped")
         assert victim.member(stranger.node_id) is None
         assert victim.member(opener.node_id).record.wire == own.wire
         assert victim.counters["dropped_malformed_record"] - before[counters[0]] == 2
         assert victim.counters["dropped_bad_signature"] - before[counters[1]] == 1
 
         hello = opener.keys._hello
-        monkeypatch.setattr(opener.keys, "_hello", lambda nonce, record=None: codec.pack(
-            {**codec.unpack(hello(nonce)), "record": 12345}))
-        assert not await opener.streams.sync_with(victim.node_id)
-        assert victim.counters["dropped_malformed"] - before[counters[2]] == 1
+        for bad in (12345, bytes(MAX_RECORD_BYTES + 1)):  # not bytes; oversize
+            monkeypatch.setattr(opener.keys, "_hello", lambda nonce, record=None, bad=bad:
+                                codec.pack({**codec.unpack(hello(nonce)), "record": bad}))
+            assert not await opener.streams.sync_with(victim.node_id)
+        assert victim.counters["dropped_malformed"] - before[counters[2]] == 2
         monkeypatch.undo()
         assert await opener.streams.sync_with(victim.node_id)  # the exchange goes on
         await _still_healthy(kit, nodes)

@@ -335,10 +335,8 @@ class PeerKeys:
                                                               ended_ok)
         nonce = os.urandom(16)
         await stream.send(self._hello(nonce))
-        sealed = self._sealed(stream, peer, peer.cert.node_id, self.node_id, peer_nonce,
-                              nonce, opener=False, peer_features=features)
-        sealed.peer_record = record
-        return sealed
+        return self._sealed(stream, peer, peer.cert.node_id, self.node_id, peer_nonce, nonce,
+                            opener=False, peer_features=features, peer_record=record)
 
     def _hello(self, nonce: bytes, record: bytes | None = None) -> bytes:
         hello = {"v": VERSION, "node": self.node_id, "cert": self.certificate_wire,
@@ -401,13 +399,14 @@ class PeerKeys:
 
     def _sealed(self, stream: MessageStream, peer: _Peer, opener_id: bytes,
                 responder_id: bytes, opener_nonce: bytes, responder_nonce: bytes, *,
-                opener: bool, peer_features: frozenset[str]) -> SealedStream:
+                opener: bool, peer_features: frozenset[str],
+                peer_record: bytes | None = None) -> SealedStream:
         info = b"meshagent/stream" + opener_id + responder_id + opener_nonce + responder_nonce
         keys = core.hkdf_sha256(self._secret(peer), 64, self.mesh_id, info)
         opener_key, responder_key = keys[:32], keys[32:]
         send, recv = (opener_key, responder_key) if opener else (responder_key, opener_key)
         return SealedStream(stream, peer.cert, send, recv, ended=peer.ended,
-                            peer_features=peer_features)
+                            peer_features=peer_features, peer_record=peer_record)
 
 
 class SealedStream:
@@ -415,14 +414,15 @@ class SealedStream:
 
     def __init__(self, stream: MessageStream, peer: MembershipCertificate, send_key: bytes,
                  recv_key: bytes, *, ended: bool = False,
-                 peer_features: frozenset[str] = frozenset()) -> None:
+                 peer_features: frozenset[str] = frozenset(),
+                 peer_record: bytes | None = None) -> None:
         self.stream = stream
         self.peer = peer
         self.peer_id = peer.node_id
         self.ended = ended  # the peer's certificate has ended (``accept_stream``)
         self.peer_features = peer_features  # from the peer's hello (``HELLO_FEATURES``)
         # The opener's own record from its hello (responder side; unverified bytes).
-        self.peer_record: bytes | None = None
+        self.peer_record = peer_record
         self._send_key = send_key
         self._recv_key = recv_key
         self._sent = 0
