@@ -1,10 +1,13 @@
 """The pieces of membership on their own: messages, piggyback queue, Lifeguard timers,
-rate limiter, profiles, pairwise sealing."""
+rate limiter, profiles, pairwise sealing, the rule that follows ring successors with
+watches."""
 
 from __future__ import annotations
 
 import math
 import random
+import types
+from typing import Any
 
 import pytest
 
@@ -24,6 +27,12 @@ from meshagent.membership.messages import (
 )
 from meshagent.membership.ratelimit import SourceRateLimiter
 from meshagent.membership.sealing import PeerKeys, SealError
+from meshagent.membership.state import MemberState
+from meshagent.membership.streams import (
+    WATCH_SETTLE_MAX_PROBES,
+    WATCH_SETTLE_PROBES,
+    StreamService,
+)
 from meshagent.membership.suspicion import LocalHealth, Suspicion
 from meshagent.profiles import Profile
 from meshagent.record import RecordVerifier
@@ -373,3 +382,112 @@ def test_every_message_type_checks_each_field_and_round_trips() -> None:
             broken[index] = 3.5
             decoded, errors = decode_messages(codec.pack([broken, messages.Ack(1).encode()]))
             assert decoded == [messages.Ack(1)] and len(errors) == 1
+
+
+# ---------------------------------------------------------------- watch reconciliation
+
+
+class _Ring:
+    """What ``StreamService.reconcile_watches`` reads of a membership: the live members,
+    the profile, event-loop time; the watches it spawns are recorded, not run."""
+
+    def __init__(self, members: int) -> None:
+        self.profile = Profile.LAN
+        self.running = True
+        self.now = 100.0
+        self.node_id = bytes([0x80]) * 16
+        self._members: dict[bytes, types.SimpleNamespace] = {}
+        self._digest = types.SimpleNamespace(count_changed_at=self.now)
+        self.spawned: list[bytes] = []
+        for index in range(members):
+            self.add(bytes([0x81 + 4 * index]) * 16)
+        self.add(self.node_id)
+
+    def add(self, node_id: bytes) -> None:
+        self._members[node_id] = types.SimpleNamespace(state=MemberState.ALIVE)
+        self._digest.count_changed_at = self.now
+
+    def _now(self) -> float:
+        return self.now
+
+    def _spawn(self, coroutine: Any) -> Any:
+        self.spawned.append(coroutine.cr_frame.f_locals["node_id"])
+        coroutine.close()
+        return types.SimpleNamespace(cancel=lambda: None)
+
+
+def _successors(ring: _Ring) -> set[bytes]:
+    ids = sorted(ring._members)
+    start = ids.index(ring.node_id)
+    return {ids[(start + step) % len(ids)] for step in (1, 2)}
+
+
+def test_watches_wait_until_the_successors_hold_still() -> None:
+    """A mass join moves our successors with nearly every arrival: no watch is opened
+    while they move, the final ones once they have held still for the settle time."""
+    ring = _Ring(members=4)
+    service = StreamService(ring)  # type: ignore[arg-type]
+    interval = ring.profile.probe_interval_s
+    service.reconcile_watches()
+    for arrival in range(WATCH_SETTLE_MAX_PROBES // 2):
+        # A new member between us and our successors at every probe round.
+        ring.add(bytes([0x80]) * 15 + bytes([0xF0 - arrival]))
+        ring.now += interval
+        service.reconcile_watches()
+    assert ring.spawned == []
+    ring.now += (WATCH_SETTLE_PROBES - 1) * interval
+    service.reconcile_watches()
+    assert ring.spawned == []  # still one probe interval short of the settle time
+    ring.now += interval
+    service.reconcile_watches()
+    assert set(ring.spawned) == _successors(ring) and len(ring.spawned) == 2
+
+
+def test_watches_wait_until_the_view_stops_growing() -> None:
+    """Settled successors are not enough while members still arrive elsewhere on the
+    ring: the view of a mass join grows until its end."""
+    ring = _Ring(members=4)
+    service = StreamService(ring)  # type: ignore[arg-type]
+    interval = ring.profile.probe_interval_s
+    service.reconcile_watches()
+    successors = _successors(ring)
+    for arrival in range(2 * WATCH_SETTLE_PROBES):
+        ring.add(bytes([0x01 + arrival]) * 16)  # before our predecessor: not a successor
+        ring.now += interval
+        service.reconcile_watches()
+    assert _successors(ring) == successors and ring.spawned == []
+    ring.now += WATCH_SETTLE_PROBES * interval
+    service.reconcile_watches()
+    assert set(ring.spawned) == successors
+
+
+def test_successors_that_never_hold_still_are_watched_that_much_late() -> None:
+    ring = _Ring(members=4)
+    service = StreamService(ring)  # type: ignore[arg-type]
+    interval = ring.profile.probe_interval_s
+    service.reconcile_watches()
+    started = ring.now
+    arrival = 0
+    while not ring.spawned:
+        arrival += 1
+        assert arrival <= WATCH_SETTLE_MAX_PROBES + 1, "never watched"
+        ring.add(bytes([0x80]) * 15 + bytes([0xF0 - arrival]))
+        ring.now += interval
+        service.reconcile_watches()
+    assert ring.now - started >= WATCH_SETTLE_MAX_PROBES * interval
+    assert set(ring.spawned) == _successors(ring)
+
+
+def test_a_failed_watch_of_settled_successors_is_opened_again_at_once() -> None:
+    ring = _Ring(members=4)
+    service = StreamService(ring)  # type: ignore[arg-type]
+    interval = ring.profile.probe_interval_s
+    service.reconcile_watches()
+    ring.now += WATCH_SETTLE_PROBES * interval
+    service.reconcile_watches()
+    assert len(ring.spawned) == 2
+    failed = ring.spawned[0]
+    del service._outgoing[failed]  # what ``_watch`` does when its stream cannot open
+    ring.now += interval
+    service.reconcile_watches()
+    assert ring.spawned[2:] == [failed]

@@ -91,6 +91,10 @@ _STATES = {state.value: state for state in MemberState}
 _NO_CLAIM = frozenset({MemberState.ALIVE.value, MemberState.LEFT.value})
 _BYE = codec.pack({"op": "bye"})
 MAX_BURNT_EVIDENCE = 64  # certificates (two per burnt join token) per state exchange
+# Watches follow our ring successors once they have held still this many probe intervals,
+# and at most this many late while they keep moving (see ``reconcile_watches``).
+WATCH_SETTLE_PROBES = 2
+WATCH_SETTLE_MAX_PROBES = 20
 
 
 class StreamService:
@@ -99,6 +103,11 @@ class StreamService:
         self._outgoing: dict[bytes, asyncio.Task[None]] = {}
         self._incoming: dict[bytes, SealedStream] = {}
         self._outgoing_streams: dict[bytes, SealedStream] = {}
+        # The successors last computed, since when (event-loop time) they have been
+        # those, and since when the watches have differed from them (None: they match).
+        self._successors: set[bytes] = set()
+        self._successors_since = 0.0
+        self._differs_since: float | None = None
 
     # ---------------------------------------------------------------- opener side
 
@@ -437,7 +446,17 @@ class StreamService:
     # ---------------------------------------------------------------- watches
 
     def reconcile_watches(self) -> None:
-        """Watch our ``watch_peers`` successors on the ring of live node ids."""
+        """Watch our ``watch_peers`` successors on the ring of live node ids, once they
+        and the number of members we hold have held still for ``WATCH_SETTLE_PROBES``
+        probe intervals, or have kept moving for ``WATCH_SETTLE_MAX_PROBES`` (a mesh that
+        never settles is still watched, that much late). A watch that failed is opened
+        again at once.
+
+        Each watch costs both ends a TCP connection and a stream handshake. In a mass
+        join the successors move with the arrivals, and when they are settled the view
+        is still growing: watches opened then took about a tenth of the join's CPU at 100
+        agents on 2 cores, in the middle of the join (BENCHMARKS.md). Meanwhile a crash
+        is still found within a probe: the crashed agent's port refuses its TCP leg."""
         m = self.m
         if not m.running:
             return
@@ -447,6 +466,20 @@ class StreamService:
             start = ring.index(m.node_id) if m.node_id in ring else 0
             for step in range(1, min(m.profile.watch_peers, len(ring) - 1) + 1):
                 wanted.add(ring[(start + step) % len(ring)])
+        now = m._now()
+        if wanted != self._successors:
+            self._successors, self._successors_since = wanted, now
+        if wanted == self._outgoing.keys():
+            self._differs_since = None
+            return
+        if self._differs_since is None:
+            self._differs_since = now
+        interval = m.profile.probe_interval_s
+        moved = max(self._successors_since, m._digest.count_changed_at)
+        if (now - moved < WATCH_SETTLE_PROBES * interval
+                and now - self._differs_since < WATCH_SETTLE_MAX_PROBES * interval):
+            return
+        self._differs_since = None
         for node_id in list(self._outgoing):
             if node_id not in wanted:
                 self._end_watch(node_id)
