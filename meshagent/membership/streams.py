@@ -91,8 +91,9 @@ _STATES = {state.value: state for state in MemberState}
 _NO_CLAIM = frozenset({MemberState.ALIVE.value, MemberState.LEFT.value})
 _BYE = codec.pack({"op": "bye"})
 MAX_BURNT_EVIDENCE = 64  # certificates (two per burnt join token) per state exchange
-# Watches follow our ring successors once they have held still this many probe intervals,
-# and at most this many late while they keep moving (see ``reconcile_watches``).
+# Watches follow our ring successors once they and our member count have held still this
+# many probe intervals, and at most this many late while they keep moving (see
+# ``reconcile_watches``).
 WATCH_SETTLE_PROBES = 2
 WATCH_SETTLE_MAX_PROBES = 20
 
