@@ -389,7 +389,8 @@ def test_every_message_type_checks_each_field_and_round_trips() -> None:
 
 class _Ring:
     """What ``StreamService.reconcile_watches`` reads of a membership: the live members,
-    the profile, event-loop time; the watches it spawns are recorded, not run."""
+    the profile, event-loop time; the watches it spawns are recorded, not run
+    (``_service``)."""
 
     def __init__(self, members: int) -> None:
         self.profile = Profile.LAN
@@ -410,10 +411,17 @@ class _Ring:
     def _now(self) -> float:
         return self.now
 
-    def _spawn(self, coroutine: Any) -> Any:
-        self.spawned.append(coroutine.cr_frame.f_locals["node_id"])
-        coroutine.close()
+    def _spawn(self, watched: bytes) -> Any:
+        self.spawned.append(watched)
         return types.SimpleNamespace(cancel=lambda: None)
+
+
+def _service(ring: _Ring) -> StreamService:
+    """A stream service over ``ring`` whose watches are the watched node ids themselves,
+    handed to ``ring._spawn`` instead of a coroutine."""
+    service = StreamService(ring)  # type: ignore[arg-type]
+    service._watch = lambda node_id: node_id  # type: ignore[assignment,method-assign,return-value]
+    return service
 
 
 def _successors(ring: _Ring) -> set[bytes]:
@@ -426,7 +434,7 @@ def test_watches_wait_until_the_successors_hold_still() -> None:
     """A mass join moves our successors with nearly every arrival: no watch is opened
     while they move, the final ones once they have held still for the settle time."""
     ring = _Ring(members=4)
-    service = StreamService(ring)  # type: ignore[arg-type]
+    service = _service(ring)
     interval = ring.profile.probe_interval_s
     service.reconcile_watches()
     for arrival in range(WATCH_SETTLE_MAX_PROBES // 2):
@@ -447,7 +455,7 @@ def test_watches_wait_until_the_view_stops_growing() -> None:
     """Settled successors are not enough while members still arrive elsewhere on the
     ring: the view of a mass join grows until its end."""
     ring = _Ring(members=4)
-    service = StreamService(ring)  # type: ignore[arg-type]
+    service = _service(ring)
     interval = ring.profile.probe_interval_s
     service.reconcile_watches()
     successors = _successors(ring)
@@ -463,7 +471,7 @@ def test_watches_wait_until_the_view_stops_growing() -> None:
 
 def test_successors_that_never_hold_still_are_watched_that_much_late() -> None:
     ring = _Ring(members=4)
-    service = StreamService(ring)  # type: ignore[arg-type]
+    service = _service(ring)
     interval = ring.profile.probe_interval_s
     service.reconcile_watches()
     started = ring.now
@@ -478,16 +486,35 @@ def test_successors_that_never_hold_still_are_watched_that_much_late() -> None:
     assert set(ring.spawned) == _successors(ring)
 
 
-def test_a_failed_watch_of_settled_successors_is_opened_again_at_once() -> None:
-    ring = _Ring(members=4)
-    service = StreamService(ring)  # type: ignore[arg-type]
-    interval = ring.profile.probe_interval_s
+def _watched_then_failed(ring: _Ring) -> tuple[StreamService, bytes]:
+    """A service whose successors settled and were watched; then one watch failed."""
+    service = _service(ring)
     service.reconcile_watches()
-    ring.now += WATCH_SETTLE_PROBES * interval
+    ring.now += WATCH_SETTLE_PROBES * ring.profile.probe_interval_s
     service.reconcile_watches()
     assert len(ring.spawned) == 2
     failed = ring.spawned[0]
     del service._outgoing[failed]  # what ``_watch`` does when its stream cannot open
+    return service, failed
+
+
+def test_a_failed_watch_of_settled_successors_is_opened_again_at_once() -> None:
+    ring = _Ring(members=4)
+    service, failed = _watched_then_failed(ring)
+    interval = ring.profile.probe_interval_s
     ring.now += interval
+    service.reconcile_watches()
+    assert ring.spawned[2:] == [failed]
+
+
+def test_a_failed_watch_waits_while_the_view_grows() -> None:
+    ring = _Ring(members=4)
+    service, failed = _watched_then_failed(ring)
+    interval = ring.profile.probe_interval_s
+    ring.add(bytes([0x01]) * 16)  # a member arrives elsewhere on the ring
+    ring.now += interval
+    service.reconcile_watches()
+    assert ring.spawned[2:] == []
+    ring.now += WATCH_SETTLE_PROBES * interval
     service.reconcile_watches()
     assert ring.spawned[2:] == [failed]

@@ -451,7 +451,7 @@ class StreamService:
         and the number of members we hold have held still for ``WATCH_SETTLE_PROBES``
         probe intervals, or have kept moving for ``WATCH_SETTLE_MAX_PROBES`` (a mesh that
         never settles is still watched, that much late). A watch that failed is opened
-        again at once.
+        again under the same rule: at the next look if the view is still.
 
         Each watch costs both ends a TCP connection and a stream handshake. In a mass
         join the successors move with the arrivals, and when they are settled the view
